@@ -1,0 +1,78 @@
+//! Project automation: `cargo xtask <command>` (see `cargo xtask help`).
+//!
+//! Kept in the style of rust-analyzer's xtask: plain std, no build of the main crates needed
+//! to run `setup`, because `setup` provisions what those crates link against.
+
+mod setup;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+Commands:
+  setup            fetch MuJoCo 3.17.0, Gymnasium's XML models and CMake from PyPI with pip
+                   into .deps/ (idempotent; offline once done)
+  test [ARGS..]    setup, then `cargo test --workspace` (extra ARGS go to cargo test)
+  lint             cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
+  reproduce-d4rl   the paper's table (not built yet: see docs/roadmap.md)
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next().unwrap_or_else(|| "help".into());
+    let rest: Vec<String> = args.collect();
+    match cmd.as_str() {
+        "setup" => setup::run(&project_root()),
+        "test" => {
+            setup::run(&project_root())?;
+            cargo(&["test", "--workspace"], &rest)
+        }
+        "lint" => {
+            setup::run(&project_root())?;
+            cargo(&["fmt", "--all", "--", "--check"], &[])?;
+            cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])
+        }
+        "reproduce-d4rl" => bail!(
+            "`reproduce-d4rl` is not built yet (issue 8); until then train with `ofql train` \
+             once it exists. See docs/roadmap.md."
+        ),
+        "help" | "-h" | "--help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{HELP}"),
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+}
+
+fn cargo(args: &[&str], extra: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .args(extra)
+        .current_dir(project_root())
+        .status()
+        .with_context(|| format!("could not start `{cargo}`"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
