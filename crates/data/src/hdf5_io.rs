@@ -1,18 +1,38 @@
-//! Thin helpers over `hdf5` for the array shapes D4RL uses.
+//! Thin helpers over `hdf5` for the array shapes and dtypes D4RL and Minari use.
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use ndarray::Array2;
+use anyhow::{Context, Result, bail};
+use hdf5::types::{FloatSize, TypeDescriptor, VarLenUnicode};
+use hdf5::{Conversion, H5Type};
+use ndarray::{Array2, ArrayView, Dimension};
+
+use crate::dataset::Dtype;
 
 /// gzip level D4RL's own files use; also what `ofql dataset generate` writes.
 pub const GZIP_LEVEL: u8 = 4;
 
+/// Rows per chunk: large enough for gzip to work well, small enough to read a slice fast.
+const CHUNK_ROWS: usize = 4096;
+
 /// Write a 2-D float32 array as a chunked, gzip-compressed dataset.
 pub fn write_f32_2d(file: &hdf5::File, name: &str, data: &Array2<f32>) -> Result<()> {
-    let rows = data.nrows().clamp(1, 4096);
-    file.new_dataset_builder()
-        .chunk((rows, data.ncols().max(1)))
+    write_array(file, name, data.view())
+}
+
+/// Write any array as a chunked, gzip-compressed dataset (chunks of whole rows).
+pub fn write_array<T: H5Type, D: Dimension>(
+    group: &hdf5::Group,
+    name: &str,
+    data: ArrayView<'_, T, D>,
+) -> Result<()> {
+    let mut chunk: Vec<usize> = data.shape().iter().map(|&d| d.max(1)).collect();
+    if let Some(rows) = chunk.first_mut() {
+        *rows = (*rows).min(CHUNK_ROWS);
+    }
+    group
+        .new_dataset_builder()
+        .chunk(chunk)
         .deflate(GZIP_LEVEL)
         .with_data(data)
         .create(name)
@@ -20,10 +40,118 @@ pub fn write_f32_2d(file: &hdf5::File, name: &str, data: &Array2<f32>) -> Result
     Ok(())
 }
 
-/// Read a 2-D float32 dataset; float64 data is converted.
-pub fn read_f32_2d(file: &hdf5::File, name: &str) -> Result<Array2<f32>> {
+/// Write float data in the requested on-disk dtype (f64 widens exactly).
+pub fn write_floats<D: Dimension>(
+    group: &hdf5::Group,
+    name: &str,
+    data: ArrayView<'_, f32, D>,
+    dtype: Dtype,
+) -> Result<()> {
+    match dtype {
+        Dtype::F32 => write_array(group, name, data),
+        Dtype::F64 => write_array(group, name, data.mapv(f64::from).view()),
+    }
+}
+
+/// Write a scalar string (variable-length UTF-8, as h5py writes `str`).
+pub fn write_string(group: &hdf5::Group, name: &str, value: &str) -> Result<()> {
+    let v: VarLenUnicode = value.parse().with_context(|| format!("string for `{name}`"))?;
+    group.new_dataset::<VarLenUnicode>().create(name)?.write_scalar(&v)?;
+    Ok(())
+}
+
+/// The float dtype of a dataset, or None for other types.
+pub fn float_dtype(ds: &hdf5::Dataset) -> Result<Option<Dtype>> {
+    Ok(match ds.dtype()?.to_descriptor()? {
+        TypeDescriptor::Float(FloatSize::U4) => Some(Dtype::F32),
+        TypeDescriptor::Float(FloatSize::U8) => Some(Dtype::F64),
+        _ => None,
+    })
+}
+
+/// Read a numeric dataset as f32 in row-major order, with its shape and source dtype.
+/// f64 is narrowed in Rust (round to nearest); integers are converted by HDF5.
+pub fn read_f32_raw(ds: &hdf5::Dataset) -> Result<(Vec<f32>, Vec<usize>, Dtype)> {
+    let shape = ds.shape();
+    let (values, dtype) = match float_dtype(ds)? {
+        Some(Dtype::F32) => (ds.read_raw::<f32>()?, Dtype::F32),
+        Some(Dtype::F64) => {
+            (ds.read_raw::<f64>()?.into_iter().map(|v| v as f32).collect(), Dtype::F64)
+        }
+        None => {
+            let raw = ds.as_reader().conversion(Conversion::Soft).read_raw::<f64>()?;
+            (raw.into_iter().map(|v| v as f32).collect(), Dtype::F32)
+        }
+    };
+    Ok((values, shape, dtype))
+}
+
+/// Read a 2-D float dataset as f32 (float64 is narrowed).
+pub fn read_f32_2d(file: &hdf5::Group, name: &str) -> Result<Array2<f32>> {
     let ds = file.dataset(name).with_context(|| format!("dataset `{name}` is missing"))?;
-    ds.read_2d::<f32>().with_context(|| format!("read dataset `{name}`"))
+    let (values, shape, _) = read_f32_raw(&ds).with_context(|| format!("read dataset `{name}`"))?;
+    if shape.len() != 2 {
+        bail!("dataset `{name}` has shape {shape:?}, expected 2 dimensions");
+    }
+    Ok(Array2::from_shape_vec((shape[0], shape[1]), values)?)
+}
+
+/// Read a 1-D flag array: HDF5/h5py booleans, or numbers where non-zero means true.
+pub fn read_flags(ds: &hdf5::Dataset) -> Result<Vec<bool>> {
+    Ok(match ds.dtype()?.to_descriptor()? {
+        TypeDescriptor::Boolean | TypeDescriptor::Enum(_) => {
+            ds.as_reader().conversion(Conversion::Soft).read_raw::<bool>()?
+        }
+        _ => ds
+            .as_reader()
+            .conversion(Conversion::Soft)
+            .read_raw::<f64>()?
+            .into_iter()
+            .map(|v| v != 0.0)
+            .collect(),
+    })
+}
+
+/// Read a scalar (or one-element) dataset as JSON: strings, integers, floats and booleans.
+/// None for arrays and other types (e.g. the SAC weights under D4RL's `metadata/policy`).
+pub fn read_scalar_json(ds: &hdf5::Dataset) -> Result<Option<serde_json::Value>> {
+    use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii};
+    if ds.size() != 1 {
+        return Ok(None);
+    }
+    let soft = || ds.as_reader().conversion(Conversion::Soft);
+    let value = match ds.dtype()?.to_descriptor()? {
+        TypeDescriptor::VarLenUnicode => soft().read_raw::<VarLenUnicode>()?[0].to_string().into(),
+        TypeDescriptor::VarLenAscii => soft().read_raw::<VarLenAscii>()?[0].to_string().into(),
+        TypeDescriptor::FixedAscii(_) => soft().read_raw::<FixedAscii<1024>>()?[0].to_string().into(),
+        TypeDescriptor::FixedUnicode(_) => {
+            soft().read_raw::<FixedUnicode<1024>>()?[0].to_string().into()
+        }
+        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) => {
+            soft().read_raw::<i64>()?[0].into()
+        }
+        TypeDescriptor::Float(_) => soft().read_raw::<f64>()?[0].into(),
+        TypeDescriptor::Boolean => soft().read_raw::<bool>()?[0].into(),
+        _ => return Ok(None),
+    };
+    Ok(Some(value))
+}
+
+/// Write a JSON scalar as an HDF5 scalar dataset; other JSON values are written as strings.
+pub fn write_scalar_json(group: &hdf5::Group, name: &str, value: &serde_json::Value) -> Result<()> {
+    use serde_json::Value;
+    match value {
+        Value::Bool(b) => group.new_dataset::<bool>().create(name)?.write_scalar(b)?,
+        Value::Number(n) if n.is_i64() => {
+            group.new_dataset::<i64>().create(name)?.write_scalar(&n.as_i64().unwrap_or(0))?
+        }
+        Value::Number(n) => {
+            group.new_dataset::<f64>().create(name)?.write_scalar(&n.as_f64().unwrap_or(f64::NAN))?
+        }
+        Value::String(s) => write_string(group, name, s)?,
+        other => write_string(group, name, &other.to_string())?,
+    }
+    Ok(())
 }
 
 /// Open an HDF5 file for reading with an error that names the file.
@@ -51,9 +179,48 @@ mod tests {
         let ds = f.dataset("observations").unwrap();
         assert!(ds.filters().iter().any(|x| matches!(x, Filter::Deflate(_))), "{:?}", ds.filters());
         assert_eq!(read_f32_2d(&f, "observations").unwrap(), obs);
+        assert_eq!(float_dtype(&ds).unwrap(), Some(Dtype::F32));
         // Compressed: far below the 68 kB of raw floats for such regular data.
         assert!(std::fs::metadata(&path).unwrap().len() < 68_000);
         let err = read_f32_2d(&f, "actions").unwrap_err();
         assert!(format!("{err:#}").contains("`actions` is missing"));
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use ndarray::array;
+
+    use super::*;
+
+    #[test]
+    fn float64_and_flags_and_scalars_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.hdf5");
+        let wide = array![[0.1f64, -2.5], [1e-8, 3.0]];
+        {
+            let f = hdf5::File::create(&path).unwrap();
+            write_array(&f, "x", wide.view()).unwrap();
+            write_array(&f, "flags", array![true, false, true].view()).unwrap();
+            write_array(&f, "ints", array![0u8, 2, 0].view()).unwrap();
+            write_string(&f, "name", "sac").unwrap();
+            write_scalar_json(&f, "iter", &serde_json::json!(42)).unwrap();
+            f.new_dataset::<hdf5::types::FixedAscii<8>>()
+                .create("fixed")
+                .unwrap()
+                .write_scalar(&hdf5::types::FixedAscii::<8>::from_ascii(b"abc").unwrap())
+                .unwrap();
+        }
+        let f = open(&path).unwrap();
+        let (v, shape, dtype) = read_f32_raw(&f.dataset("x").unwrap()).unwrap();
+        assert_eq!((shape, dtype), (vec![2, 2], Dtype::F64));
+        assert_eq!(v, wide.iter().map(|&x| x as f32).collect::<Vec<_>>());
+        assert_eq!(read_flags(&f.dataset("flags").unwrap()).unwrap(), vec![true, false, true]);
+        assert_eq!(read_flags(&f.dataset("ints").unwrap()).unwrap(), vec![false, true, false]);
+        let json = |k: &str| read_scalar_json(&f.dataset(k).unwrap()).unwrap();
+        assert_eq!(json("name"), Some(serde_json::json!("sac")));
+        assert_eq!(json("iter"), Some(serde_json::json!(42)));
+        assert_eq!(json("fixed"), Some(serde_json::json!("abc")));
+        assert_eq!(json("x"), None);
     }
 }

@@ -1,0 +1,197 @@
+//! The D4RL HDF5 layout: read files exactly as published, and write a `Dataset` the same way.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ndarray::{Array1, Array2};
+
+use crate::dataset::{Dataset, Dtype};
+use crate::error::DataError;
+use crate::hdf5_io;
+
+/// Read a D4RL file: `observations`, `actions`, `rewards` ((N,) or (N,1)), `terminals` are
+/// required; `timeouts`, `next_observations`, `infos/qpos`, `infos/qvel` and scalar
+/// `metadata/*` are read when present. Float64 files are narrowed to f32.
+pub fn read_d4rl(path: &Path) -> Result<Dataset> {
+    let file = open_hdf5(path)?;
+    let reader = Reader { file: &file, path };
+    let (observations, dtype) = reader.matrix("observations")?;
+    let (actions, _) = reader.matrix("actions")?;
+    let rewards = reader.vector("rewards")?;
+    let terminals = reader.flags("terminals")?;
+    let (timeouts, has_timeouts) = match reader.optional("timeouts") {
+        Some(_) => (reader.flags("timeouts")?, true),
+        None => (Array1::from_elem(terminals.len(), false), false),
+    };
+    let optional_matrix = |key: &str| -> Result<Option<Array2<f32>>> {
+        reader.optional(key).map(|_| reader.matrix(key).map(|m| m.0)).transpose()
+    };
+    let dataset = Dataset {
+        next_observations: optional_matrix("next_observations")?,
+        qpos: optional_matrix("infos/qpos")?,
+        qvel: optional_matrix("infos/qvel")?,
+        metadata: read_metadata(&file)?,
+        has_timeouts,
+        dtype,
+        ..Dataset::new(observations, actions, rewards, terminals, timeouts)
+    };
+    dataset.validate(path)?;
+    Ok(dataset)
+}
+
+/// Write `data` in D4RL's layout (gzip, chunked), floats as `dtype`, rewards as (N,),
+/// booleans as h5py writes them. `timeouts` is written only if the data had them.
+pub fn write_d4rl(path: &Path, data: &Dataset, dtype: Dtype) -> Result<()> {
+    let file = hdf5::File::create(path)
+        .with_context(|| format!("create HDF5 file {}", path.display()))?;
+    hdf5_io::write_floats(&file, "observations", data.observations.view(), dtype)?;
+    hdf5_io::write_floats(&file, "actions", data.actions.view(), dtype)?;
+    hdf5_io::write_floats(&file, "rewards", data.rewards.view(), dtype)?;
+    hdf5_io::write_array(&file, "terminals", data.terminals.view())?;
+    if data.has_timeouts {
+        hdf5_io::write_array(&file, "timeouts", data.timeouts.view())?;
+    }
+    if let Some(next) = &data.next_observations {
+        hdf5_io::write_floats(&file, "next_observations", next.view(), dtype)?;
+    }
+    if data.qpos.is_some() || data.qvel.is_some() {
+        let infos = file.create_group("infos")?;
+        for (key, arr) in [("qpos", &data.qpos), ("qvel", &data.qvel)] {
+            if let Some(arr) = arr {
+                hdf5_io::write_floats(&infos, key, arr.view(), dtype)?;
+            }
+        }
+    }
+    if !data.metadata.is_empty() {
+        let meta = file.create_group("metadata")?;
+        for (key, value) in &data.metadata {
+            let (group, name) = match key.rsplit_once('/') {
+                Some((parent, name)) => (ensure_group(&meta, parent)?, name),
+                None => (meta.clone(), key.as_str()),
+            };
+            hdf5_io::write_scalar_json(&group, name, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Open an HDF5 file, telling a missing file apart from a corrupt one.
+pub(crate) fn open_hdf5(path: &Path) -> Result<hdf5::File> {
+    if !path.exists() {
+        return Err(DataError::MissingFile(path.to_path_buf()).into());
+    }
+    hdf5::File::open(path)
+        .map_err(|source| DataError::BadHdf5 { path: path.to_path_buf(), source }.into())
+}
+
+fn ensure_group(parent: &hdf5::Group, path: &str) -> Result<hdf5::Group> {
+    let mut group = parent.clone();
+    for part in path.split('/') {
+        group = match group.link_exists(part) {
+            true => group.group(part)?,
+            false => group.create_group(part)?,
+        };
+    }
+    Ok(group)
+}
+
+/// Scalar entries under `metadata/`, keyed by their path below it.
+fn read_metadata(file: &hdf5::File) -> Result<BTreeMap<String, serde_json::Value>> {
+    let mut out = BTreeMap::new();
+    if file.link_exists("metadata") {
+        collect_scalars(&file.group("metadata")?, "", &mut out)?;
+    }
+    Ok(out)
+}
+
+fn collect_scalars(
+    group: &hdf5::Group,
+    prefix: &str,
+    out: &mut BTreeMap<String, serde_json::Value>,
+) -> Result<()> {
+    for name in group.member_names()? {
+        let key = format!("{prefix}{name}");
+        if let Ok(sub) = group.group(&name) {
+            collect_scalars(&sub, &format!("{key}/"), out)?;
+        } else if let Ok(ds) = group.dataset(&name)
+            && let Some(value) = hdf5_io::read_scalar_json(&ds)?
+        {
+            out.insert(key, value);
+        }
+    }
+    Ok(())
+}
+
+/// Reads keys of one open file with errors that name the file and the key.
+pub(crate) struct Reader<'a> {
+    pub file: &'a hdf5::Group,
+    pub path: &'a Path,
+}
+
+impl Reader<'_> {
+    pub fn optional(&self, key: &str) -> Option<hdf5::Dataset> {
+        // `link_exists` on "a/b" fails when "a" is missing, so walk the path.
+        let mut group = self.file.clone();
+        let mut parts = key.split('/').peekable();
+        while let Some(part) = parts.next() {
+            if !group.link_exists(part) {
+                return None;
+            }
+            if parts.peek().is_some() {
+                group = group.group(part).ok()?;
+            }
+        }
+        group.dataset(key.rsplit('/').next().unwrap_or(key)).ok()
+    }
+
+    pub fn required(&self, key: &str) -> Result<hdf5::Dataset> {
+        self.optional(key).ok_or_else(|| {
+            DataError::MissingKey { path: self.path.to_path_buf(), key: key.to_string() }.into()
+        })
+    }
+
+    fn bad_shape(&self, key: &str, shape: Vec<usize>, expected: &str) -> anyhow::Error {
+        DataError::BadShape {
+            path: self.path.to_path_buf(),
+            key: key.to_string(),
+            shape,
+            expected: expected.to_string(),
+        }
+        .into()
+    }
+
+    /// A (N, d) float array; (N,) is read as (N, 1).
+    pub fn matrix(&self, key: &str) -> Result<(Array2<f32>, Dtype)> {
+        let (values, shape, dtype) = hdf5_io::read_f32_raw(&self.required(key)?)
+            .with_context(|| format!("{}: read `{key}`", self.path.display()))?;
+        let (rows, cols) = match shape[..] {
+            [n] => (n, 1),
+            [n, d] => (n, d),
+            _ => return Err(self.bad_shape(key, shape, "(N, dim)")),
+        };
+        Ok((Array2::from_shape_vec((rows, cols), values)?, dtype))
+    }
+
+    /// A (N,) or (N, 1) float array.
+    pub fn vector(&self, key: &str) -> Result<Array1<f32>> {
+        let (values, shape, _) = hdf5_io::read_f32_raw(&self.required(key)?)
+            .with_context(|| format!("{}: read `{key}`", self.path.display()))?;
+        match shape[..] {
+            [_] | [_, 1] => Ok(Array1::from_vec(values)),
+            _ => Err(self.bad_shape(key, shape, "(N,) or (N, 1)")),
+        }
+    }
+
+    /// A (N,) or (N, 1) boolean array.
+    pub fn flags(&self, key: &str) -> Result<Array1<bool>> {
+        let ds = self.required(key)?;
+        match ds.shape()[..] {
+            [_] | [_, 1] => {}
+            _ => return Err(self.bad_shape(key, ds.shape(), "(N,)")),
+        }
+        let flags = hdf5_io::read_flags(&ds)
+            .with_context(|| format!("{}: read `{key}`", self.path.display()))?;
+        Ok(Array1::from_vec(flags))
+    }
+}

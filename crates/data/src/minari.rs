@@ -1,0 +1,169 @@
+//! The Minari layout: `data/main_data.hdf5` with one `episode_{id}` group per episode
+//! (observations have T+1 rows, the rest T) and `data/metadata.json` beside it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use ndarray::{Array1, Array2, Axis, concatenate, s};
+
+use crate::d4rl::{Reader, open_hdf5};
+use crate::dataset::{Dataset, Dtype};
+use crate::error::DataError;
+use crate::hdf5_io;
+
+pub const MAIN_FILE: &str = "main_data.hdf5";
+pub const METADATA_FILE: &str = "metadata.json";
+
+/// Where `main_data.hdf5` is, given the dataset root, its `data/` folder or the file itself.
+pub fn main_data_path(path: &Path) -> PathBuf {
+    if path.is_file() {
+        return path.to_path_buf();
+    }
+    let in_data = path.join("data").join(MAIN_FILE);
+    if in_data.exists() { in_data } else { path.join(MAIN_FILE) }
+}
+
+/// True when the HDF5 file holds Minari `episode_*` groups.
+pub fn is_minari_file(file: &hdf5::File) -> bool {
+    file.member_names().is_ok_and(|names| names.iter().any(|n| n.starts_with("episode_")))
+}
+
+/// Read a Minari dataset into rows: s = observations[t], s' = observations[t + 1],
+/// terminals = terminations, timeouts = truncations, episodes in id order.
+pub fn read_minari(path: &Path) -> Result<Dataset> {
+    let main = main_data_path(path);
+    let file = open_hdf5(&main)?;
+    let mut ids: Vec<(u64, String)> = file
+        .member_names()?
+        .into_iter()
+        .filter_map(|n| n.strip_prefix("episode_").and_then(|id| id.parse().ok()).map(|id| (id, n)))
+        .collect();
+    if ids.is_empty() {
+        return Err(DataError::MissingKey { path: main, key: "episode_0".into() }.into());
+    }
+    ids.sort();
+    let mut parts: Vec<Episode> = Vec::with_capacity(ids.len());
+    let mut dtype = Dtype::F32;
+    for (_, name) in &ids {
+        let group = file.group(name)?;
+        if group.link_exists("observations") && group.group("observations").is_ok() {
+            bail!("{}: `{name}/observations` is a dictionary space; only Box observations are supported", main.display());
+        }
+        let episode_path = main.join(name);
+        let reader = Reader { file: &group, path: &episode_path };
+        let (obs, obs_dtype) = reader.matrix("observations")?;
+        dtype = obs_dtype;
+        let episode = Episode {
+            obs,
+            actions: reader.matrix("actions")?.0,
+            rewards: reader.vector("rewards")?,
+            terminations: reader.flags("terminations")?,
+            truncations: reader.flags("truncations")?,
+        };
+        episode.check(&episode_path)?;
+        parts.push(episode);
+    }
+    let cat2 = |f: &dyn Fn(&Episode) -> Array2<f32>| -> Result<Array2<f32>> {
+        let views: Vec<Array2<f32>> = parts.iter().map(f).collect();
+        let views: Vec<_> = views.iter().map(|v| v.view()).collect();
+        Ok(concatenate(Axis(0), &views)?)
+    };
+    let cat1 = |f: &dyn Fn(&Episode) -> Vec<bool>| parts.iter().flat_map(f).collect::<Vec<_>>();
+    let steps = |e: &Episode| e.rewards.len();
+    let observations = cat2(&|e| e.obs.slice(s![..steps(e), ..]).to_owned())?;
+    let next = cat2(&|e| e.obs.slice(s![1..steps(e) + 1, ..]).to_owned())?;
+    let actions = cat2(&|e| e.actions.clone())?;
+    let rewards: Array1<f32> = parts.iter().flat_map(|e| e.rewards.iter().copied()).collect();
+    let terminals = Array1::from_vec(cat1(&|e| e.terminations.to_vec()));
+    let timeouts = Array1::from_vec(cat1(&|e| e.truncations.to_vec()));
+    let mut data = Dataset {
+        next_observations: Some(next),
+        dtype,
+        ..Dataset::new(observations, actions, rewards, terminals, timeouts)
+    };
+    let meta_path = main.with_file_name(METADATA_FILE);
+    if meta_path.exists() {
+        let text = std::fs::read_to_string(&meta_path)?;
+        let meta: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a JSON object", meta_path.display()))?;
+        data.metadata.extend(meta.into_iter().filter(|(_, v)| !v.is_object() && !v.is_array()));
+    }
+    data.validate(&main)?;
+    Ok(data)
+}
+
+/// Write `data` as a Minari dataset under `root` (`root/data/main_data.hdf5` and
+/// `root/data/metadata.json`). Needs `next_observations`, because each Minari episode stores
+/// its final observation, which D4RL's `observations` alone does not hold.
+pub fn write_minari(root: &Path, data: &Dataset, dataset_id: &str) -> Result<()> {
+    let next = data.next_observations.as_ref().with_context(|| {
+        "the data has no `next_observations`, so the last observation of each episode is \
+         unknown and Minari's layout cannot be written; convert to D4RL HDF5 or parquet instead"
+    })?;
+    let dir = root.join("data");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let main = dir.join(MAIN_FILE);
+    let file = hdf5::File::create(&main)
+        .with_context(|| format!("create HDF5 file {}", main.display()))?;
+    let episodes = data.episodes();
+    for (id, ep) in episodes.iter().enumerate() {
+        let group = file.create_group(&format!("episode_{id}"))?;
+        group.new_attr::<i64>().create("id")?.write_scalar(&(id as i64))?;
+        group.new_attr::<i64>().create("total_steps")?.write_scalar(&(ep.len() as i64))?;
+        let rows = ep.start..ep.end;
+        let obs = concatenate(
+            Axis(0),
+            &[data.observations.slice(s![rows.clone(), ..]), next.slice(s![ep.end - 1..ep.end, ..])],
+        )?;
+        // Minari 0.5 writes observations and rewards as float64 and actions as float32.
+        hdf5_io::write_floats(&group, "observations", obs.view(), Dtype::F64)?;
+        hdf5_io::write_floats(&group, "actions", data.actions.slice(s![rows.clone(), ..]), Dtype::F32)?;
+        hdf5_io::write_floats(&group, "rewards", data.rewards.slice(s![rows.clone()]), Dtype::F64)?;
+        hdf5_io::write_array(&group, "terminations", data.terminals.slice(s![rows.clone()]))?;
+        hdf5_io::write_array(&group, "truncations", data.timeouts.slice(s![rows]))?;
+    }
+    let mut meta = serde_json::Map::new();
+    for (k, v) in &data.metadata {
+        meta.insert(k.clone(), v.clone());
+    }
+    meta.insert("dataset_id".into(), dataset_id.into());
+    meta.insert("total_episodes".into(), episodes.len().into());
+    meta.insert("total_steps".into(), data.len().into());
+    meta.insert("data_format".into(), "hdf5".into());
+    let json = serde_json::to_string_pretty(&serde_json::Value::Object(meta))?;
+    std::fs::write(dir.join(METADATA_FILE), json)?;
+    Ok(())
+}
+
+struct Episode {
+    obs: Array2<f32>,
+    actions: Array2<f32>,
+    rewards: Array1<f32>,
+    terminations: Array1<bool>,
+    truncations: Array1<bool>,
+}
+
+impl Episode {
+    /// Minari's invariant: T + 1 observations for T of everything else.
+    fn check(&self, path: &Path) -> Result<(), DataError> {
+        let t = self.rewards.len();
+        let mismatch = |key: &str, got: usize, expected: usize| DataError::LengthMismatch {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            got,
+            reference: "rewards".to_string(),
+            expected,
+        };
+        for (key, got, expected) in [
+            ("observations", self.obs.nrows(), t + 1),
+            ("actions", self.actions.nrows(), t),
+            ("terminations", self.terminations.len(), t),
+            ("truncations", self.truncations.len(), t),
+        ] {
+            if got != expected {
+                return Err(mismatch(key, got, expected));
+            }
+        }
+        Ok(())
+    }
+}
