@@ -1,16 +1,35 @@
 //! The run configuration: every constant of the method is a field here (spec sections 2-7).
 //! Files are TOML; unknown keys and out-of-range values are errors that name the key.
 
-use anyhow::{Result, bail};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    pub data: DataConfig,
     pub train: TrainConfig,
     pub actor: ActorConfig,
     pub critic: CriticConfig,
     pub eval: EvalConfig,
+}
+
+/// What to train on and where to evaluate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// A registry name (e.g. "halfcheetah-medium-v2") or a file path.
+    pub dataset: String,
+    /// Evaluation environment (e.g. "halfcheetah-v4"); empty: derived from the dataset name.
+    pub env: String,
+    /// Rewards are transformed as r <- (r + reward_shift) * reward_scale (AntMaze: -0.5, 4).
+    pub reward_shift: f64,
+    pub reward_scale: f64,
+    pub normalize_obs: bool,
+    /// Use the file's `next_observations` instead of obs[i + 1] when it has them.
+    pub use_next_observations: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,12 +68,16 @@ pub struct CriticConfig {
     pub tau: f64,
     pub grad_norm: f64,
     pub max_q_backup: bool,
+    /// Samples per next state for the max-Q backup.
+    pub max_q_samples: usize,
     pub hidden: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalConfig {
+    /// "cleandiffuser" (candidates drawn by Q-softmax) or "plain" (one sample, temperature 1).
+    pub protocol: String,
     pub episodes: usize,
     pub parallel_envs: usize,
     pub candidates: usize,
@@ -66,6 +89,14 @@ pub struct EvalConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            data: DataConfig {
+                dataset: String::new(),
+                env: String::new(),
+                reward_shift: 0.0,
+                reward_scale: 1.0,
+                normalize_obs: false,
+                use_next_observations: false,
+            },
             train: TrainConfig {
                 steps: 2_000_000,
                 batch_size: 256,
@@ -91,9 +122,11 @@ impl Default for Config {
                 tau: 0.005,
                 grad_norm: 9.0,
                 max_q_backup: false,
+                max_q_samples: 10,
                 hidden: 256,
             },
             eval: EvalConfig {
+                protocol: "cleandiffuser".into(),
                 episodes: 150,
                 parallel_envs: 50,
                 candidates: 50,
@@ -104,6 +137,11 @@ impl Default for Config {
     }
 }
 
+impl Default for DataConfig {
+    fn default() -> Self {
+        Config::default().data
+    }
+}
 impl Default for TrainConfig {
     fn default() -> Self {
         Config::default().train
@@ -128,9 +166,32 @@ impl Default for EvalConfig {
 impl Config {
     /// Parse TOML and validate; errors name the offending key.
     pub fn from_toml(text: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text)?;
+        Self::from_toml_with(text, &[])
+    }
+
+    /// Read a config file, apply `key=value` overrides (e.g. `actor.eta=0.3`), validate.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::from_toml_with(&text, overrides)
+            .with_context(|| format!("in config file {}", path.display()))
+    }
+
+    /// Parse TOML, apply dotted `key=value` overrides, then validate. Overrides go through the
+    /// same typed, `deny_unknown_fields` parsing as the file, so a typo is an error too.
+    pub fn from_toml_with(text: &str, overrides: &[String]) -> Result<Config> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        for item in overrides {
+            set_dotted(&mut table, item)?;
+        }
+        let config: Config = toml::Value::Table(table).try_into()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The config as TOML, as saved next to every run.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises")
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -141,6 +202,9 @@ impl Config {
             Ok(())
         }
         let (t, a, c, e) = (&self.train, &self.actor, &self.critic, &self.eval);
+        let d = &self.data;
+        check(d.reward_scale.is_finite(), "data.reward_scale", d.reward_scale, "finite")?;
+        check(d.reward_shift.is_finite(), "data.reward_shift", d.reward_shift, "finite")?;
         check(t.steps > 0, "train.steps", t.steps, "> 0")?;
         check(t.batch_size > 0, "train.batch_size", t.batch_size, "> 0")?;
         check(t.checkpoint_every > 0, "train.checkpoint_every", t.checkpoint_every, "> 0")?;
@@ -156,6 +220,14 @@ impl Config {
         check((0.0..=1.0).contains(&c.gamma), "critic.gamma", c.gamma, "in [0, 1]")?;
         check(c.tau > 0.0 && c.tau <= 1.0, "critic.tau", c.tau, "in (0, 1]")?;
         check(c.grad_norm > 0.0, "critic.grad_norm", c.grad_norm, "> 0")?;
+        check(c.max_q_samples > 0, "critic.max_q_samples", c.max_q_samples, "> 0")?;
+        let protocols = ["cleandiffuser", "plain"];
+        check(
+            protocols.contains(&e.protocol.as_str()),
+            "eval.protocol",
+            &e.protocol,
+            "one of cleandiffuser, plain",
+        )?;
         check(e.episodes > 0, "eval.episodes", e.episodes, "> 0")?;
         check(e.parallel_envs > 0, "eval.parallel_envs", e.parallel_envs, "> 0")?;
         check(e.candidates > 0, "eval.candidates", e.candidates, "> 0")?;
@@ -163,6 +235,30 @@ impl Config {
         check(e.q_weight >= 0.0, "eval.q_weight", e.q_weight, ">= 0")?;
         Ok(())
     }
+}
+
+/// Set `a.b.c=value` in a TOML table. The value is parsed as a TOML value (number, bool,
+/// quoted string, array) and taken as a bare string when it is not one.
+fn set_dotted(table: &mut toml::Table, item: &str) -> Result<()> {
+    let (key, raw) = item
+        .split_once('=')
+        .with_context(|| format!("override `{item}` must look like section.key=value"))?;
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut parts: Vec<&str> = key.trim().split('.').collect();
+    let last = parts.pop().filter(|k| !k.is_empty()).context("empty override key")?;
+    let mut node = table;
+    for part in parts {
+        node = node
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("override `{key}`: `{part}` is not a section"))?;
+    }
+    node.insert(last.to_string(), value);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -187,5 +283,60 @@ mod tests {
         assert!(err.contains("actor.flow_ratio"), "{err}");
         let err = Config::from_toml("[critic]\ngamma = -0.1\n").unwrap_err().to_string();
         assert!(err.contains("critic.gamma"), "{err}");
+        let err = Config::from_toml("[eval]\nprotocol = \"greedy\"\n").unwrap_err().to_string();
+        assert!(err.contains("eval.protocol"), "{err}");
+    }
+
+    #[test]
+    fn overrides_are_typed_and_checked() {
+        let set = |items: &[&str]| {
+            let items: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+            Config::from_toml_with("[actor]\neta = 0.1\n", &items)
+        };
+        let c =
+            set(&["actor.eta=0.3", "train.steps=500", "data.dataset=hopper-medium-v2"]).unwrap();
+        assert_eq!(c.actor.eta, 0.3);
+        assert_eq!(c.train.steps, 500);
+        assert_eq!(c.data.dataset, "hopper-medium-v2");
+        assert!(format!("{:#}", set(&["actor.etaa=0.3"]).unwrap_err()).contains("etaa"));
+        assert!(format!("{:#}", set(&["train.steps=-5"]).unwrap_err()).contains("steps"));
+        assert!(format!("{:#}", set(&["actor.eta"]).unwrap_err()).contains("section.key=value"));
+    }
+
+    #[test]
+    fn saved_config_reads_back_identically() {
+        let c = set_all_defaults();
+        assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    fn set_all_defaults() -> Config {
+        let mut c = Config::default();
+        c.data.dataset = "walker2d-medium-v2".into();
+        c.actor.eta = 0.01;
+        c
+    }
+}
+
+#[cfg(test)]
+mod shipped_configs {
+    use super::*;
+
+    /// Every file in configs/ parses, validates and names its dataset (quick names none).
+    #[test]
+    fn every_shipped_config_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let c = Config::load(&path, &[]).unwrap();
+                let stem = path.file_stem().unwrap().to_str().unwrap();
+                if stem != "quick" {
+                    assert_eq!(c.data.dataset, stem, "{}", path.display());
+                }
+                count += 1;
+            }
+        }
+        assert_eq!(count, 16, "9 MuJoCo + 4 AntMaze + 2 Kitchen + quick");
     }
 }
