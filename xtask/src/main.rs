@@ -15,7 +15,8 @@ cargo xtask <command>
 
 Commands:
   setup            fetch MuJoCo 3.17.0, Gymnasium's XML models and CMake from PyPI with pip
-                   into .deps/ (idempotent; offline once done)
+                   into .deps/, and the parity test's venv .deps/parity-venv (idempotent;
+                   offline once done)
   test [ARGS..]    setup, then `cargo test --workspace` (extra ARGS go to cargo test)
   lint             cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
   reproduce-d4rl   the paper's table (not built yet: see docs/roadmap.md)
@@ -36,9 +37,13 @@ fn run() -> Result<()> {
     let cmd = args.next().unwrap_or_else(|| "help".into());
     let rest: Vec<String> = args.collect();
     match cmd.as_str() {
-        "setup" => setup::run(&project_root()),
+        "setup" => {
+            setup::run(&project_root())?;
+            setup::parity_venv(&project_root())
+        }
         "test" => {
             setup::run(&project_root())?;
+            setup::parity_venv(&project_root())?;
             cargo(&["test", "--workspace"], &rest)
         }
         "lint" => {

@@ -233,3 +233,57 @@ if count == 0:
     }
     Ok(())
 }
+
+/// The parity test's Python side (crates/envs/tests/parity.rs): Gymnasium's environments on the
+/// same MuJoCo, pinned. NumPy is pinned too: NumPy 2 keeps a float32 control cost in float32.
+const PARITY_REQUIREMENTS: [&str; 3] =
+    ["gymnasium[mujoco]==1.2.2", "mujoco==3.17.0", "numpy==2.4.6"];
+
+/// Create `.deps/parity-venv` (python3 -m venv + pip install of the pinned packages), unless a
+/// complete one with exactly these pins exists. `.cargo/config.toml` names its python in
+/// `OFQL_PARITY_PYTHON`.
+pub fn parity_venv(root: &Path) -> Result<()> {
+    let venv = root.join(".deps/parity-venv");
+    let python = venv.join("bin/python");
+    let marker = venv.join(".complete");
+    let pins = PARITY_REQUIREMENTS.join(" ");
+    if python.is_file() && fs::read_to_string(&marker).is_ok_and(|m| m.trim() == pins) {
+        return Ok(());
+    }
+    eprintln!("setup: creating {} with {pins}", venv.display());
+    if venv.exists() {
+        fs::remove_dir_all(&venv).with_context(|| format!("remove stale {}", venv.display()))?;
+    }
+    let status = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => bail!(
+            "`python3 -m venv {}` failed ({s}): install Python's venv module (Debian: \
+             python3-venv), then run `cargo xtask setup`",
+            venv.display()
+        ),
+        Err(e) => bail!("could not run python3 ({e}): install Python 3, then `cargo xtask setup`"),
+    }
+    // Reuse the wheels `setup` already fetched (MuJoCo, Gymnasium) instead of downloading again.
+    let status = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--find-links"])
+        .arg(root.join(".deps/wheels"))
+        .args(PARITY_REQUIREMENTS)
+        .status()
+        .context("run the parity venv's pip")?;
+    if !status.success() {
+        bail!(
+            "`pip install {pins}` into {} failed ({status}); it needs the Python package \
+             registry once",
+            venv.display()
+        );
+    }
+    let check =
+        "import gymnasium, mujoco; assert mujoco.__version__ == '3.17.0', mujoco.__version__";
+    let status = Command::new(&python).args(["-c", check]).status()?;
+    if !status.success() {
+        bail!("the parity venv at {} does not import gymnasium and mujoco 3.17.0", venv.display());
+    }
+    fs::write(&marker, pins)?;
+    Ok(())
+}

@@ -1,9 +1,24 @@
 //! MuJoCo locomotion environments (HalfCheetah, Hopper, Walker2d) defined as Gymnasium
-//! defines them, on `mujoco-rs`, and the evaluation runner.
+//! defines them (`-v4` and `-v5`), on `mujoco-rs`, and the evaluation runner.
+//!
+//! - [`EnvId`] names one of the six environments; [`Env`] steps it.
+//! - [`evaluate`] runs a [`Policy`] for N episodes on M environments in lockstep.
+//! - [`verify`] replays a dataset's recorded states through the simulator.
 
+pub mod action;
+pub mod env;
+pub mod error;
+pub mod id;
 pub mod models;
+mod mujoco_log;
+pub mod spec;
 
+pub use action::ActionScalar;
+pub use env::{Env, Step, StepInfo, load_env_model};
+pub use error::EnvError;
+pub use id::{EnvId, Task, Version};
 pub use models::{ModelError, load_model, models_dir};
+pub use spec::{MAX_EPISODE_STEPS, Spec};
 
 /// The MuJoCo library version actually loaded at run time (e.g. "3.17.0").
 pub fn mujoco_version() -> &'static str {

@@ -30,6 +30,7 @@ pub fn models_dir() -> PathBuf {
 
 /// Load one of Gymnasium's models by file name, e.g. `half_cheetah.xml`.
 pub fn load_model(file: &str) -> Result<MjModel, ModelError> {
+    crate::mujoco_log::install();
     let path = models_dir().join(file);
     if !path.is_file() {
         return Err(ModelError::Missing { path, file: file.to_string() });

@@ -1,0 +1,164 @@
+//! Environment names: which task, which Gymnasium version.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::EnvError;
+
+/// The locomotion task (the robot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Task {
+    HalfCheetah,
+    Hopper,
+    Walker2d,
+}
+
+/// Gymnasium's definition version. `V4` has the rewards and constants of the old `-v2` that
+/// D4RL's data came from; `V5` is the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Version {
+    V4,
+    V5,
+}
+
+/// One of the six environments, e.g. `Hopper-v4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct EnvId {
+    pub task: Task,
+    pub version: Version,
+}
+
+impl Task {
+    pub const ALL: [Task; 3] = [Task::HalfCheetah, Task::Hopper, Task::Walker2d];
+
+    /// Gymnasium's spelling, e.g. `HalfCheetah`.
+    pub fn gym_name(self) -> &'static str {
+        match self {
+            Task::HalfCheetah => "HalfCheetah",
+            Task::Hopper => "Hopper",
+            Task::Walker2d => "Walker2d",
+        }
+    }
+
+    /// D4RL's spelling, e.g. `halfcheetah` (as in `halfcheetah-medium-v2`).
+    pub fn d4rl_name(self) -> &'static str {
+        match self {
+            Task::HalfCheetah => "halfcheetah",
+            Task::Hopper => "hopper",
+            Task::Walker2d => "walker2d",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Task> {
+        // Accept Gymnasium's, D4RL's and file-name spellings: HalfCheetah, halfcheetah, half_cheetah.
+        let folded: String =
+            name.chars().filter(|c| !matches!(c, '_' | '-')).flat_map(char::to_lowercase).collect();
+        Task::ALL.into_iter().find(|t| t.d4rl_name() == folded)
+    }
+}
+
+impl EnvId {
+    pub const ALL: [EnvId; 6] = [
+        EnvId { task: Task::HalfCheetah, version: Version::V4 },
+        EnvId { task: Task::HalfCheetah, version: Version::V5 },
+        EnvId { task: Task::Hopper, version: Version::V4 },
+        EnvId { task: Task::Hopper, version: Version::V5 },
+        EnvId { task: Task::Walker2d, version: Version::V4 },
+        EnvId { task: Task::Walker2d, version: Version::V5 },
+    ];
+
+    pub fn new(task: Task, version: Version) -> Self {
+        EnvId { task, version }
+    }
+
+    /// The environment to evaluate a D4RL dataset in: `hopper-medium-v2` -> `Hopper-v4`
+    /// (Gymnasium's v4 has the rewards and constants of the `-v2` that recorded the data).
+    /// Also accepts file names such as `hopper_medium_replay-v2.hdf5`.
+    pub fn for_d4rl_dataset(name: &str) -> Option<EnvId> {
+        let stem = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
+        let task = Task::ALL.into_iter().find(|t| {
+            let d4rl = t.d4rl_name();
+            stem.starts_with(d4rl) || (*t == Task::HalfCheetah && stem.starts_with("half_cheetah"))
+        })?;
+        Some(EnvId::new(task, Version::V4))
+    }
+
+    /// The known names, for error messages.
+    pub fn known_names() -> String {
+        EnvId::ALL.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl fmt::Display for EnvId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = match self.version {
+            Version::V4 => 4,
+            Version::V5 => 5,
+        };
+        write!(f, "{}-v{v}", self.task.gym_name())
+    }
+}
+
+impl FromStr for EnvId {
+    type Err = EnvError;
+
+    /// Case-insensitive: `Hopper-v4`, `hopper-v4`, `half_cheetah-v5`, `walker2d-v5`.
+    fn from_str(s: &str) -> Result<Self, EnvError> {
+        let unknown = || EnvError::UnknownEnv { name: s.to_string(), known: EnvId::known_names() };
+        let (task, version) = s.trim().rsplit_once("-v").ok_or_else(unknown)?;
+        let task = Task::parse(task).ok_or_else(unknown)?;
+        let version = match version {
+            "4" => Version::V4,
+            "5" => Version::V5,
+            _ => return Err(unknown()),
+        };
+        Ok(EnvId { task, version })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_gymnasium_and_d4rl_spellings() {
+        let cases = [
+            ("HalfCheetah-v4", Task::HalfCheetah, Version::V4),
+            ("halfcheetah-v5", Task::HalfCheetah, Version::V5),
+            ("half_cheetah-v4", Task::HalfCheetah, Version::V4),
+            ("Hopper-v5", Task::Hopper, Version::V5),
+            ("WALKER2D-v4", Task::Walker2d, Version::V4),
+        ];
+        for (name, task, version) in cases {
+            assert_eq!(name.parse::<EnvId>().unwrap(), EnvId::new(task, version), "{name}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips_for_all_six() {
+        for id in EnvId::ALL {
+            assert_eq!(id.to_string().parse::<EnvId>().unwrap(), id);
+        }
+        assert_eq!(EnvId::ALL[0].to_string(), "HalfCheetah-v4");
+    }
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        for bad in ["Ant-v4", "Hopper-v3", "hopper", "", "Hopper-v44"] {
+            let err = bad.parse::<EnvId>().unwrap_err().to_string();
+            assert!(err.contains("Walker2d-v5") && err.contains("HalfCheetah-v4"), "{err}");
+            assert!(err.contains(&format!("`{bad}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn d4rl_dataset_names_map_to_v4() {
+        let hop = EnvId::new(Task::Hopper, Version::V4);
+        assert_eq!(EnvId::for_d4rl_dataset("hopper-medium-v2"), Some(hop));
+        assert_eq!(
+            EnvId::for_d4rl_dataset("/data/halfcheetah_medium_replay-v2.hdf5").map(|i| i.task),
+            Some(Task::HalfCheetah)
+        );
+        assert_eq!(EnvId::for_d4rl_dataset("antmaze-umaze-v2"), None);
+    }
+}
