@@ -1,4 +1,20 @@
 //! Neural networks for OFQL on candle: tangent-carrying MLPs, time embeddings, velocity and Q
 //! networks, Adam with saveable state, EMA and safetensors checkpoints.
 
+pub mod checkpoint;
+pub mod critic;
+pub mod embed;
 pub mod init;
+pub mod mish;
+pub mod mlp;
+pub mod optim;
+pub mod params;
+pub mod velocity;
+
+pub use checkpoint::Checkpoint;
+pub use critic::DoubleQ;
+pub use embed::TimeEmbedding;
+pub use mlp::{Kernels, Linear, Mlp};
+pub use optim::{Adam, AdamConfig, clip_grad_norm, cosine_lr};
+pub use params::{NamedVars, copy_params, ema_update, soft_update};
+pub use velocity::{VelocityConfig, VelocityNet};

@@ -1,0 +1,61 @@
+//! Twin critics Q_1, Q_2 (spec section 2): two independent MLPs on concat(s, a).
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use rand::Rng;
+
+use crate::mlp::{Kernels, Mlp};
+use crate::params::NamedVars;
+
+#[derive(Debug)]
+pub struct DoubleQ {
+    pub q1: Mlp,
+    pub q2: Mlp,
+}
+
+impl DoubleQ {
+    /// Each head: (obs_dim + act_dim) -> hidden x layers (Mish) -> 1.
+    pub fn new<R: Rng>(
+        obs_dim: usize,
+        act_dim: usize,
+        hidden: usize,
+        layers: usize,
+        dtype: DType,
+        dev: &Device,
+        rng: &mut R,
+    ) -> Result<DoubleQ> {
+        let mut dims = vec![obs_dim + act_dim];
+        dims.extend(std::iter::repeat_n(hidden, layers));
+        dims.push(1);
+        Ok(DoubleQ { q1: Mlp::new(&dims, dtype, dev, rng)?, q2: Mlp::new(&dims, dtype, dev, rng)? })
+    }
+
+    /// Target copies (new `Var`s).
+    pub fn deep_clone(&self) -> Result<DoubleQ> {
+        Ok(DoubleQ { q1: self.q1.deep_clone()?, q2: self.q2.deep_clone()? })
+    }
+
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.q1.set_kernels(kernels);
+        self.q2.set_kernels(kernels);
+    }
+
+    /// (Q_1(s, a), Q_2(s, a)), each (B, 1).
+    pub fn forward(&self, s: &Tensor, a: &Tensor) -> Result<(Tensor, Tensor)> {
+        let x = Tensor::cat(&[s, a], 1)?;
+        Ok((self.q1.forward(&x)?, self.q2.forward(&x)?))
+    }
+
+    /// min_i Q_i(s, a), (B, 1).
+    pub fn min(&self, s: &Tensor, a: &Tensor) -> Result<Tensor> {
+        let (q1, q2) = self.forward(s, a)?;
+        q1.minimum(&q2)
+    }
+}
+
+impl NamedVars for DoubleQ {
+    fn named_vars(&self) -> Vec<(String, &Var)> {
+        let q1 = self.q1.named_vars().into_iter().map(|(n, v)| (format!("q1.{n}"), v));
+        let q2 = self.q2.named_vars().into_iter().map(|(n, v)| (format!("q2.{n}"), v));
+        q1.chain(q2).collect()
+    }
+}

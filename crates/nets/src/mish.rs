@@ -1,0 +1,332 @@
+//! Mish, x * tanh(softplus(x)), as fused CPU kernels.
+//!
+//! candle composes Mish from five element-wise ops (each a pass over memory and a buffer) and
+//! its gradient overflows to NaN above x ~ 89. Here one loop computes the value, one the
+//! gradient, and one the forward-mode tangent step, all from a single exp per element:
+//! with e = exp(x), n = e (e + 2) and w = n + 2,
+//!   tanh(softplus(x)) = n / w,   mish'(x) = n / w + 4 x e (1 + e) / w^2.
+//! x is clamped to [-80, 20] before the exp: above 20, n / w is 1 to f64 precision and the
+//! second term vanishes, so no inf / inf can appear; below -80 Mish and its derivative are
+//! taken at -80 (both under 1e-32 in size).
+//! The loops are branch-free over slices and the f32 exp is a polynomial, so LLVM vectorises.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+/// Element types the kernels run on.
+pub trait MishFloat: Copy + candle_core::WithDType {
+    /// exp without libm calls so the loops vectorise (f32); exact libm for f64 (tests).
+    fn exp_vec(self) -> Self;
+    /// (mish(x), mish'(x)).
+    fn mish_and_grad(self) -> (Self, Self);
+}
+
+const CLAMP_LO: f64 = -80.0;
+const CLAMP_HI: f64 = 20.0;
+
+impl MishFloat for f32 {
+    #[inline(always)]
+    fn exp_vec(self) -> f32 {
+        // Cephes expf: x = k ln2 + r, exp(r) by a degree-6 polynomial, 2^k from the exponent bits.
+        // Valid for x in [-87, 88]; callers clamp. Relative error ~1e-7.
+        const LOG2E: f32 = std::f32::consts::LOG2_E;
+        const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer.
+        let kf = (self * LOG2E + ROUND) - ROUND;
+        let r = self - kf * 0.693_359_4 - kf * -2.121_944_4e-4;
+        let z = r * r;
+        let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
+            * r
+            + 1.666_666_5e-1)
+            * r
+            + 0.5;
+        let y = p * z + r + 1.0;
+        let k = kf as i32;
+        y * f32::from_bits(((k + 127) << 23) as u32)
+    }
+
+    #[inline(always)]
+    fn mish_and_grad(self) -> (f32, f32) {
+        let xc = self.clamp(CLAMP_LO as f32, CLAMP_HI as f32);
+        let e = xc.exp_vec();
+        let n = e * (e + 2.0);
+        let w = n + 2.0;
+        let inv_w = 1.0 / w;
+        let tsp = n * inv_w;
+        (self.max(xc) * tsp, tsp + 4.0 * xc * e * (1.0 + e) * inv_w * inv_w)
+    }
+}
+
+impl MishFloat for f64 {
+    #[inline(always)]
+    fn exp_vec(self) -> f64 {
+        self.exp()
+    }
+
+    #[inline(always)]
+    fn mish_and_grad(self) -> (f64, f64) {
+        let xc = self.clamp(CLAMP_LO, CLAMP_HI);
+        let e = xc.exp_vec();
+        let n = e * (e + 2.0);
+        let w = n + 2.0;
+        let inv_w = 1.0 / w;
+        let tsp = n * inv_w;
+        (self.max(xc) * tsp, tsp + 4.0 * xc * e * (1.0 + e) * inv_w * inv_w)
+    }
+}
+
+/// mish(x) in scalar form (reference for tests and for callers without tensors).
+pub fn mish_scalar<T: MishFloat>(x: T) -> T {
+    x.mish_and_grad().0
+}
+
+/// mish'(x) in scalar form.
+pub fn mish_grad_scalar<T: MishFloat>(x: T) -> T {
+    x.mish_and_grad().1
+}
+
+// ---- slice kernels (the loops LLVM vectorises) ----
+
+fn mish_fwd_slice<T: MishFloat>(x: &[T]) -> Vec<T> {
+    x.iter().map(|&x| x.mish_and_grad().0).collect()
+}
+
+/// grad_in = grad_out * mish'(z + b), rows of width b.len().
+fn bias_mish_bwd_slice<T: MishFloat + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
+    z: &[T],
+    b: &[T],
+    g: &[T],
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(z.len());
+    for (z_row, g_row) in z.chunks_exact(b.len()).zip(g.chunks_exact(b.len())) {
+        out.extend(
+            z_row.iter().zip(b).zip(g_row).map(|((&z, &b), &g)| g * (z + b).mish_and_grad().1),
+        );
+    }
+    out
+}
+
+/// mish(z + b), rows of width b.len().
+fn bias_mish_fwd_slice<T: MishFloat + std::ops::Add<Output = T>>(z: &[T], b: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(z.len());
+    for z_row in z.chunks_exact(b.len()) {
+        out.extend(z_row.iter().zip(b).map(|(&z, &b)| (z + b).mish_and_grad().0));
+    }
+    out
+}
+
+/// The tangent step of a linear layer + activation on a stacked (2B, H) pre-activation whose
+/// first B rows are x W^T and last B rows are x_dot W^T: returns (2B, H) holding
+/// act(z + b) on top and act'(z + b) * z_dot below.
+fn bias_act_tangent_slice<T: MishFloat + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
+    zz: &[T],
+    b: &[T],
+    mish: bool,
+) -> Vec<T> {
+    let half = zz.len() / 2;
+    let (z, z_dot) = zz.split_at(half);
+    let mut y = Vec::with_capacity(zz.len());
+    let mut y_dot = Vec::with_capacity(half);
+    for (z_row, zd_row) in z.chunks_exact(b.len()).zip(z_dot.chunks_exact(b.len())) {
+        if mish {
+            for ((&z, &b), &zd) in z_row.iter().zip(b).zip(zd_row) {
+                let (m, d) = (z + b).mish_and_grad();
+                y.push(m);
+                y_dot.push(d * zd);
+            }
+        } else {
+            y.extend(z_row.iter().zip(b).map(|(&z, &b)| z + b));
+            y_dot.extend_from_slice(zd_row);
+        }
+    }
+    y.extend_from_slice(&y_dot);
+    y
+}
+
+// ---- storage plumbing ----
+
+fn contiguous<'a, T>(s: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&s[start..end]),
+        None => candle_core::bail!("{what}: input must be contiguous"),
+    }
+}
+
+macro_rules! dispatch {
+    ($name:expr, $($s:ident),+ => |$($v:ident),+| $body:expr) => {
+        match ($($s,)+) {
+            ($(CpuStorage::F32($v),)+) => CpuStorage::F32($body),
+            ($(CpuStorage::F64($v),)+) => CpuStorage::F64($body),
+            _ => candle_core::bail!("{}: only f32 and f64 (all inputs of one dtype)", $name),
+        }
+    };
+}
+
+/// Fused Mish: y = mish(x), with a fused backward.
+pub struct Mish;
+
+impl CustomOp1 for Mish {
+    fn name(&self) -> &'static str {
+        "fused-mish"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = dispatch!(self.name(), s => |x| mish_fwd_slice(contiguous(x, l, "mish")?));
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let zero = Tensor::zeros(x.dim(x.rank() - 1)?, x.dtype(), x.device())?;
+        let g = x.contiguous()?.apply_op3_no_bwd(&zero, &grad.contiguous()?, &BiasMishBackward)?;
+        Ok(Some(g))
+    }
+}
+
+/// Fused mish(z + b) for z of shape (.., H) and a bias b of shape (H): the linear layer's bias
+/// add and the activation in one pass, with a fused backward for both inputs.
+pub struct BiasMish;
+
+impl CustomOp2 for BiasMish {
+    fn name(&self) -> &'static str {
+        "fused-bias-mish"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_bias(l1, l2, self.name())?;
+        let out = dispatch!(self.name(), s1, s2 => |z, b| bias_mish_fwd_slice(
+            contiguous(z, l1, "bias-mish z")?,
+            contiguous(b, l2, "bias-mish b")?,
+        ));
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        z: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let gz = z.contiguous()?.apply_op3_no_bwd(
+            &b.contiguous()?,
+            &grad.contiguous()?,
+            &BiasMishBackward,
+        )?;
+        let gb = gz.flatten_to(z.rank() - 2)?.sum(0)?;
+        Ok((Some(gz), Some(gb)))
+    }
+}
+
+fn check_bias(lz: &Layout, lb: &Layout, name: &str) -> Result<()> {
+    let h = *lz.dims().last().unwrap_or(&0);
+    if lb.dims() != [h] {
+        candle_core::bail!(
+            "{name}: bias shape {:?} does not match last dim of {:?}",
+            lb.dims(),
+            lz.dims()
+        );
+    }
+    Ok(())
+}
+
+/// grad * mish'(z + b): the backward of [`Mish`] (b = 0) and [`BiasMish`].
+struct BiasMishBackward;
+
+impl CustomOp3 for BiasMishBackward {
+    fn name(&self) -> &'static str {
+        "fused-bias-mish-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_bias(l1, l2, self.name())?;
+        if l1.shape() != l3.shape() {
+            candle_core::bail!(
+                "{}: grad shape {:?} != input {:?}",
+                self.name(),
+                l3.dims(),
+                l1.dims()
+            );
+        }
+        let out = dispatch!(self.name(), s1, s2, s3 => |z, b, g| bias_mish_bwd_slice(
+            contiguous(z, l1, "z")?,
+            contiguous(b, l2, "b")?,
+            contiguous(g, l3, "grad")?,
+        ));
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// The tangent step (no autodiff): see [`bias_act_tangent`].
+struct BiasActTangent {
+    mish: bool,
+}
+
+impl CustomOp2 for BiasActTangent {
+    fn name(&self) -> &'static str {
+        "fused-bias-act-tangent"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check_bias(l1, l2, self.name())?;
+        if !l1.dims()[0].is_multiple_of(2) {
+            candle_core::bail!("{}: stacked input needs an even number of rows", self.name());
+        }
+        let mish = self.mish;
+        let out = dispatch!(self.name(), s1, s2 => |z, b| bias_act_tangent_slice(
+            contiguous(z, l1, "z")?,
+            contiguous(b, l2, "b")?,
+            mish,
+        ));
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Fused mish(x).
+pub fn mish(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Mish)
+}
+
+/// Fused mish(z + b) with b broadcast over the rows of z.
+pub fn bias_mish(z: &Tensor, b: &Tensor) -> Result<Tensor> {
+    z.contiguous()?.apply_op2(&b.contiguous()?, BiasMish)
+}
+
+/// Tangent step of (bias add, optional Mish) on a stacked (2B, H) tensor: the top B rows are
+/// the pre-activation x W^T, the bottom B rows its tangent x_dot W^T. Returns (2B, H) with
+/// act(z + b) on top and act'(z + b) * z_dot below. No autodiff graph is recorded.
+pub fn bias_act_tangent(stacked: &Tensor, b: &Tensor, mish: bool) -> Result<Tensor> {
+    let stacked = stacked.detach().contiguous()?;
+    stacked.apply_op2_no_bwd(&b.detach().contiguous()?, &BiasActTangent { mish })
+}
+
+/// Mish from candle's separate ops, x * tanh(ln(1 + e^x)): the reference and the unfused
+/// baseline of the benchmarks (it overflows for large x, as candle's own does).
+pub fn mish_unfused(x: &Tensor) -> Result<Tensor> {
+    x * x.exp()?.affine(1.0, 1.0)?.log()?.tanh()?
+}
+
+/// mish'(x) from separate ops: tanh(sp) + x sech^2(sp) sigmoid(x), sp = softplus(x).
+pub fn mish_grad_unfused(x: &Tensor) -> Result<Tensor> {
+    let tsp = x.exp()?.affine(1.0, 1.0)?.log()?.tanh()?;
+    let sech2 = tsp.sqr()?.affine(-1.0, 1.0)?;
+    let sigmoid = (x.neg()?.exp()?.affine(1.0, 1.0)?).recip()?;
+    tsp + (x * sech2)? * sigmoid
+}

@@ -1,0 +1,170 @@
+//! Adam (PyTorch's update rule) whose state can be saved and restored, global-norm gradient
+//! clipping and the cosine learning-rate schedule. candle-nn's AdamW cannot export its state.
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Decoupled (AdamW) weight decay; 0 is plain Adam.
+    pub weight_decay: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+    }
+}
+
+/// Adam over a fixed list of named parameters.
+pub struct Adam {
+    cfg: AdamConfig,
+    vars: Vec<(String, Var)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    step: u64,
+}
+
+impl Adam {
+    pub fn new(vars: Vec<(String, Var)>, cfg: AdamConfig) -> Result<Adam> {
+        let zeros = |v: &Var| v.zeros_like();
+        let m = vars.iter().map(|(_, v)| zeros(v)).collect::<Result<_>>()?;
+        let v = vars.iter().map(|(_, v)| zeros(v)).collect::<Result<_>>()?;
+        Ok(Adam { cfg, vars, m, v, step: 0 })
+    }
+
+    pub fn lr(&self) -> f64 {
+        self.cfg.lr
+    }
+
+    /// For schedules: the next `step` uses this rate.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
+    /// Number of updates taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        self.vars.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// One update from the gradients in `grads`; parameters without a gradient are left as is
+    /// (their moments too), as PyTorch does.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step += 1;
+        let AdamConfig { lr, beta1, beta2, eps, weight_decay } = self.cfg;
+        let t = self.step as i32;
+        let step_size = lr / (1.0 - beta1.powi(t));
+        let sqrt_bc2 = (1.0 - beta2.powi(t)).sqrt();
+        for (i, (_, var)) in self.vars.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let m = ((&self.m[i] * beta1)? + (g * (1.0 - beta1))?)?;
+            let v = ((&self.v[i] * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+            let denom = ((v.sqrt()? / sqrt_bc2)? + eps)?;
+            let mut theta = var.as_detached_tensor();
+            if weight_decay != 0.0 {
+                theta = (theta * (1.0 - lr * weight_decay))?;
+            }
+            var.set(&(theta - ((&m / denom)? * step_size)?)?)?;
+            self.m[i] = m;
+            self.v[i] = v;
+        }
+        Ok(())
+    }
+
+    /// The optimiser state as named tensors: `{prefix}.m.{name}`, `{prefix}.v.{name}` and
+    /// `{prefix}.step` (a u32 pair holding the 64-bit step count).
+    pub fn state_tensors(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::with_capacity(2 * self.vars.len() + 1);
+        for (i, (name, _)) in self.vars.iter().enumerate() {
+            out.push((format!("{prefix}.m.{name}"), self.m[i].copy()?));
+            out.push((format!("{prefix}.v.{name}"), self.v[i].copy()?));
+        }
+        let step = [(self.step & 0xffff_ffff) as u32, (self.step >> 32) as u32];
+        out.push((format!("{prefix}.step"), Tensor::new(&step, &Device::Cpu)?));
+        Ok(out)
+    }
+
+    /// Restore what [`Adam::state_tensors`] wrote. Errors name the missing or mismatched tensor.
+    pub fn load_state(&mut self, prefix: &str, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let fetch = |key: String, like: &Var| -> Result<Tensor> {
+            let Some(t) = tensors.get(&key) else {
+                candle_core::bail!("optimiser state tensor `{key}` is missing from the checkpoint")
+            };
+            if t.dims() != like.dims() || t.dtype() != like.dtype() {
+                candle_core::bail!(
+                    "optimiser state tensor `{key}` is {:?} {:?}, the model needs {:?} {:?}",
+                    t.dtype(),
+                    t.dims(),
+                    like.dtype(),
+                    like.dims()
+                );
+            }
+            t.to_device(like.device())
+        };
+        let mut m = Vec::with_capacity(self.vars.len());
+        let mut v = Vec::with_capacity(self.vars.len());
+        for (name, var) in &self.vars {
+            m.push(fetch(format!("{prefix}.m.{name}"), var)?);
+            v.push(fetch(format!("{prefix}.v.{name}"), var)?);
+        }
+        let key = format!("{prefix}.step");
+        let step = match tensors.get(&key) {
+            Some(t) if t.dtype() == DType::U32 && t.dims() == [2] => {
+                let s = t.to_vec1::<u32>()?;
+                s[0] as u64 | (s[1] as u64) << 32
+            }
+            Some(t) => {
+                candle_core::bail!("`{key}` is {:?} {:?}, expected u32 [2]", t.dtype(), t.dims())
+            }
+            None => {
+                candle_core::bail!("optimiser state tensor `{key}` is missing from the checkpoint")
+            }
+        };
+        (self.m, self.v, self.step) = (m, v, step);
+        Ok(())
+    }
+}
+
+/// Scale all gradients of `vars` so their global L2 norm is at most `max_norm` (PyTorch's
+/// clip_grad_norm_: factor max_norm / (norm + 1e-6) when norm > max_norm). Returns the
+/// norm before clipping.
+pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<f64> {
+    let mut sq = 0.0;
+    for var in vars {
+        if let Some(g) = grads.get(var.as_tensor()) {
+            sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        }
+    }
+    let norm = sq.sqrt();
+    if norm > max_norm {
+        let factor = max_norm / (norm + 1e-6);
+        for var in vars {
+            if let Some(g) = grads.remove(var.as_tensor()) {
+                grads.insert(var.as_tensor(), (g * factor)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+/// Cosine decay from `base` at step 0 to `min` at `total` (PyTorch's CosineAnnealingLR with
+/// T_max = total, eta_min = min); constant `min` after `total`.
+pub fn cosine_lr(base: f64, min: f64, step: u64, total: u64) -> f64 {
+    if total == 0 || step >= total {
+        return min;
+    }
+    let progress = step as f64 / total as f64;
+    min + 0.5 * (base - min) * (1.0 + (std::f64::consts::PI * progress).cos())
+}

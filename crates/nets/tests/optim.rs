@@ -1,0 +1,118 @@
+//! Adam against a hand-computed example, clipping, the cosine schedule, Polyak/EMA updates.
+
+use candle_core::{DType, Device, Tensor, Var};
+use ofql_nets::{
+    Adam, AdamConfig, Mlp, NamedVars, clip_grad_norm, cosine_lr, ema_update, soft_update,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+struct One(Var);
+impl NamedVars for One {
+    fn named_vars(&self) -> Vec<(String, &Var)> {
+        vec![("theta".into(), &self.0)]
+    }
+}
+
+/// Gradients of loss = sum(g * theta) are exactly g.
+fn linear_step(adam: &mut Adam, theta: &Var, g: [f64; 2]) {
+    let g = Tensor::new(&g, &Device::Cpu).unwrap();
+    let grads = (theta.as_tensor() * g).unwrap().sum_all().unwrap().backward().unwrap();
+    adam.step(&grads).unwrap();
+}
+
+#[test]
+fn adam_two_steps_match_the_hand_computation() {
+    let theta = Var::new(&[1.0f64, -2.0], &Device::Cpu).unwrap();
+    let cfg = AdamConfig { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+    let mut adam = Adam::new(One(theta.clone()).prefixed_vars("p"), cfg).unwrap();
+    // Step 1, g = (0.5, -1): m = 0.1 g, v = 0.001 g^2, bias-corrected m^ = g, v^ = g^2, so the
+    // step is lr * g / (|g| + eps) = 0.1 * sign(g) less an eps-sized 2e-9 / 1e-9.
+    linear_step(&mut adam, &theta, [0.5, -1.0]);
+    let got: Vec<f64> = theta.to_vec1().unwrap();
+    assert!(
+        (got[0] - 0.900000002).abs() < 1e-12 && (got[1] + 1.900000001).abs() < 1e-12,
+        "{got:?}"
+    );
+    // Step 2, g = (0.1, 0.3):
+    //   m = 0.9 * (0.05, -0.1) + 0.1 * (0.1, 0.3) = (0.055, -0.06)
+    //   v = 0.999 * (0.00025, 0.001) + 0.001 * (0.01, 0.09) = (0.00025975, 0.001089)
+    //   m^ = m / (1 - 0.81) = (0.2894737, -0.3157895); v^ = v / (1 - 0.998001) = (0.1299400, 0.5447724)
+    //   theta -= 0.1 * m^ / (sqrt(v^) + eps) = (0.0803041, -0.0427849)
+    linear_step(&mut adam, &theta, [0.1, 0.3]);
+    let got: Vec<f64> = theta.to_vec1().unwrap();
+    assert!((got[0] - 0.8196959063846517).abs() < 1e-12, "{got:?}");
+    assert!((got[1] + 1.8572151424292265).abs() < 1e-12, "{got:?}");
+    assert_eq!(adam.steps(), 2);
+}
+
+#[test]
+fn decoupled_weight_decay_shrinks_before_the_step() {
+    let theta = Var::new(&[2.0f64, 2.0], &Device::Cpu).unwrap();
+    let cfg = AdamConfig { lr: 0.1, weight_decay: 0.5, ..Default::default() };
+    let mut adam = Adam::new(One(theta.clone()).prefixed_vars("p"), cfg).unwrap();
+    linear_step(&mut adam, &theta, [0.0, 1.0]);
+    let got: Vec<f64> = theta.to_vec1().unwrap();
+    // 2 * (1 - 0.1 * 0.5) = 1.9; the second also takes the Adam step of ~0.1.
+    assert!((got[0] - 1.9).abs() < 1e-12 && (got[1] - 1.8).abs() < 1e-7, "{got:?}");
+}
+
+#[test]
+fn clipping_returns_the_pre_clip_norm_and_scales_to_the_limit() {
+    let a = Var::new(&[3.0f32], &Device::Cpu).unwrap();
+    let b = Var::new(&[0.0f32, 0.0], &Device::Cpu).unwrap();
+    let loss = ((a.as_tensor() * 3.0).unwrap().sum_all().unwrap()
+        + (b.as_tensor() * Tensor::new(&[4.0f32, 0.0], &Device::Cpu).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap())
+    .unwrap();
+    let mut grads = loss.backward().unwrap();
+    let norm = clip_grad_norm(&mut grads, &[a.clone(), b.clone()], 1.0).unwrap();
+    assert!((norm - 5.0).abs() < 1e-6);
+    let ga: Vec<f32> = grads.get(&a).unwrap().to_vec1().unwrap();
+    let gb: Vec<f32> = grads.get(&b).unwrap().to_vec1().unwrap();
+    assert!((ga[0] - 0.6).abs() < 1e-6 && (gb[0] - 0.8).abs() < 1e-6 && gb[1] == 0.0);
+    // Under the limit nothing changes.
+    let norm = clip_grad_norm(&mut grads, &[a.clone(), b], 10.0).unwrap();
+    assert!((norm - 1.0).abs() < 1e-5);
+    assert!((grads.get(&a).unwrap().to_vec1::<f32>().unwrap()[0] - 0.6).abs() < 1e-6);
+}
+
+#[test]
+fn cosine_schedule_endpoints_and_midpoint() {
+    assert_eq!(cosine_lr(3e-4, 0.0, 0, 100), 3e-4);
+    assert!((cosine_lr(3e-4, 0.0, 50, 100) - 1.5e-4).abs() < 1e-12);
+    assert!((cosine_lr(1.0, 0.2, 25, 100) - (0.2 + 0.4 * (1.0 + 0.5f64.sqrt()))).abs() < 1e-12);
+    assert_eq!(cosine_lr(3e-4, 1e-5, 100, 100), 1e-5);
+    assert_eq!(cosine_lr(3e-4, 1e-5, 1000, 100), 1e-5);
+}
+
+#[test]
+fn polyak_and_ema_updates_mix_by_name() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let dev = Device::Cpu;
+    let source = Mlp::new(&[3, 4, 1], DType::F64, &dev, &mut rng).unwrap();
+    let target = Mlp::new(&[3, 4, 1], DType::F64, &dev, &mut rng).unwrap();
+    let before: Vec<Tensor> = target.vars().iter().map(|v| v.as_tensor().copy().unwrap()).collect();
+    soft_update(&target, &source, 0.25).unwrap();
+    for ((t, s), b) in target.vars().iter().zip(source.vars()).zip(&before) {
+        let want = ((s.as_tensor() * 0.25).unwrap() + (b * 0.75).unwrap()).unwrap();
+        let err: f64 =
+            (t.as_tensor() - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(err < 1e-15);
+    }
+    // EMA with decay d is Polyak with tau = 1 - d; decay 0 copies.
+    ema_update(&target, &source, 0.0).unwrap();
+    for (t, s) in target.vars().iter().zip(source.vars()) {
+        assert_eq!(
+            t.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+            s.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+        );
+    }
+    // A deep clone is independent of its source.
+    let copy = source.deep_clone().unwrap();
+    soft_update(&source, &target.deep_clone().unwrap(), 1.0).unwrap();
+    let other = Mlp::new(&[3, 4, 2], DType::F64, &dev, &mut rng).unwrap();
+    assert!(soft_update(&copy, &other, 0.5).unwrap_err().to_string().contains("l1.weight"));
+}
