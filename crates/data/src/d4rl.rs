@@ -43,8 +43,8 @@ pub fn read_d4rl(path: &Path) -> Result<Dataset> {
 /// Write `data` in D4RL's layout (gzip, chunked), floats as `dtype`, rewards as (N,),
 /// booleans as h5py writes them. `timeouts` is written only if the data had them.
 pub fn write_d4rl(path: &Path, data: &Dataset, dtype: Dtype) -> Result<()> {
-    let file = hdf5::File::create(path)
-        .with_context(|| format!("create HDF5 file {}", path.display()))?;
+    let file =
+        hdf5::File::create(path).with_context(|| format!("create HDF5 file {}", path.display()))?;
     hdf5_io::write_floats(&file, "observations", data.observations.view(), dtype)?;
     hdf5_io::write_floats(&file, "actions", data.actions.view(), dtype)?;
     hdf5_io::write_floats(&file, "rewards", data.rewards.view(), dtype)?;

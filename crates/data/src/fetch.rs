@@ -54,8 +54,8 @@ impl Pins {
     pub fn load(path: &Path) -> Result<Self> {
         let mut entries: BTreeMap<String, String> = BTreeMap::new();
         if path.exists() {
-            let text =
-                fs::read_to_string(path).with_context(|| format!("read pins {}", path.display()))?;
+            let text = fs::read_to_string(path)
+                .with_context(|| format!("read pins {}", path.display()))?;
             entries = toml::from_str(&text).with_context(|| {
                 format!("{}: expected lines `\"name\" = \"<sha256 hex>\"`", path.display())
             })?;
@@ -109,7 +109,13 @@ pub struct Fetched {
 
 /// Download `url` to `dir/name`, resuming `dir/name.part` if present, and verify or record
 /// its SHA-256 in `pins`. A mismatch deletes the download and fails.
-pub fn fetch(url: &str, dir: &Path, name: &str, pins: &mut Pins, progress: bool) -> Result<Fetched> {
+pub fn fetch(
+    url: &str,
+    dir: &Path,
+    name: &str,
+    pins: &mut Pins,
+    progress: bool,
+) -> Result<Fetched> {
     let dest = safe_join(dir, name)?;
     let part = safe_join(dir, &format!("{name}.part"))?;
     fs::create_dir_all(dir).with_context(|| format!("create cache folder {}", dir.display()))?;
@@ -158,24 +164,30 @@ fn check_pin(
 /// Append the rest of `url` to `part` (which holds `have` bytes). Returns `Some(have)` when a
 /// partial download was continued with a Range request.
 fn download(url: &str, part: &Path, have: u64, progress: bool) -> Result<Option<u64>> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut request = agent.get(url);
     if have > 0 {
         request = request.header("Range", format!("bytes={have}-"));
     }
     let mut response = request.call().with_context(|| format!("download {url}"))?;
     let status = response.status().as_u16();
-    let header = |k: &str| response.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header =
+        |k: &str| response.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
     let (mut file, start) = match status {
         206 if have > 0 => {
             let expected = format!("bytes {have}-");
             if !header("content-range").is_some_and(|r| r.starts_with(&expected)) {
-                bail!("download {url}: the server answered the resume request with a wrong Content-Range");
+                bail!(
+                    "download {url}: the server answered the resume request with a wrong Content-Range"
+                );
             }
             (OpenOptions::new().append(true).open(part)?, have)
         }
         // The part file already holds the whole file.
-        416 if have > 0 && header("content-range").is_some_and(|r| r.ends_with(&format!("/{have}"))) => {
+        416 if have > 0
+            && header("content-range").is_some_and(|r| r.ends_with(&format!("/{have}"))) =>
+        {
             return Ok(Some(have));
         }
         200 => (File::create(part).with_context(|| format!("create {}", part.display()))?, 0),
@@ -247,8 +259,12 @@ mod tests {
     #[test]
     fn names_cannot_leave_the_cache_folder() {
         let dir = Path::new("/cache");
-        assert_eq!(safe_join(dir, "hopper-medium-v2.hdf5").unwrap(), dir.join("hopper-medium-v2.hdf5"));
-        for bad in ["../x", "a/b", "/etc/passwd", "..", ".", "", ".hidden", "a\\b", "x..y", "a\0b"] {
+        assert_eq!(
+            safe_join(dir, "hopper-medium-v2.hdf5").unwrap(),
+            dir.join("hopper-medium-v2.hdf5")
+        );
+        for bad in ["../x", "a/b", "/etc/passwd", "..", ".", "", ".hidden", "a\\b", "x..y", "a\0b"]
+        {
             let err = safe_join(dir, bad).unwrap_err().to_string();
             assert!(err.contains("not a valid file name"), "{bad}: {err}");
         }

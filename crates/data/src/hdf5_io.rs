@@ -123,7 +123,9 @@ pub fn read_scalar_json(ds: &hdf5::Dataset) -> Result<Option<serde_json::Value>>
     let value = match ds.dtype()?.to_descriptor()? {
         TypeDescriptor::VarLenUnicode => soft().read_raw::<VarLenUnicode>()?[0].to_string().into(),
         TypeDescriptor::VarLenAscii => soft().read_raw::<VarLenAscii>()?[0].to_string().into(),
-        TypeDescriptor::FixedAscii(_) => soft().read_raw::<FixedAscii<1024>>()?[0].to_string().into(),
+        TypeDescriptor::FixedAscii(_) => {
+            soft().read_raw::<FixedAscii<1024>>()?[0].to_string().into()
+        }
         TypeDescriptor::FixedUnicode(_) => {
             soft().read_raw::<FixedUnicode<1024>>()?[0].to_string().into()
         }
@@ -145,9 +147,10 @@ pub fn write_scalar_json(group: &hdf5::Group, name: &str, value: &serde_json::Va
         Value::Number(n) if n.is_i64() => {
             group.new_dataset::<i64>().create(name)?.write_scalar(&n.as_i64().unwrap_or(0))?
         }
-        Value::Number(n) => {
-            group.new_dataset::<f64>().create(name)?.write_scalar(&n.as_f64().unwrap_or(f64::NAN))?
-        }
+        Value::Number(n) => group
+            .new_dataset::<f64>()
+            .create(name)?
+            .write_scalar(&n.as_f64().unwrap_or(f64::NAN))?,
         Value::String(s) => write_string(group, name, s)?,
         other => write_string(group, name, &other.to_string())?,
     }

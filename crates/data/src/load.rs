@@ -46,7 +46,8 @@ pub fn detect(path: &Path) -> Result<Format> {
         return Ok(Format::Parquet);
     }
     if n < 8 || &head != HDF5_MAGIC {
-        let why = if n == 0 { "the file is empty".into() } else { "no HDF5 or parquet signature".into() };
+        let why =
+            if n == 0 { "the file is empty".into() } else { "no HDF5 or parquet signature".into() };
         return Err(DataError::UnknownFormat { path: path.to_path_buf(), why }.into());
     }
     let file = d4rl::open_hdf5(path)?;

@@ -47,7 +47,10 @@ pub fn read_minari(path: &Path) -> Result<Dataset> {
     for (_, name) in &ids {
         let group = file.group(name)?;
         if group.link_exists("observations") && group.group("observations").is_ok() {
-            bail!("{}: `{name}/observations` is a dictionary space; only Box observations are supported", main.display());
+            bail!(
+                "{}: `{name}/observations` is a dictionary space; only Box observations are supported",
+                main.display()
+            );
         }
         let episode_path = main.join(name);
         let reader = Reader { file: &group, path: &episode_path };
@@ -113,11 +116,19 @@ pub fn write_minari(root: &Path, data: &Dataset, dataset_id: &str) -> Result<()>
         let rows = ep.start..ep.end;
         let obs = concatenate(
             Axis(0),
-            &[data.observations.slice(s![rows.clone(), ..]), next.slice(s![ep.end - 1..ep.end, ..])],
+            &[
+                data.observations.slice(s![rows.clone(), ..]),
+                next.slice(s![ep.end - 1..ep.end, ..]),
+            ],
         )?;
         // Minari 0.5 writes observations and rewards as float64 and actions as float32.
         hdf5_io::write_floats(&group, "observations", obs.view(), Dtype::F64)?;
-        hdf5_io::write_floats(&group, "actions", data.actions.slice(s![rows.clone(), ..]), Dtype::F32)?;
+        hdf5_io::write_floats(
+            &group,
+            "actions",
+            data.actions.slice(s![rows.clone(), ..]),
+            Dtype::F32,
+        )?;
         hdf5_io::write_floats(&group, "rewards", data.rewards.slice(s![rows.clone()]), Dtype::F64)?;
         hdf5_io::write_array(&group, "terminations", data.terminals.slice(s![rows.clone()]))?;
         hdf5_io::write_array(&group, "truncations", data.timeouts.slice(s![rows]))?;

@@ -67,10 +67,13 @@ pub fn read_parquet(path: &Path) -> Result<Dataset> {
         .and_then(|kv| kv.into_iter().find(|e| e.key == META_KEY))
         .and_then(|e| e.value)
         .and_then(|v| serde_json::from_str(&v).ok());
-    let df = reader.finish().with_context(|| format!("{} is not a readable parquet file", path.display()))?;
+    let df = reader
+        .finish()
+        .with_context(|| format!("{} is not a readable parquet file", path.display()))?;
     let cols = Columns { df: &df, path };
     let obs = cols.get("observations")?;
-    let data = if matches!(obs.dtype(), DataType::List(inner) if matches!(**inner, DataType::List(_))) {
+    let data = if matches!(obs.dtype(), DataType::List(inner) if matches!(**inner, DataType::List(_)))
+    {
         cols.hf_episodes()?
     } else {
         cols.per_step(meta)?
@@ -114,7 +117,9 @@ impl Columns<'_> {
     fn matrix(&self, key: &str, s: &Series) -> Result<Array2<f32>> {
         let ctx = || format!("{}: column `{key}`", self.path.display());
         let (values, width) = match s.dtype() {
-            DataType::Array(_, width) => (floats(&s.array()?.get_leaf_array()).with_context(ctx)?, *width),
+            DataType::Array(_, width) => {
+                (floats(&s.array()?.get_leaf_array()).with_context(ctx)?, *width)
+            }
             DataType::List(_) => {
                 let (offsets, inner) = list_parts(s)?;
                 let width = offsets.get(1).map_or(0, |o| o - offsets[0]);
@@ -133,7 +138,11 @@ impl Columns<'_> {
     fn vector(&self, key: &str) -> Result<Array1<f32>> {
         let m = self.matrix(key, &self.get(key)?)?;
         if m.ncols() != 1 {
-            bail!("{}: column `{key}` has {} values per row, expected 1", self.path.display(), m.ncols());
+            bail!(
+                "{}: column `{key}` has {} values per row, expected 1",
+                self.path.display(),
+                m.ncols()
+            );
         }
         Ok(m.into_shape_with_order(self.df.height())?)
     }
@@ -183,7 +192,9 @@ impl Columns<'_> {
             }
             Ok(inner.slice(offsets[0], (offsets[offsets.len() - 1] - offsets[0]) as usize))
         };
-        let slice_all = |s: Series| s.slice(ep_offsets[0], (ep_offsets[ep_offsets.len() - 1] - ep_offsets[0]) as usize);
+        let slice_all = |s: Series| {
+            s.slice(ep_offsets[0], (ep_offsets[ep_offsets.len() - 1] - ep_offsets[0]) as usize)
+        };
         let observations = self.matrix("observations", &slice_all(obs_rows))?;
         let actions = self.matrix("actions", &episode_rows("actions")?)?;
         let rewards = Array1::from_vec(floats(&episode_rows("rewards")?)?);
@@ -226,5 +237,8 @@ fn bools(s: &Series) -> Result<Vec<bool>> {
     if s.dtype().is_primitive_numeric() {
         return Ok(floats(s)?.into_iter().map(|v| v != 0.0).collect());
     }
-    Ok(s.bool().with_context(|| format!("column `{}` is not boolean", s.name()))?.no_null_iter().collect())
+    Ok(s.bool()
+        .with_context(|| format!("column `{}` is not boolean", s.name()))?
+        .no_null_iter()
+        .collect())
 }

@@ -24,6 +24,23 @@ impl EnvSpec {
     pub fn normalized_score(&self, ret: f64) -> f64 {
         100.0 * (ret - self.ref_min) / (self.ref_max - self.ref_min)
     }
+
+    /// The data's observation and action sizes must be this environment's.
+    pub fn check_dims(&self, obs_dim: usize, act_dim: usize) -> Result<(), DataError> {
+        let mismatch = |what, got, expected| DataError::DimMismatch {
+            what,
+            env: self.name.to_string(),
+            got,
+            expected,
+        };
+        if act_dim != self.act_dim {
+            return Err(mismatch("action", act_dim, self.act_dim));
+        }
+        if obs_dim != self.obs_dim {
+            return Err(mismatch("observation", obs_dim, self.obs_dim));
+        }
+        Ok(())
+    }
 }
 
 const fn env(
@@ -237,7 +254,10 @@ mod tests {
         ));
         let kitchen = lookup("kitchen-mixed-v0").unwrap();
         assert_eq!(kitchen.episode_length, 280);
-        assert_eq!(kitchen.url("http://127.0.0.1:9/x/"), "http://127.0.0.1:9/x/kitchen/kitchen_microwave_kettle_bottomburner_light-v0.hdf5");
+        assert_eq!(
+            kitchen.url("http://127.0.0.1:9/x/"),
+            "http://127.0.0.1:9/x/kitchen/kitchen_microwave_kettle_bottomburner_light-v0.hdf5"
+        );
         assert_eq!(lookup("hopper-expert-v2").unwrap().obs_dim, 11);
     }
 
@@ -260,6 +280,16 @@ mod tests {
         assert!((w - 50.0).abs() < 1e-6, "{w}");
         assert_eq!(env_spec("half_cheetah").unwrap().act_dim, 6);
         assert_eq!(env_spec("antmaze-umaze-v2").unwrap().episode_length, 700);
+    }
+
+    #[test]
+    fn dimension_check_names_the_environment() {
+        let hopper = env_spec("hopper").unwrap();
+        assert!(hopper.check_dims(11, 3).is_ok());
+        let msg = hopper.check_dims(11, 6).unwrap_err().to_string();
+        assert!(msg.contains("action dimension is 6") && msg.contains("`hopper` has 3"), "{msg}");
+        let msg = hopper.check_dims(17, 3).unwrap_err().to_string();
+        assert!(msg.contains("observation dimension is 17"), "{msg}");
     }
 
     #[test]

@@ -133,7 +133,13 @@ mod tests {
         let buf = buffer(10);
         let draw = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            buf.sample(4000, &mut rng).unwrap().rewards.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            buf.sample(4000, &mut rng)
+                .unwrap()
+                .rewards
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
         };
         assert_eq!(draw(1), draw(1));
         assert_ne!(draw(1), draw(2));
