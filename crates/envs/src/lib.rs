@@ -11,6 +11,9 @@ pub mod error;
 pub mod id;
 pub mod models;
 mod mujoco_log;
+pub mod policy;
+pub mod runner;
+pub mod score;
 pub mod spec;
 
 pub use action::ActionScalar;
@@ -18,6 +21,9 @@ pub use env::{Env, Step, StepInfo, load_env_model};
 pub use error::EnvError;
 pub use id::{EnvId, Task, Version};
 pub use models::{ModelError, load_model, models_dir};
+pub use policy::{Policy, RandomPolicy, ZeroPolicy};
+pub use runner::{Episode, EvalConfig, EvalError, EvalReport, Summary, evaluate};
+pub use score::ScoreRef;
 pub use spec::{MAX_EPISODE_STEPS, Spec};
 
 /// The MuJoCo library version actually loaded at run time (e.g. "3.17.0").
