@@ -1,3 +1,13 @@
-//! MeanFlow: (t, r) sampling, the flow behaviour-cloning loss and the samplers.
+//! MeanFlow: (t, r) sampling, the flow behaviour-cloning loss, the samplers and the 2-D toy
+//! experiment of the paper's Figure 4.
 
+pub mod loss;
+pub mod noise;
+pub mod sample;
 pub mod time;
+pub mod toy;
+
+pub use loss::{LossStats, MeanFlowConfig, flow_matching_loss, meanflow_loss};
+pub use noise::gaussian;
+pub use sample::{clamp_actions, euler_sample, mean_flow_sample, one_step_sample};
+pub use time::{TimeDist, sample_t_r};
