@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Versions of ofql and of the native libraries it loaded.
     Version,
+    /// Inspect, convert and download offline RL datasets.
+    Dataset(cmd::dataset::DatasetArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
     let out = output::Output { json: cli.json };
     let result = match cli.command {
         Command::Version => cmd::version::run(&out),
+        Command::Dataset(args) => cmd::dataset::run(args, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

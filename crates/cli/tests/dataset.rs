@@ -1,0 +1,238 @@
+//! `ofql dataset info|convert|fetch` end to end, on files and a loopback server the tests make.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ndarray::{Array1, Array2};
+use ofql_data::{Dataset, Dtype, Stats, registry, write_d4rl};
+
+fn ofql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ofql")).args(args).output().unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "exactly one JSON line expected: {stdout}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Hopper-shaped data (obs 11, act 3): episodes of 4 (terminal), 5 (timeout) and 3 steps.
+fn hopper_like(act_dim: usize) -> Dataset {
+    let n = 12;
+    let obs = Array2::from_shape_fn((n, 11), |(i, j)| (i * 11 + j) as f32 / 64.0);
+    let mut next = Array2::from_shape_fn((n, 11), |(i, j)| (i * 11 + j + 11) as f32 / 64.0);
+    next[[11, 0]] = 99.0;
+    let acts = Array2::from_shape_fn((n, act_dim), |(i, j)| ((i + j) % 5) as f32 / 4.0 - 0.5);
+    let rewards = Array1::from_iter((0..n).map(|i| 100.0 + i as f32 * 10.0));
+    let mut terminals = Array1::from_elem(n, false);
+    let mut timeouts = Array1::from_elem(n, false);
+    terminals[3] = true;
+    timeouts[8] = true;
+    let mut d = Dataset::new(obs, acts, rewards, terminals, timeouts);
+    d.next_observations = Some(next);
+    d
+}
+
+#[test]
+fn info_json_reports_sizes_returns_and_normalised_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hopper-medium-v2.hdf5");
+    let data = hopper_like(3);
+    write_d4rl(&path, &data, Dtype::F64).unwrap();
+    let out = ofql(&["dataset", "info", path.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    let stats = Stats::of(&data);
+    assert_eq!(v["rows"], 12);
+    assert_eq!(v["transitions"], 10); // timeout row and last row dropped
+    assert_eq!(v["episodes"], 3);
+    assert_eq!(v["obs_dim"], 11);
+    assert_eq!(v["act_dim"], 3);
+    assert_eq!(v["dtype"], "float64");
+    assert_eq!(v["format"], "d4rl");
+    assert_eq!(v["env"], "hopper");
+    assert_eq!(v["return_mean"].as_f64().unwrap(), stats.return_mean);
+    let expected = registry::normalized_score("hopper", stats.return_mean).unwrap();
+    assert!((v["normalized_return_mean"].as_f64().unwrap() - expected).abs() < 1e-9);
+    assert!(expected > 0.0);
+
+    let out =
+        ofql(&["dataset", "info", path.to_str().unwrap(), "--next-obs", "recorded", "--json"]);
+    assert_eq!(json(&out)["transitions"], 12);
+
+    let out = ofql(&["dataset", "info", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("episodes 3") && text.contains("normalised return (hopper)"), "{text}");
+}
+
+#[test]
+fn info_without_a_known_environment_omits_the_normalised_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.hdf5");
+    write_d4rl(&path, &hopper_like(3), Dtype::F32).unwrap();
+    let v = json(&ofql(&["dataset", "info", path.to_str().unwrap(), "--json"]));
+    assert!(v["normalized_return_mean"].is_null() && v["env"].is_null());
+    let v =
+        json(&ofql(&["dataset", "info", path.to_str().unwrap(), "--env", "Hopper-v4", "--json"]));
+    assert_eq!(v["env"], "hopper");
+    assert!(v["normalized_return_mean"].is_f64());
+}
+
+#[test]
+fn info_errors_are_clear_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.hdf5");
+    write_d4rl(&path, &hopper_like(6), Dtype::F32).unwrap();
+    let out = ofql(&["dataset", "info", path.to_str().unwrap(), "--env", "hopper"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("action dimension is 6 but environment `hopper` has 3"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ofql(&["dataset", "info", "/no/such.hdf5", "--json"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("file not found: /no/such.hdf5"));
+    assert!(json(&out)["error"].as_str().unwrap().contains("file not found"));
+
+    let out = ofql(&["dataset", "info", "hoper-medium-v2"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("did you mean `hopper-medium-v2`"), "{}", stderr(&out));
+
+    let cache = dir.path().join("cache");
+    let out =
+        ofql(&["dataset", "info", "hopper-medium-v2", "--cache-dir", cache.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("run `ofql dataset fetch hopper-medium-v2`"), "{}", stderr(&out));
+
+    let bad = dir.path().join("bad.hdf5");
+    std::fs::write(&bad, b"not hdf5 at all").unwrap();
+    let out = ofql(&["dataset", "info", bad.to_str().unwrap()]);
+    assert!(!out.status.success() && stderr(&out).contains("is not an HDF5 or parquet file"));
+    assert!(!stderr(&out).contains("panicked"));
+}
+
+#[test]
+fn convert_goes_through_every_layout_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.hdf5");
+    let data = hopper_like(3);
+    write_d4rl(&src, &data, Dtype::F32).unwrap();
+    let pq = dir.path().join("a.parquet");
+    let minari = dir.path().join("hopper-test-v0");
+    let back = dir.path().join("back.hdf5");
+    let steps: [(&Path, &Path, &str); 3] =
+        [(&src, &pq, "parquet"), (&pq, &minari, "minari"), (&minari, &back, "d4rl")];
+    for (from, to, layout) in steps {
+        let out =
+            ofql(&["dataset", "convert", from.to_str().unwrap(), to.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v = json(&out);
+        assert_eq!((v["to"].as_str().unwrap(), v["rows"].as_u64().unwrap()), (layout, 12));
+    }
+    let round = ofql_data::read_d4rl(&back).unwrap();
+    assert_eq!(round.observations, data.observations);
+    assert_eq!(round.actions, data.actions);
+    assert_eq!(round.rewards, data.rewards);
+    assert_eq!(round.terminals, data.terminals);
+    assert_eq!(round.timeouts, data.timeouts);
+    // Minari keeps one observation array: s' inside an episode is the next row's s.
+    assert_eq!(round.next_observations.unwrap().row(11), data.next_observations.unwrap().row(11));
+
+    let out = ofql(&["dataset", "convert", src.to_str().unwrap(), back.to_str().unwrap()]);
+    assert!(!out.status.success() && stderr(&out).contains("pass --force"));
+    let out = ofql(&[
+        "dataset",
+        "convert",
+        src.to_str().unwrap(),
+        back.to_str().unwrap(),
+        "--force",
+        "--dtype",
+        "float64",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(ofql_data::read_d4rl(&back).unwrap().dtype, Dtype::F64);
+}
+
+/// Serve `body` for every request on 127.0.0.1; returns the base URL.
+fn serve(body: Vec<u8>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    base
+}
+
+#[test]
+fn fetch_downloads_pins_and_feeds_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("served.hdf5");
+    write_d4rl(&src, &hopper_like(3), Dtype::F32).unwrap();
+    let base = serve(std::fs::read(&src).unwrap());
+    let cache = dir.path().join("cache");
+    let pins = dir.path().join("pins.toml");
+    let args = |name: &str| {
+        vec![
+            "dataset".to_string(),
+            "fetch".into(),
+            name.into(),
+            "--base-url".into(),
+            base.clone(),
+            "--cache-dir".into(),
+            cache.display().to_string(),
+            "--pins".into(),
+            pins.display().to_string(),
+            "--json".into(),
+        ]
+    };
+    let run = |a: Vec<String>| Command::new(env!("CARGO_BIN_EXE_ofql")).args(a).output().unwrap();
+    let out = run(args("hopper-medium-v2"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["fetched"][0]["pin"], "recorded");
+    assert!(
+        v["fetched"][0]["url"].as_str().unwrap().ends_with("/gym_mujoco_v2/hopper_medium-v2.hdf5")
+    );
+    assert!(std::fs::read_to_string(&pins).unwrap().contains("\"hopper-medium-v2.hdf5\""));
+
+    let out = run(args("hopper-medium-v2"));
+    assert_eq!(json(&out)["fetched"][0]["pin"], "verified");
+
+    let out = ofql(&[
+        "dataset",
+        "info",
+        "hopper-medium-v2",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["env"], "hopper");
+
+    let out = run(args("hopper-medum-v2"));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("did you mean `hopper-medium-v2`"), "{}", stderr(&out));
+
+    let v = json(&ofql(&["dataset", "fetch", "--list", "--json"]));
+    assert_eq!(v["datasets"].as_array().unwrap().len(), 26);
+}
