@@ -15,6 +15,7 @@ pub mod policy;
 pub mod runner;
 pub mod score;
 pub mod spec;
+pub mod verify;
 
 pub use action::ActionScalar;
 pub use env::{Env, Step, StepInfo, load_env_model};
@@ -25,6 +26,7 @@ pub use policy::{Policy, RandomPolicy, ZeroPolicy};
 pub use runner::{Episode, EvalConfig, EvalError, EvalReport, Summary, evaluate};
 pub use score::ScoreRef;
 pub use spec::{MAX_EPISODE_STEPS, Spec};
+pub use verify::{Recorded, VerifyOptions, VerifyReport, verify};
 
 /// The MuJoCo library version actually loaded at run time (e.g. "3.17.0").
 pub fn mujoco_version() -> &'static str {

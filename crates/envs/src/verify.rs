@@ -1,0 +1,308 @@
+//! Replay a dataset's recorded states through the simulator: set each row's qpos/qvel, apply
+//! the recorded action, and measure how far the simulated next observation, reward and
+//! termination are from the recorded ones. It tells a user whether their simulator reproduces
+//! the data they train on.
+//!
+//! Row i holds the state at which `observations[i]` was taken (before the step).
+
+use crate::action::ActionScalar;
+use crate::env::{Env, load_env_model};
+use crate::error::EnvError;
+use crate::id::EnvId;
+
+/// A dataset's arrays, row-major, floats widened to f64 (exactly, from f32 files).
+pub struct Recorded<'a, A> {
+    pub qpos: &'a [f64],
+    pub qvel: &'a [f64],
+    pub actions: &'a [A],
+    pub observations: &'a [f64],
+    /// When absent, the next observation of row i is `observations[i + 1]` inside an episode.
+    pub next_observations: Option<&'a [f64]>,
+    pub rewards: &'a [f64],
+    pub terminals: &'a [bool],
+    pub timeouts: Option<&'a [bool]>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerifyOptions {
+    /// Check only the first rows (`None`: all).
+    pub max_rows: Option<usize>,
+    /// How many of the worst rows to list.
+    pub worst: usize,
+    pub threads: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        VerifyOptions { max_rows: None, worst: 10, threads }
+    }
+}
+
+/// Absolute errors of one key over the rows where it was compared.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct KeyError {
+    pub rows: usize,
+    pub max_abs: f64,
+    /// Mean over all compared elements.
+    pub mean_abs: f64,
+    /// The row of `max_abs`.
+    pub worst_row: Option<usize>,
+    #[serde(skip)]
+    sum: f64,
+    #[serde(skip)]
+    elements: usize,
+}
+
+impl KeyError {
+    fn add(&mut self, row: usize, recorded: &[f64], simulated: &[f64]) -> f64 {
+        let row_max =
+            recorded.iter().zip(simulated).map(|(&r, &s)| abs_err(r, s)).fold(0.0, f64::max);
+        self.sum += recorded.iter().zip(simulated).map(|(&r, &s)| abs_err(r, s)).sum::<f64>();
+        self.elements += recorded.len();
+        self.rows += 1;
+        if row_max > self.max_abs || self.worst_row.is_none() {
+            self.max_abs = self.max_abs.max(row_max);
+            self.worst_row = Some(row);
+        }
+        row_max
+    }
+
+    fn merge(&mut self, other: KeyError) {
+        if other.rows > 0 && (self.worst_row.is_none() || other.max_abs > self.max_abs) {
+            self.max_abs = other.max_abs;
+            self.worst_row = other.worst_row;
+        }
+        self.rows += other.rows;
+        self.sum += other.sum;
+        self.elements += other.elements;
+    }
+
+    fn finish(&mut self) {
+        self.mean_abs = if self.elements == 0 { 0.0 } else { self.sum / self.elements as f64 };
+    }
+}
+
+/// |a - b|; a NaN on one side only counts as infinitely far.
+fn abs_err(a: f64, b: f64) -> f64 {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => 0.0,
+        (false, false) => (a - b).abs(),
+        _ => f64::INFINITY,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RowError {
+    pub row: usize,
+    /// Max abs error of the next observation (`None`: no recorded next observation).
+    pub next_obs_err: Option<f64>,
+    pub reward_err: f64,
+    /// Max abs error between `observations[row]` and the observation of the set state.
+    pub obs_err: f64,
+    pub terminal_recorded: bool,
+    pub terminal_simulated: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerifyReport {
+    pub env: String,
+    pub rows_checked: usize,
+    /// Where the recorded next observations came from.
+    pub next_obs_source: &'static str,
+    pub max_abs_obs_err: f64,
+    pub max_abs_reward_err: f64,
+    pub termination_mismatches: usize,
+    /// `observations[i]` against the observation of the state set from row i.
+    pub observations: KeyError,
+    /// The simulated next observation against the recorded one.
+    pub next_observations: KeyError,
+    pub rewards: KeyError,
+    /// Rows whose simulated termination differs from `terminals` (the first few).
+    pub termination_mismatch_rows: Vec<usize>,
+    /// The rows with the largest next-observation error, worst first.
+    pub worst_rows: Vec<RowError>,
+    /// The rows with the largest reward error, worst first.
+    pub worst_reward_rows: Vec<RowError>,
+}
+
+#[derive(Default)]
+struct Partial {
+    observations: KeyError,
+    next_observations: KeyError,
+    rewards: KeyError,
+    mismatches: Vec<usize>,
+    rows: Vec<RowError>,
+}
+
+impl Partial {
+    /// Keep only the `k` worst rows by next-observation error and by reward error.
+    fn prune(&mut self, k: usize) {
+        let by_obs = top(&self.rows, k, |r| r.next_obs_err.unwrap_or(0.0));
+        let by_reward = top(&self.rows, k, |r| r.reward_err);
+        let mut keep: Vec<RowError> = by_obs.into_iter().chain(by_reward).collect();
+        keep.sort_by_key(|r| r.row);
+        keep.dedup_by_key(|r| r.row);
+        self.rows = keep;
+    }
+}
+
+fn top(rows: &[RowError], k: usize, key: impl Fn(&RowError) -> f64) -> Vec<RowError> {
+    let mut sorted: Vec<RowError> = rows.to_vec();
+    sorted.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.row.cmp(&b.row)));
+    sorted.truncate(k);
+    sorted
+}
+
+/// Replay `data` in environment `id`.
+pub fn verify<A: ActionScalar>(
+    id: EnvId,
+    data: &Recorded<'_, A>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, EnvError> {
+    let model = load_env_model(id)?;
+    let probe = Env::with_model(id, model.clone());
+    let (nq, nv, obs_dim, act_dim) = (probe.nq(), probe.nv(), probe.obs_dim(), probe.act_dim());
+    let n = data.rewards.len();
+    check_shapes(id, data, n, (nq, nv, obs_dim, act_dim))?;
+    let rows = options.max_rows.map_or(n, |m| m.min(n));
+    let threads = options.threads.clamp(1, rows.max(1));
+    let chunk = rows.div_ceil(threads).max(1);
+
+    let episode_ended = |i: usize| data.terminals[i] || data.timeouts.is_some_and(|t| t[i]);
+    let next_obs = |i: usize| -> Option<&[f64]> {
+        match data.next_observations {
+            Some(next) => Some(&next[i * obs_dim..(i + 1) * obs_dim]),
+            None => (i + 1 < n && !episode_ended(i))
+                .then(|| &data.observations[(i + 1) * obs_dim..(i + 2) * obs_dim]),
+        }
+    };
+
+    let check_rows = |range: std::ops::Range<usize>| -> Result<Partial, EnvError> {
+        let mut env = Env::with_model(id, model.clone());
+        let mut part = Partial::default();
+        let mut next = vec![0.0; obs_dim];
+        let qpos = |i: usize| &data.qpos[i * nq..(i + 1) * nq];
+        let qvel = |i: usize| &data.qvel[i * nv..(i + 1) * nv];
+        let action = |i: usize| &data.actions[i * act_dim..(i + 1) * act_dim];
+        // Inside an episode the recording simulator carried its solver warm start from the
+        // previous step: replay row i - 1 first so that the first row of this chunk starts
+        // as it would in one sequential pass (the report does not depend on the threads).
+        if range.start > 0 && !episode_ended(range.start - 1) {
+            env.reset_to_state(qpos(range.start - 1), qvel(range.start - 1))?;
+            env.step_into(action(range.start - 1), &mut next)?;
+        }
+        for i in range {
+            let obs = if i == 0 || episode_ended(i - 1) {
+                env.reset_to_state(qpos(i), qvel(i))?
+            } else {
+                env.set_state(qpos(i), qvel(i))?;
+                env.observation()
+            };
+            let obs_err =
+                part.observations.add(i, &data.observations[i * obs_dim..(i + 1) * obs_dim], &obs);
+            let info = env.step_into(action(i), &mut next)?;
+            let next_obs_err = next_obs(i).map(|rec| part.next_observations.add(i, rec, &next));
+            let reward_err = part.rewards.add(i, &data.rewards[i..=i], &[info.reward]);
+            if info.terminated != data.terminals[i] {
+                part.mismatches.push(i);
+            }
+            part.rows.push(RowError {
+                row: i,
+                next_obs_err,
+                reward_err,
+                obs_err,
+                terminal_recorded: data.terminals[i],
+                terminal_simulated: info.terminated,
+            });
+            if part.rows.len() > 4 * options.worst.max(1) + 64 {
+                part.prune(options.worst);
+            }
+        }
+        part.prune(options.worst);
+        Ok(part)
+    };
+
+    let parts: Vec<Result<Partial, EnvError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..rows)
+            .step_by(chunk)
+            .map(|start| {
+                let range = start..(start + chunk).min(rows);
+                scope.spawn(move || check_rows(range))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("verify worker panicked")).collect()
+    });
+
+    let mut total = Partial::default();
+    for part in parts {
+        let part = part?;
+        total.observations.merge(part.observations);
+        total.next_observations.merge(part.next_observations);
+        total.rewards.merge(part.rewards);
+        total.mismatches.extend(part.mismatches);
+        total.rows.extend(part.rows);
+    }
+    for key in [&mut total.observations, &mut total.next_observations, &mut total.rewards] {
+        key.finish();
+    }
+    let termination_mismatches = total.mismatches.len();
+    total.mismatches.truncate(options.worst.max(1) * 10);
+    Ok(VerifyReport {
+        env: id.to_string(),
+        rows_checked: rows,
+        next_obs_source: if data.next_observations.is_some() {
+            "next_observations"
+        } else {
+            "observations[i+1] within an episode"
+        },
+        max_abs_obs_err: total.next_observations.max_abs,
+        max_abs_reward_err: total.rewards.max_abs,
+        termination_mismatches,
+        worst_rows: top(&total.rows, options.worst, |r| r.next_obs_err.unwrap_or(0.0)),
+        worst_reward_rows: top(&total.rows, options.worst, |r| r.reward_err),
+        observations: total.observations,
+        next_observations: total.next_observations,
+        rewards: total.rewards,
+        termination_mismatch_rows: total.mismatches,
+    })
+}
+
+fn check_shapes<A>(
+    id: EnvId,
+    data: &Recorded<'_, A>,
+    n: usize,
+    (nq, nv, obs_dim, act_dim): (usize, usize, usize, usize),
+) -> Result<(), EnvError> {
+    let env = id.to_string();
+    let width = |len: usize| len.checked_div(n).unwrap_or(0);
+    let state_err =
+        |what, expected, got| EnvError::StateDim { env: env.clone(), what, expected, got, nq, nv };
+    if data.qpos.len() != n * nq {
+        return Err(state_err("qpos", nq, width(data.qpos.len())));
+    }
+    if data.qvel.len() != n * nv {
+        return Err(state_err("qvel", nv, width(data.qvel.len())));
+    }
+    if data.actions.len() != n * act_dim {
+        return Err(EnvError::ActionDim { env, expected: act_dim, got: width(data.actions.len()) });
+    }
+    let mismatch = |key: &str, len: usize, per_row: usize| {
+        EnvError::Invalid(format!(
+            "{key} has {len} values, expected {n} rows x {per_row} for {env} (a dataset of \
+             another environment? check `--env`)"
+        ))
+    };
+    if data.observations.len() != n * obs_dim {
+        return Err(mismatch("observations", data.observations.len(), obs_dim));
+    }
+    if let Some(next) = data.next_observations
+        && next.len() != n * obs_dim
+    {
+        return Err(mismatch("next_observations", next.len(), obs_dim));
+    }
+    if data.terminals.len() != n || data.timeouts.is_some_and(|t| t.len() != n) {
+        return Err(mismatch("terminals/timeouts", data.terminals.len(), 1));
+    }
+    Ok(())
+}

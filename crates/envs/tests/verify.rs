@@ -1,0 +1,165 @@
+//! `verify`: replaying a dataset recorded in the same simulator gives zero error; corrupted
+//! rows are found and named; a dataset of another environment is refused.
+
+use ofql_envs::verify::{Recorded, VerifyOptions, VerifyReport, verify};
+use ofql_envs::{Env, EnvId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A D4RL-like recording: episodes of random actions, row i = state before step i.
+#[derive(Clone, Default)]
+struct Data {
+    qpos: Vec<f64>,
+    qvel: Vec<f64>,
+    actions: Vec<f64>,
+    observations: Vec<f64>,
+    next_observations: Vec<f64>,
+    rewards: Vec<f64>,
+    terminals: Vec<bool>,
+    timeouts: Vec<bool>,
+}
+
+impl Data {
+    fn record(id: &str, episodes: usize, max_len: usize) -> Data {
+        let mut env = Env::new(id.parse().unwrap()).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut d = Data::default();
+        for _ in 0..episodes {
+            let mut obs = env.reset(&mut rng);
+            for t in 0..max_len {
+                let action: Vec<f64> =
+                    (0..env.act_dim()).map(|_| rng.random_range(-1.0..1.0)).collect();
+                d.qpos.extend_from_slice(env.qpos());
+                d.qvel.extend_from_slice(env.qvel());
+                d.observations.extend_from_slice(&obs);
+                let step = env.step(&action).unwrap();
+                d.actions.extend(action);
+                d.next_observations.extend_from_slice(&step.obs);
+                d.rewards.push(step.reward);
+                d.terminals.push(step.terminated);
+                d.timeouts.push(t + 1 == max_len && !step.terminated);
+                obs = step.obs;
+                if step.terminated {
+                    break;
+                }
+            }
+        }
+        d
+    }
+
+    fn recorded(&self, with_next: bool) -> Recorded<'_, f64> {
+        Recorded {
+            qpos: &self.qpos,
+            qvel: &self.qvel,
+            actions: &self.actions,
+            observations: &self.observations,
+            next_observations: with_next.then_some(&self.next_observations[..]),
+            rewards: &self.rewards,
+            terminals: &self.terminals,
+            timeouts: Some(&self.timeouts),
+        }
+    }
+}
+
+fn options(threads: usize) -> VerifyOptions {
+    VerifyOptions { max_rows: None, worst: 3, threads }
+}
+
+fn run(id: &str, data: &Recorded<'_, f64>, threads: usize) -> VerifyReport {
+    verify(id.parse::<EnvId>().unwrap(), data, &options(threads)).unwrap()
+}
+
+#[test]
+fn a_recording_of_the_same_simulator_replays_exactly() {
+    let data = Data::record("Hopper-v4", 4, 200);
+    assert!(data.terminals.iter().filter(|&&t| t).count() >= 2, "episodes should end by falls");
+    for with_next in [true, false] {
+        let report = run("Hopper-v4", &data.recorded(with_next), 2);
+        assert_eq!(report.rows_checked, data.rewards.len());
+        assert_eq!(report.max_abs_obs_err, 0.0);
+        assert_eq!(report.max_abs_reward_err, 0.0);
+        assert_eq!(report.observations.max_abs, 0.0);
+        assert_eq!(report.termination_mismatches, 0);
+        // Without next_observations, the last row of each episode has nothing to compare to.
+        let episode_ends = data.terminals.iter().zip(&data.timeouts).filter(|(t, o)| **t || **o);
+        let expected_rows =
+            if with_next { data.rewards.len() } else { data.rewards.len() - episode_ends.count() };
+        assert_eq!(report.next_observations.rows, expected_rows, "with_next {with_next}");
+    }
+}
+
+#[test]
+fn corrupted_rows_are_found_and_named() {
+    let mut data = Data::record("HalfCheetah-v5", 1, 300);
+    let obs_dim = 17;
+    data.rewards[40] += 0.5;
+    data.next_observations[120 * obs_dim + 3] -= 0.25;
+    data.terminals[200] = true;
+    let report = run("HalfCheetah-v5", &data.recorded(true), 3);
+    assert!((report.max_abs_reward_err - 0.5).abs() < 1e-12);
+    assert_eq!(report.worst_reward_rows[0].row, 40);
+    assert!((report.max_abs_obs_err - 0.25).abs() < 1e-12);
+    assert_eq!(report.worst_rows[0].row, 120);
+    assert_eq!(report.next_observations.worst_row, Some(120));
+    assert_eq!(report.termination_mismatches, 1);
+    assert_eq!(report.termination_mismatch_rows, vec![200]);
+    let mean = report.rewards.mean_abs;
+    assert!((mean - 0.5 / 300.0).abs() < 1e-12, "mean reward error {mean}");
+}
+
+#[test]
+fn float32_data_shows_only_rounding_error() {
+    let data = Data::record("Walker2d-v4", 2, 150);
+    let round = |v: &[f64]| -> Vec<f64> { v.iter().map(|&x| x as f32 as f64).collect() };
+    let mut narrowed = data.clone();
+    for v in [&mut narrowed.qpos, &mut narrowed.qvel, &mut narrowed.observations] {
+        *v = round(v);
+    }
+    narrowed.next_observations = round(&data.next_observations);
+    narrowed.rewards = round(&data.rewards);
+    let report = run("Walker2d-v4", &narrowed.recorded(true), 2);
+    assert!(report.max_abs_obs_err > 0.0 && report.max_abs_obs_err < 1e-3, "{report:?}");
+    assert!(report.max_abs_reward_err < 1e-3);
+}
+
+#[test]
+fn the_report_does_not_depend_on_the_thread_count() {
+    let mut data = Data::record("Hopper-v5", 3, 100);
+    // Non-zero errors everywhere, so that the merge of the threads' parts is exercised.
+    data.observations.iter_mut().for_each(|x| *x = *x as f32 as f64);
+    data.rewards.iter_mut().for_each(|x| *x = *x as f32 as f64);
+    let one = run("Hopper-v5", &data.recorded(false), 1);
+    assert!(one.max_abs_obs_err > 0.0 && one.max_abs_reward_err > 0.0);
+    for threads in [2, 4, 7] {
+        let many = run("Hopper-v5", &data.recorded(false), threads);
+        assert_eq!(many.worst_rows, one.worst_rows, "threads {threads}");
+        assert_eq!(many.worst_reward_rows, one.worst_reward_rows);
+        for (a, b) in [
+            (&many.observations, &one.observations),
+            (&many.next_observations, &one.next_observations),
+            (&many.rewards, &one.rewards),
+        ] {
+            assert_eq!((a.rows, a.max_abs, a.worst_row), (b.rows, b.max_abs, b.worst_row));
+            assert!((a.mean_abs - b.mean_abs).abs() <= 1e-12 * b.mean_abs);
+        }
+    }
+}
+
+#[test]
+fn a_dataset_of_another_environment_is_refused() {
+    let walker = Data::record("Walker2d-v4", 1, 20);
+    let err = verify("Hopper-v4".parse::<EnvId>().unwrap(), &walker.recorded(true), &options(1))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Hopper-v4 has 6 qpos") && err.contains("got 9"), "{err}");
+    assert!(err.contains("--env"), "{err}");
+}
+
+#[test]
+fn max_rows_limits_the_check() {
+    let data = Data::record("Hopper-v4", 2, 100);
+    let options = VerifyOptions { max_rows: Some(10), ..options(2) };
+    let report = verify("Hopper-v4".parse().unwrap(), &data.recorded(true), &options).unwrap();
+    assert_eq!(report.rows_checked, 10);
+    assert_eq!(report.rewards.rows, 10);
+}
