@@ -38,8 +38,11 @@ pub struct TrainConfig {
     pub steps: u64,
     pub batch_size: usize,
     pub seed: u64,
+    /// Evaluate every this many steps (and at the end); 0 disables evaluation.
     pub eval_every: u64,
     pub checkpoint_every: u64,
+    /// A metrics row every this many steps.
+    pub log_every: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +106,7 @@ impl Default for Config {
                 seed: 0,
                 eval_every: 50_000,
                 checkpoint_every: 10_000,
+                log_every: 100,
             },
             actor: ActorConfig {
                 lr: 3e-4,
@@ -208,6 +212,7 @@ impl Config {
         check(t.steps > 0, "train.steps", t.steps, "> 0")?;
         check(t.batch_size > 0, "train.batch_size", t.batch_size, "> 0")?;
         check(t.checkpoint_every > 0, "train.checkpoint_every", t.checkpoint_every, "> 0")?;
+        check(t.log_every > 0, "train.log_every", t.log_every, "> 0")?;
         check(a.lr > 0.0 && a.lr.is_finite(), "actor.lr", a.lr, "a finite number > 0")?;
         check(a.eta >= 0.0 && a.eta.is_finite(), "actor.eta", a.eta, "a finite number >= 0")?;
         check((0.0..=1.0).contains(&a.flow_ratio), "actor.flow_ratio", a.flow_ratio, "in [0, 1]")?;

@@ -1,5 +1,15 @@
-//! The OFQL agent: its configuration, the update (Algorithm 1), training and evaluation policies.
+//! The OFQL agent: its configuration, the update (Algorithm 1), training and evaluation.
+//!
+//! - [`agent::Ofql::update`] is one iteration of the paper's Algorithm 1.
+//! - [`train::train`] runs it with metrics, checkpoints, evaluation and exact resume.
+//! - [`policy`] and [`eval`] act with a trained agent in the simulator.
 
+pub mod agent;
 pub mod config;
+pub mod eval;
+pub mod policy;
+pub mod prepare;
+pub mod train;
 
+pub use agent::{Losses, Ofql};
 pub use config::Config;

@@ -1,0 +1,274 @@
+//! The training loop around [`Ofql::update`]: metrics, periodic evaluation, checkpoints,
+//! exact resume, the divergence guard and a cooperative stop (Ctrl-C).
+//!
+//! A run directory holds `config.toml`, `metrics.jsonl` (one JSON object per logged step or
+//! evaluation) and `checkpoint/{last,best}.safetensors`. `last` is written every
+//! `train.checkpoint_every` steps, on stop and at the end, atomically; a run killed at any
+//! moment resumes from it and, on one thread, reproduces the uninterrupted run's losses.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::Device;
+use ofql_data::replay::ReplayBuffer;
+use ofql_nets::Checkpoint;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{Losses, Ofql};
+use crate::config::Config;
+
+/// What an evaluation of the current agent reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub score_mean: f64,
+    pub score_std: f64,
+    pub return_mean: f64,
+    pub returns: Vec<f64>,
+    pub lengths: Vec<usize>,
+}
+
+/// Evaluates an agent (in the simulator, for example). Optional: a dataset without a
+/// simulator trains without evaluation.
+pub trait Evaluator {
+    fn evaluate(&mut self, agent: &Ofql) -> Result<EvalReport>;
+}
+
+/// Progress callbacks, so that the caller (the CLI) draws bars and logs; this crate prints
+/// nothing.
+pub trait Observer {
+    fn on_step(&mut self, _step: u64, _total: u64, _losses: &Losses) {}
+    fn on_eval(&mut self, _step: u64, _report: &EvalReport) {}
+    fn message(&mut self, _text: &str) {}
+}
+
+/// An observer that ignores everything (tests, scripts).
+pub struct Silent;
+impl Observer for Silent {}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    pub step: u64,
+    #[serde(flatten)]
+    pub losses: Losses,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_std: Option<f64>,
+    pub wall_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub steps: u64,
+    pub final_losses: Losses,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_std: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_score: Option<f64>,
+    pub steps_per_second: f64,
+    /// True when the run stopped early on request; `last.safetensors` holds its state.
+    pub interrupted: bool,
+}
+
+/// Paths inside a run directory.
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: &Path) -> RunDir {
+        RunDir { root: root.to_path_buf() }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+    pub fn last(&self) -> PathBuf {
+        self.root.join("checkpoint/last.safetensors")
+    }
+    pub fn best(&self) -> PathBuf {
+        self.root.join("checkpoint/best.safetensors")
+    }
+}
+
+/// Train `cfg` on `buffer`, writing into `out`. With `resume`, continue the run in `out` from
+/// its last checkpoint (the config must be the one saved there, except `train.steps`).
+pub fn train(
+    cfg: &Config,
+    buffer: &ReplayBuffer,
+    out: &Path,
+    resume: bool,
+    mut evaluator: Option<&mut dyn Evaluator>,
+    stop: &AtomicBool,
+    observer: &mut dyn Observer,
+) -> Result<Summary> {
+    let dir = RunDir::new(out);
+    let t = buffer.transitions();
+    let mut agent = Ofql::new(cfg, t.obs_dim, t.act_dim, &Device::Cpu)?;
+    // Batches are drawn from their own generator so that they do not depend on how many
+    // random numbers an update consumes.
+    let mut sampler = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_BA7C);
+    let mut best_score: Option<f64> = None;
+
+    if resume && !dir.last().exists() && dir.config().exists() {
+        // Killed before its first checkpoint: nothing to lose, start over in place.
+        observer.message(&format!("{} has no checkpoint yet: starting it afresh", out.display()));
+        fs::remove_file(dir.config())?;
+    }
+    if resume && dir.config().exists() {
+        let saved = Config::load(&dir.config(), &[]).context("resuming: the run's config.toml")?;
+        let mut comparable = saved.clone();
+        comparable.train.steps = cfg.train.steps;
+        if &comparable != cfg {
+            bail!(
+                "cannot resume {}: its config.toml differs from this one (only train.steps may \
+                 change on resume); start a new run with another --out",
+                out.display()
+            );
+        }
+        let last = dir.last();
+        let ck = Checkpoint::load(&last, &Device::Cpu)
+            .with_context(|| format!("resuming: cannot load {}", last.display()))?;
+        agent.restore(&ck)?;
+        sampler = ck.json("sampler_rng").context("resuming: sampler RNG state")?;
+        best_score = ck.json::<Option<f64>>("best_score").unwrap_or(None);
+        truncate_metrics(&dir.metrics(), agent.step())?;
+        observer.message(&format!("resumed {} at step {}", out.display(), agent.step()));
+    } else {
+        if dir.last().exists() {
+            bail!(
+                "{} already holds a run: pass --resume to continue it, or choose another --out",
+                out.display()
+            );
+        }
+        fs::create_dir_all(out.join("checkpoint"))
+            .with_context(|| format!("cannot create run directory {}", out.display()))?;
+        fs::write(dir.config(), cfg.to_toml())?;
+        File::create(dir.metrics())?;
+    }
+
+    let mut metrics = OpenOptions::new().append(true).open(dir.metrics())?;
+    let total = cfg.train.steps;
+    let started = Instant::now();
+    let first_step = agent.step();
+    let mut losses = Losses::default();
+    let mut last_eval: Option<EvalReport> = None;
+    let save = |agent: &Ofql, sampler: &ChaCha8Rng, best: Option<f64>, path: &Path| -> Result<()> {
+        let mut ck = agent.checkpoint()?;
+        ck.set_json("sampler_rng", sampler)?;
+        ck.set_json("best_score", &best)?;
+        ck.save(path).with_context(|| format!("cannot write checkpoint {}", path.display()))
+    };
+
+    while agent.step() < total {
+        if stop.load(Ordering::Relaxed) {
+            save(&agent, &sampler, best_score, &dir.last())?;
+            observer.message(&format!("stopped at step {}; resume with --resume", agent.step()));
+            return Ok(summary(&agent, losses, &last_eval, best_score, started, first_step, true));
+        }
+        let batch = buffer.sample(cfg.train.batch_size, &mut sampler)?;
+        losses = agent.update(&batch)?;
+        let step = agent.step();
+        if !losses.all_finite() {
+            bail!(
+                "training diverged at step {step}: critic loss {}, flow loss {}, Q term {}, \
+                 mean Q {}. The last good checkpoint is {} (lower the learning rates, eta or \
+                 grad_norm, then resume or restart)",
+                losses.critic,
+                losses.flow,
+                losses.q,
+                losses.q_mean,
+                dir.last().display()
+            );
+        }
+        observer.on_step(step, total, &losses);
+
+        let eval_now = cfg.train.eval_every > 0
+            && (step.is_multiple_of(cfg.train.eval_every) || step == total);
+        let mut row = MetricsRow {
+            step,
+            losses,
+            score_mean: None,
+            score_std: None,
+            wall_seconds: started.elapsed().as_secs_f64(),
+        };
+        if let (true, Some(ev)) = (eval_now, evaluator.as_deref_mut()) {
+            let report = ev.evaluate(&agent)?;
+            observer.on_eval(step, &report);
+            row.score_mean = Some(report.score_mean);
+            row.score_std = Some(report.score_std);
+            if best_score.is_none_or(|b| report.score_mean > b) {
+                best_score = Some(report.score_mean);
+                save(&agent, &sampler, best_score, &dir.best())?;
+            }
+            last_eval = Some(report);
+        }
+        if step.is_multiple_of(cfg.train.log_every) || row.score_mean.is_some() || step == total {
+            writeln!(metrics, "{}", serde_json::to_string(&row)?)?;
+        }
+        if step.is_multiple_of(cfg.train.checkpoint_every) || step == total {
+            metrics.flush()?;
+            save(&agent, &sampler, best_score, &dir.last())?;
+        }
+    }
+    Ok(summary(&agent, losses, &last_eval, best_score, started, first_step, false))
+}
+
+fn summary(
+    agent: &Ofql,
+    losses: Losses,
+    last_eval: &Option<EvalReport>,
+    best_score: Option<f64>,
+    started: Instant,
+    first_step: u64,
+    interrupted: bool,
+) -> Summary {
+    let done = agent.step() - first_step;
+    Summary {
+        steps: agent.step(),
+        final_losses: losses,
+        score_mean: last_eval.as_ref().map(|r| r.score_mean),
+        score_std: last_eval.as_ref().map(|r| r.score_std),
+        best_score,
+        steps_per_second: done as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        interrupted,
+    }
+}
+
+/// Drop metrics rows past `step` (written after the checkpoint a resumed run restarts from),
+/// so the file reads as one uninterrupted run.
+fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
+    let rows = read_metrics(path)?;
+    let mut f = File::create(path)?;
+    for row in rows.into_iter().filter(|r| r.step <= step) {
+        writeln!(f, "{}", serde_json::to_string(&row)?)?;
+    }
+    Ok(())
+}
+
+/// All rows of a `metrics.jsonl`; a torn last line (a kill mid-write) is ignored.
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let lines: Vec<String> = BufReader::new(f).lines().collect::<std::io::Result<_>>()?;
+    let n = lines.len();
+    let mut rows = Vec::with_capacity(n);
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(row) => rows.push(row),
+            Err(_) if i + 1 == n => {}
+            Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
+        }
+    }
+    Ok(rows)
+}
