@@ -1,0 +1,148 @@
+//! A line chart with axes, ticks, labels and a legend (e.g. learning curves).
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use crate::canvas::{Align, Canvas};
+use crate::text::TextRenderer;
+use crate::{PALETTE, Rgb};
+
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub color: Option<Rgb>,
+}
+
+pub struct LineChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    pub size: (u32, u32),
+    /// Plot y on a log10 axis (all values must be > 0).
+    pub log_y: bool,
+}
+
+/// About `n` round tick values covering [lo, hi].
+fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    let raw = (hi - lo) / n as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step =
+        [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-3) {
+        format!("{v:.0e}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+impl LineChart {
+    pub fn save(&self, path: &Path, font: &TextRenderer) -> Result<()> {
+        let ty = |y: f64| if self.log_y { y.log10() } else { y };
+        let pts: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!self.log_y || *y > 0.0))
+            .map(|(x, y)| (x, ty(y)))
+            .collect();
+        if pts.is_empty() {
+            bail!("line chart `{}` has no finite points", self.title);
+        }
+        let fold = |f: fn(f64, f64) -> f64, init: f64, pick: fn(&(f64, f64)) -> f64| {
+            pts.iter().map(pick).fold(init, f)
+        };
+        let (mut x0, mut x1) =
+            (fold(f64::min, f64::INFINITY, |p| p.0), fold(f64::max, f64::NEG_INFINITY, |p| p.0));
+        let (mut y0, mut y1) =
+            (fold(f64::min, f64::INFINITY, |p| p.1), fold(f64::max, f64::NEG_INFINITY, |p| p.1));
+        if x1 <= x0 {
+            (x0, x1) = (x0 - 0.5, x1 + 0.5);
+        }
+        let margin = if y1 > y0 { 0.05 * (y1 - y0) } else { 0.5 };
+        (y0, y1) = (y0 - margin, y1 + margin);
+
+        let (w, h) = (self.size.0 as i32, self.size.1 as i32);
+        let (left, right, top, bottom) = (80, w - 20 - 170, 40, h - 55);
+        let canvas = Canvas::new(path, self.size, font)?;
+        let black = (0, 0, 0);
+        let px = |x: f64| left + ((x - x0) / (x1 - x0) * (right - left) as f64) as i32;
+        let py = |y: f64| bottom - ((y - y0) / (y1 - y0) * (bottom - top) as f64) as i32;
+
+        canvas.text(&self.title, w as f32 / 2.0, 10.0, 17.0, Align::Centre, black)?;
+        canvas.rect(left, top, right, bottom, (120, 120, 120), false)?;
+        for x in ticks(x0, x1, 6) {
+            canvas.line(vec![(px(x), bottom), (px(x), bottom + 5)], black, 1)?;
+            canvas.text(
+                &fmt_tick(x),
+                px(x) as f32,
+                bottom as f32 + 8.0,
+                12.0,
+                Align::Centre,
+                black,
+            )?;
+        }
+        for y in ticks(y0, y1, 6) {
+            canvas.line(vec![(left - 5, py(y)), (left, py(y))], black, 1)?;
+            canvas.line(vec![(left, py(y)), (right, py(y))], (230, 230, 230), 1)?;
+            let label = if self.log_y { fmt_tick(10f64.powf(y)) } else { fmt_tick(y) };
+            canvas.text(
+                &label,
+                left as f32 - 8.0,
+                py(y) as f32 - 7.0,
+                12.0,
+                Align::Right,
+                black,
+            )?;
+        }
+        canvas.text(
+            &self.x_label,
+            (left + right) as f32 / 2.0,
+            bottom as f32 + 28.0,
+            14.0,
+            Align::Centre,
+            black,
+        )?;
+        let y_label =
+            if self.log_y { format!("{} (log)", self.y_label) } else { self.y_label.clone() };
+        canvas.text(&y_label, 8.0, top as f32 - 26.0, 14.0, Align::Left, black)?;
+
+        for (i, s) in self.series.iter().enumerate() {
+            let color = s.color.unwrap_or(PALETTE[i % PALETTE.len()]);
+            let line: Vec<(i32, i32)> = s
+                .points
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite() && (!self.log_y || *y > 0.0))
+                .map(|&(x, y)| (px(x), py(ty(y))))
+                .collect();
+            canvas.line(line, color, 2)?;
+            let ly = top + 6 + 20 * i as i32;
+            canvas.line(vec![(right + 15, ly + 7), (right + 40, ly + 7)], color, 3)?;
+            canvas.text(&s.label, right as f32 + 46.0, ly as f32, 13.0, Align::Left, black)?;
+        }
+        canvas.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_inside() {
+        assert_eq!(ticks(0.0, 1.0, 5), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
+        let t = ticks(-3.7, 12.2, 6);
+        assert!(t.iter().all(|v| (-3.7..=12.2).contains(v)) && t.len() >= 3, "{t:?}");
+        assert_eq!(fmt_tick(0.5), "0.5");
+        assert_eq!(fmt_tick(2000.0), "2000");
+        assert_eq!(fmt_tick(1e6), "1e6");
+    }
+}
