@@ -31,6 +31,8 @@ enum Command {
     Version,
     /// Inspect, convert and download offline RL datasets.
     Dataset(cmd::dataset::DatasetArgs),
+    /// Run the MuJoCo environments (HalfCheetah, Hopper, Walker2d; v4 and v5).
+    Env(cmd::env::EnvArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Version => cmd::version::run(&out),
         Command::Dataset(args) => cmd::dataset::run(args, &out),
+        Command::Env(args) => cmd::env::run(args, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,6 +31,9 @@ pub enum DatasetCommand {
     Convert(ConvertArgs),
     /// Download D4RL datasets into the cache folder (resumable, SHA-256 pinned).
     Fetch(FetchArgs),
+    /// Replay a D4RL file's recorded states in the simulator and report how far its next
+    /// observations, rewards and terminations are from the recorded ones.
+    Verify(super::dataset_verify::VerifyArgs),
 }
 
 pub fn run(args: DatasetArgs, out: &Output) -> Result<()> {
@@ -38,6 +41,7 @@ pub fn run(args: DatasetArgs, out: &Output) -> Result<()> {
         DatasetCommand::Info(a) => run_info(a, out),
         DatasetCommand::Convert(a) => run_convert(a, out),
         DatasetCommand::Fetch(a) => run_fetch(a, out),
+        DatasetCommand::Verify(a) => super::dataset_verify::run(a, out),
     }
 }
 

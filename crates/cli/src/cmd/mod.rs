@@ -1,4 +1,6 @@
 //! One module per subcommand.
 
 pub mod dataset;
+pub mod dataset_verify;
+pub mod env;
 pub mod version;

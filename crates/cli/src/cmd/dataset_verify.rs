@@ -1,0 +1,189 @@
+//! `ofql dataset verify FILE`: replay a D4RL file's recorded states (`infos/qpos`,
+//! `infos/qvel`) through our simulator and report how far its next observations, rewards and
+//! terminations are from the recorded ones.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ofql_data::{Dataset, Dtype};
+use ofql_envs::verify::{Recorded, VerifyOptions, VerifyReport, verify};
+use ofql_envs::{ActionScalar, EnvId};
+use serde::Serialize;
+
+use super::dataset::{CacheArgs, resolve_source};
+use crate::output::Output;
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// A D4RL .hdf5 file holding infos/qpos and infos/qvel, or a downloaded D4RL dataset name.
+    pub source: String,
+    /// Environment to replay in, e.g. Hopper-v4 (or hopper: v4, the definitions of D4RL's
+    /// v2 data) [default: from the file name].
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Check only the first N rows.
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
+    /// How many of the worst rows to list.
+    #[arg(long, default_value_t = 10)]
+    pub worst: usize,
+    /// Threads [default: the available cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Serialize)]
+struct Report {
+    path: String,
+    file_dtype: String,
+    #[serde(flatten)]
+    verify: VerifyReport,
+}
+
+/// `--env` as an environment id (`Hopper-v5`) or a bare task / D4RL name (`hopper`,
+/// `hopper-medium-v2`: v4); without it, the file name decides.
+fn environment(arg: Option<&str>, path: &Path) -> Result<EnvId> {
+    match arg {
+        Some(name) => match name.parse::<EnvId>() {
+            Ok(id) => Ok(id),
+            Err(err) => EnvId::for_d4rl_dataset(name).ok_or_else(|| err.into()),
+        },
+        None => {
+            let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+            EnvId::for_d4rl_dataset(file).with_context(|| {
+                format!(
+                    "cannot tell the environment of {} from its name: pass --env NAME (one of {})",
+                    path.display(),
+                    EnvId::known_names()
+                )
+            })
+        }
+    }
+}
+
+/// A float key read as f64, whatever its stored precision (f32 widens exactly).
+fn read_f64(file: &hdf5::File, key: &str, path: &Path) -> Result<Vec<f64>> {
+    file.dataset(key)
+        .and_then(|d| d.read_raw::<f64>())
+        .with_context(|| format!("read `{key}` from {}", path.display()))
+}
+
+/// The recorded arrays, floats at full precision.
+struct Arrays {
+    qpos: Vec<f64>,
+    qvel: Vec<f64>,
+    observations: Vec<f64>,
+    next_observations: Option<Vec<f64>>,
+    rewards: Vec<f64>,
+    terminals: Vec<bool>,
+    timeouts: Option<Vec<bool>>,
+}
+
+fn replay<A: ActionScalar + hdf5::H5Type>(
+    id: EnvId,
+    file: &hdf5::File,
+    path: &Path,
+    arrays: &Arrays,
+    options: &VerifyOptions,
+) -> Result<VerifyReport> {
+    let actions: Vec<A> = file
+        .dataset("actions")
+        .and_then(|d| d.read_raw::<A>())
+        .with_context(|| format!("read `actions` from {}", path.display()))?;
+    let recorded = Recorded {
+        qpos: &arrays.qpos,
+        qvel: &arrays.qvel,
+        actions: &actions,
+        observations: &arrays.observations,
+        next_observations: arrays.next_observations.as_deref(),
+        rewards: &arrays.rewards,
+        terminals: &arrays.terminals,
+        timeouts: arrays.timeouts.as_deref(),
+    };
+    Ok(verify(id, &recorded, options)?)
+}
+
+pub fn run(args: VerifyArgs, out: &Output) -> Result<()> {
+    let (path, _) = resolve_source(&args.source, &args.cache)?;
+    // The data crate's reader checks the layout and the shapes; the floats are then read
+    // again at full precision (it narrows float64 files to f32).
+    let data: Dataset = ofql_data::read_d4rl(&path)?;
+    if data.qpos.is_none() || data.qvel.is_none() {
+        bail!(
+            "{} has no infos/qpos and infos/qvel: verify needs the recorded simulator states \
+             (D4RL's gym_mujoco_v2 files have them; Minari and parquet conversions do not)",
+            path.display()
+        );
+    }
+    let id = environment(args.env.as_deref(), &path)?;
+    let file = hdf5::File::open(&path).with_context(|| format!("open {}", path.display()))?;
+    let f64s = |key: &str| read_f64(&file, key, &path);
+    let arrays = Arrays {
+        qpos: f64s("infos/qpos")?,
+        qvel: f64s("infos/qvel")?,
+        observations: f64s("observations")?,
+        next_observations: data
+            .next_observations
+            .as_ref()
+            .map(|_| f64s("next_observations"))
+            .transpose()?,
+        rewards: f64s("rewards")?,
+        terminals: data.terminals.to_vec(),
+        timeouts: data.has_timeouts.then(|| data.timeouts.to_vec()),
+    };
+    let mut options =
+        VerifyOptions { max_rows: args.max_rows, worst: args.worst, ..Default::default() };
+    options.threads = args.threads.unwrap_or(options.threads);
+    eprintln!(
+        "replaying {} rows of {} in {id}",
+        args.max_rows.map_or(data.len(), |m| m.min(data.len())),
+        path.display()
+    );
+    // The control cost is computed in the actions' stored precision, as Gymnasium would.
+    let verify = match data.dtype {
+        Dtype::F32 => replay::<f32>(id, &file, &path, &arrays, &options)?,
+        Dtype::F64 => replay::<f64>(id, &file, &path, &arrays, &options)?,
+    };
+    let report =
+        Report { path: path.display().to_string(), file_dtype: data.dtype.to_string(), verify };
+    out.report(&report, || text(&report));
+    Ok(())
+}
+
+fn text(r: &Report) -> String {
+    let v = &r.verify;
+    let mut s = format!(
+        "{} ({}) replayed in {}: {} rows, next observation from {}\n",
+        r.path, r.file_dtype, v.env, v.rows_checked, v.next_obs_source
+    );
+    s.push_str("key                 rows      max abs err   mean abs err  worst row\n");
+    for (name, k) in [
+        ("observations", &v.observations),
+        ("next_observations", &v.next_observations),
+        ("rewards", &v.rewards),
+    ] {
+        let worst = k.worst_row.map_or("-".to_string(), |w| w.to_string());
+        s.push_str(&format!(
+            "{name:<18}  {:>8}  {:>12.3e}  {:>12.3e}  {worst}\n",
+            k.rows, k.max_abs, k.mean_abs
+        ));
+    }
+    s.push_str(&format!("termination mismatches: {}", v.termination_mismatches));
+    if !v.termination_mismatch_rows.is_empty() {
+        s.push_str(&format!(" (rows {:?})", v.termination_mismatch_rows));
+    }
+    s.push_str("\nworst rows by next-observation error:");
+    for row in &v.worst_rows {
+        s.push_str(&format!(
+            "\n  row {:>8}: next obs {:.3e}, reward {:.3e}, obs {:.3e}",
+            row.row,
+            row.next_obs_err.unwrap_or(f64::NAN),
+            row.reward_err,
+            row.obs_err
+        ));
+    }
+    s
+}
