@@ -33,6 +33,9 @@ enum Command {
     Dataset(cmd::dataset::DatasetArgs),
     /// Run the MuJoCo environments (HalfCheetah, Hopper, Walker2d; v4 and v5).
     Env(cmd::env::EnvArgs),
+    /// The 2-D toy experiment (paper Figure 4): one-step average velocity vs Euler-sampled
+    /// instantaneous velocity; writes scatter plots and prints a table.
+    Toy(cmd::toy::ToyArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Version => cmd::version::run(&out),
         Command::Dataset(args) => cmd::dataset::run(args, &out),
         Command::Env(args) => cmd::env::run(args, &out),
+        Command::Toy(args) => cmd::toy::run(args, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -287,3 +287,246 @@ mod tests {
         assert!(same < 0.1 && other > 3.0 * same, "same {same} other {other}");
     }
 }
+
+/// The whole experiment: for each data set, a MeanFlow model (time scale 1), a flow-matching
+/// model, and a MeanFlow model at the large time scale (the k = 1000 row).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToyExperiment {
+    pub datasets: Vec<ToyData>,
+    pub train: ToyTrainConfig,
+    pub flow_ratio: f64,
+    pub large_time_scale: f64,
+    /// Samples drawn per sampler, and the size of the held-out set.
+    pub samples: usize,
+    pub projections: usize,
+    pub seed: u64,
+    /// Models trained at the same time (threads).
+    pub workers: usize,
+}
+
+impl Default for ToyExperiment {
+    fn default() -> Self {
+        ToyExperiment {
+            datasets: ToyData::ALL.to_vec(),
+            train: ToyTrainConfig::default(),
+            flow_ratio: 0.5,
+            large_time_scale: 1000.0,
+            samples: 8192,
+            projections: 256,
+            seed: 0,
+            workers: 2,
+        }
+    }
+}
+
+/// One trained model of the experiment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ToyJob {
+    pub dataset: ToyData,
+    pub objective: Objective,
+    pub time_scale: f64,
+}
+
+impl ToyJob {
+    pub fn label(&self) -> String {
+        match self.objective {
+            Objective::MeanFlow { .. } => {
+                format!("{} u (k = {})", self.dataset.name(), self.time_scale)
+            }
+            Objective::FlowMatching => {
+                format!("{} v (k = {})", self.dataset.name(), self.time_scale)
+            }
+        }
+    }
+
+    fn samplers(&self) -> Vec<Sampler> {
+        match self.objective {
+            Objective::MeanFlow { .. } => vec![Sampler::AverageVelocity { steps: 1 }],
+            Objective::FlowMatching => [1, 2, 5, 10].map(|steps| Sampler::Euler { steps }).to_vec(),
+        }
+    }
+}
+
+impl ToyExperiment {
+    pub fn jobs(&self) -> Vec<ToyJob> {
+        let mut jobs = Vec::new();
+        for &dataset in &self.datasets {
+            let mf = Objective::MeanFlow { flow_ratio: self.flow_ratio };
+            jobs.push(ToyJob { dataset, objective: mf, time_scale: self.train.time_scale });
+            jobs.push(ToyJob {
+                dataset,
+                objective: Objective::FlowMatching,
+                time_scale: self.train.time_scale,
+            });
+            jobs.push(ToyJob { dataset, objective: mf, time_scale: self.large_time_scale });
+        }
+        jobs
+    }
+}
+
+/// One line of the results table.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToyRow {
+    pub dataset: ToyData,
+    /// "u" (average velocity, MeanFlow loss) or "v" (instantaneous velocity, flow matching).
+    pub velocity: &'static str,
+    pub time_scale: f64,
+    pub sampler: Sampler,
+    /// Network evaluations per sample.
+    pub steps: usize,
+    /// Sliced Wasserstein-1 distance to held-out data; None if some samples are not finite.
+    pub sliced_wasserstein: Option<f64>,
+    /// Checkerboard only: fraction of samples on occupied squares (data: 1, uniform: 0.5).
+    pub on_squares: Option<f64>,
+    pub non_finite_samples: usize,
+    /// Mean training loss over the last epoch.
+    pub final_loss: f64,
+    pub train_seconds: f64,
+}
+
+pub struct ToyPanel {
+    pub label: String,
+    pub points: Vec<[f64; 2]>,
+    pub row: Option<usize>,
+}
+
+pub struct ToyReport {
+    pub rows: Vec<ToyRow>,
+    /// Per data set: the distance between two independent data samples (the noise floor).
+    pub reference: Vec<(ToyData, f64)>,
+    /// Per data set: held-out data, then one panel per (model, sampler) in row order.
+    pub panels: Vec<(ToyData, Vec<ToyPanel>)>,
+    /// Per job: its label and its mean loss per epoch.
+    pub loss_curves: Vec<(String, Vec<f64>)>,
+}
+
+struct JobResult {
+    rows: Vec<ToyRow>,
+    panels: Vec<(String, Vec<[f64; 2]>)>,
+    curve: Vec<f64>,
+}
+
+fn rng_for(seed: u64, stream: u64) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+fn run_job(
+    exp: &ToyExperiment,
+    index: usize,
+    job: &ToyJob,
+    held_out: &[[f64; 2]],
+    progress: &(impl Fn(usize, usize, usize) + Sync),
+) -> Result<JobResult> {
+    let d = exp.datasets.iter().position(|x| *x == job.dataset).expect("job of a listed data set");
+    // The training set depends on the data set only, so every model sees the same points.
+    let n_train = exp.train.batch * exp.train.batches_per_epoch;
+    let train_set = job.dataset.sample(n_train, &mut rng_for(exp.seed, 100 + d as u64));
+    let mut rng = rng_for(exp.seed, 1000 + index as u64);
+    let cfg = ToyTrainConfig { time_scale: job.time_scale, ..exp.train };
+    let start = std::time::Instant::now();
+    let model = train(&train_set, job.objective, &cfg, &mut rng, |step, total, _| {
+        progress(index, step, total)
+    })?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    let final_loss = *model.epoch_loss.last().unwrap_or(&f64::NAN);
+    let (velocity, mut rows, mut panels) = (
+        if matches!(job.objective, Objective::MeanFlow { .. }) { "u" } else { "v" },
+        Vec::new(),
+        Vec::new(),
+    );
+    for sampler in job.samplers() {
+        let points = draw(&model.net, sampler, exp.samples, &mut rng)?;
+        let non_finite = points.iter().filter(|p| !p.iter().all(|c| c.is_finite())).count();
+        let sw = (non_finite == 0)
+            .then(|| sliced_wasserstein(&points, held_out, exp.projections, &mut rng));
+        let on_squares =
+            (job.dataset == ToyData::Checkerboard).then(|| checkerboard_fraction(&points));
+        let steps = match sampler {
+            Sampler::AverageVelocity { steps } | Sampler::Euler { steps } => steps,
+        };
+        rows.push(ToyRow {
+            dataset: job.dataset,
+            velocity,
+            time_scale: job.time_scale,
+            sampler,
+            steps,
+            sliced_wasserstein: sw,
+            on_squares,
+            non_finite_samples: non_finite,
+            final_loss,
+            train_seconds,
+        });
+        let step_word = if steps == 1 { "step" } else { "steps" };
+        panels.push((format!("{velocity}, k={}, {steps} {step_word}", job.time_scale), points));
+    }
+    Ok(JobResult { rows, panels, curve: model.epoch_loss })
+}
+
+/// Train every job on `exp.workers` threads; `progress(job, step, total)` after each step.
+pub fn run_experiment(
+    exp: &ToyExperiment,
+    progress: impl Fn(usize, usize, usize) + Sync,
+) -> Result<ToyReport> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let jobs = exp.jobs();
+    let held_out: Vec<Vec<[f64; 2]>> = (0..exp.datasets.len())
+        .map(|d| exp.datasets[d].sample(exp.samples, &mut rng_for(exp.seed, 200 + d as u64)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<JobResult>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..exp.workers.max(1).min(jobs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(job) = jobs.get(i) else { break };
+                    let d = exp.datasets.iter().position(|x| *x == job.dataset).expect("listed");
+                    let result = run_job(exp, i, job, &held_out[d], &progress);
+                    results.lock().expect("no worker panicked")[i] = Some(result);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().expect("no worker panicked");
+
+    let mut report = ToyReport {
+        rows: Vec::new(),
+        reference: Vec::new(),
+        panels: Vec::new(),
+        loss_curves: Vec::new(),
+    };
+    for (d, &dataset) in exp.datasets.iter().enumerate() {
+        let other = dataset.sample(exp.samples, &mut rng_for(exp.seed, 300 + d as u64));
+        let floor = sliced_wasserstein(
+            &other,
+            &held_out[d],
+            exp.projections,
+            &mut rng_for(exp.seed, 400 + d as u64),
+        );
+        report.reference.push((dataset, floor));
+        report.panels.push((
+            dataset,
+            vec![ToyPanel {
+                label: "data (held out)".into(),
+                points: held_out[d].clone(),
+                row: None,
+            }],
+        ));
+    }
+    for (job, result) in jobs.iter().zip(results) {
+        let result = result.expect("every job ran")?;
+        let d = exp.datasets.iter().position(|x| *x == job.dataset).expect("listed");
+        for (row, (label, points)) in result.rows.into_iter().zip(result.panels) {
+            report.panels[d].1.push(ToyPanel { label, points, row: Some(report.rows.len()) });
+            report.rows.push(row);
+        }
+        report.loss_curves.push((job.label(), result.curve));
+    }
+    Ok(report)
+}

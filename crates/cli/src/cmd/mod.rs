@@ -3,4 +3,5 @@
 pub mod dataset;
 pub mod dataset_verify;
 pub mod env;
+pub mod toy;
 pub mod version;
