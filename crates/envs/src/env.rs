@@ -241,9 +241,9 @@ impl Env {
         for _ in 0..self.spec.frame_skip {
             self.data.step();
         }
-        // Gymnasium fills cacc/cfrc (unused by these rewards) after every step: keep the same
-        // data state.
-        self.data.rne_post_constraint();
+        // Gymnasium then calls mj_rnePostConstraint, which only fills cacc/cfrc_*: outputs no
+        // observation, reward or later step of these environments reads (the parity test
+        // checks that the trajectories stay identical), so it is skipped to save its cost.
         let x_velocity = (self.data.qpos()[0] - x_before) / self.dt;
 
         let forward_reward = self.spec.forward_reward_weight * x_velocity;

@@ -1,0 +1,48 @@
+"""Gymnasium's side of the step benchmark (benches/step.rs): env.step per second on one
+thread for the same six environments, with random in-range float32 actions from a fixed pool
+and a reset when an episode ends.
+
+Run: .deps/parity-venv/bin/python crates/envs/benches/gym_step.py [--steps N]
+"""
+
+import argparse
+import json
+import time
+
+import gymnasium as gym
+import numpy as np
+
+ENVS = ["HalfCheetah-v4", "HalfCheetah-v5", "Hopper-v4", "Hopper-v5", "Walker2d-v4", "Walker2d-v5"]
+
+
+def steps_per_second(env_id, steps, repeats):
+    env = gym.make(env_id)
+    rng = np.random.default_rng(0)
+    nu = env.action_space.shape[0]
+    actions = rng.uniform(-1.0, 1.0, size=(1024, nu)).astype(np.float32)
+    env.reset(seed=0)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for t in range(steps):
+            _, _, terminated, truncated, _ = env.step(actions[t % 1024])
+            if terminated or truncated:
+                env.reset()
+        best = max(best, steps / (time.perf_counter() - start))
+    env.close()
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    results = {env_id: steps_per_second(env_id, args.steps, args.repeats) for env_id in ENVS}
+    for env_id, sps in results.items():
+        print(f"{env_id:16s} {sps:10.0f} steps/s  ({1e6 / sps:6.1f} us/step)")
+    print(json.dumps({"gymnasium_steps_per_second": results}))
+
+
+if __name__ == "__main__":
+    main()
