@@ -3,12 +3,14 @@
 
 use anyhow::Result;
 use candle_core::{Device, Tensor};
+use ofql_data::registry::DatasetInfo;
 use ofql_envs::runner::{self, EvalConfig as RunnerConfig};
-use ofql_envs::{EnvId, Policy, ScoreRef};
+use ofql_envs::{EnvId, Policy, ScoreRef, Version};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::agent::Ofql;
+use crate::config::DataConfig;
 use crate::policy::{Protocol, select_actions};
 use crate::train::{EvalReport, Evaluator};
 
@@ -79,4 +81,29 @@ impl Evaluator for EnvEvaluator {
     fn evaluate(&mut self, agent: &Ofql) -> Result<EvalReport> {
         self.evaluate_agent(agent)
     }
+}
+
+/// D4RL's reference returns for an environment, for the v4 environments that match D4RL's
+/// data (v5 differs: its scores are not D4RL's).
+pub fn d4rl_reference(id: EnvId) -> Result<Option<ScoreRef>> {
+    if id.version != Version::V4 {
+        return Ok(None);
+    }
+    let spec = ofql_data::registry::env_spec(id.task.d4rl_name())?;
+    Ok(Some(ScoreRef { min: spec.ref_min, max: spec.ref_max }))
+}
+
+/// The environment a run evaluates in: `data.env` when set, else the one the dataset's name
+/// implies (D4RL's v2 data -> the v4 environments). None when neither names one of ours.
+pub fn eval_env(data: &DataConfig, info: Option<&DatasetInfo>) -> Result<Option<EnvId>> {
+    if !data.env.is_empty() {
+        return match data.env.parse::<EnvId>() {
+            Ok(id) => Ok(Some(id)),
+            // Families we have data for but no simulator of (AntMaze, Kitchen).
+            Err(_) if ofql_data::registry::env_spec(&data.env).is_ok() => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let by_name = EnvId::for_d4rl_dataset(&data.dataset);
+    Ok(by_name.or_else(|| info.and_then(|i| EnvId::for_d4rl_dataset(i.env))))
 }

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod curves;
 pub mod eval;
 pub mod policy;
 pub mod prepare;

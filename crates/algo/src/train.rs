@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::{Losses, Ofql};
 use crate::config::Config;
+use crate::prepare::ObsNorm;
 
 /// What an evaluation of the current agent reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,20 +103,29 @@ impl RunDir {
     }
 }
 
-/// Train `cfg` on `buffer`, writing into `out`. With `resume`, continue the run in `out` from
-/// its last checkpoint (the config must be the one saved there, except `train.steps`).
+/// What to train: the config and the data prepared for it.
+pub struct Job<'a> {
+    pub cfg: &'a Config,
+    pub buffer: &'a ReplayBuffer,
+    /// The normalisation applied to the buffer's observations, if any (see `prepare`).
+    pub obs_norm: Option<ObsNorm>,
+}
+
+/// Train `job`, writing into `out`. With `resume`, continue the run in `out` from its last
+/// checkpoint (the config must be the one saved there, except `train.steps`).
 pub fn train(
-    cfg: &Config,
-    buffer: &ReplayBuffer,
+    job: Job,
     out: &Path,
     resume: bool,
     mut evaluator: Option<&mut dyn Evaluator>,
     stop: &AtomicBool,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
+    let Job { cfg, buffer, obs_norm } = job;
     let dir = RunDir::new(out);
     let t = buffer.transitions();
     let mut agent = Ofql::new(cfg, t.obs_dim, t.act_dim, &Device::Cpu)?;
+    agent.obs_norm = obs_norm;
     // Batches are drawn from their own generator so that they do not depend on how many
     // random numbers an update consumes.
     let mut sampler = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_BA7C);

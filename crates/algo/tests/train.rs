@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{Device, Tensor};
 use ofql_algo::policy::{Protocol, select_actions};
-use ofql_algo::train::{Observer, Silent, read_metrics, train};
+use ofql_algo::train::{Job, Observer, Silent, read_metrics, train};
 use ofql_algo::{Config, Losses, Ofql};
 use ofql_data::{NextObs, ReplayBuffer, Transitions};
 use ofql_envs::{Env, EnvId};
@@ -64,6 +64,10 @@ fn small_config(steps: u64) -> Config {
     c.actor.ema_start = 20;
     c.validate().unwrap();
     c
+}
+
+fn job<'a>(cfg: &'a Config, buffer: &'a ReplayBuffer) -> Job<'a> {
+    Job { cfg, buffer, obs_norm: None }
 }
 
 fn run_updates(cfg: &Config, buffer: &ReplayBuffer, steps: usize) -> Vec<Losses> {
@@ -146,18 +150,18 @@ fn resume_after_stop_matches_the_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let never = AtomicBool::new(false);
-    let full = train(&cfg, &buffer, &a, false, None, &never, &mut Silent).unwrap();
+    let full = train(job(&cfg, &buffer), &a, false, None, &never, &mut Silent).unwrap();
     assert_eq!(full.steps, 50);
     assert!(!full.interrupted);
 
     let stop = AtomicBool::new(false);
-    let part = train(&cfg, &buffer, &b, false, None, &stop, &mut StopAt(23, &stop)).unwrap();
+    let part = train(job(&cfg, &buffer), &b, false, None, &stop, &mut StopAt(23, &stop)).unwrap();
     assert!(part.interrupted);
     assert_eq!(part.steps, 23);
     // A second start without --resume must refuse to overwrite the run.
-    let err = train(&cfg, &buffer, &b, false, None, &never, &mut Silent).unwrap_err();
+    let err = train(job(&cfg, &buffer), &b, false, None, &never, &mut Silent).unwrap_err();
     assert!(format!("{err:#}").contains("--resume"), "{err:#}");
-    let rest = train(&cfg, &buffer, &b, true, None, &never, &mut Silent).unwrap();
+    let rest = train(job(&cfg, &buffer), &b, true, None, &never, &mut Silent).unwrap();
     assert_eq!(rest.steps, 50);
 
     let (ra, rb) = (
@@ -173,7 +177,7 @@ fn resume_after_stop_matches_the_uninterrupted_run() {
     // Resuming with a different config (other than train.steps) is refused.
     let mut changed = cfg.clone();
     changed.actor.eta = 0.5;
-    let err = train(&changed, &buffer, &b, true, None, &never, &mut Silent).unwrap_err();
+    let err = train(job(&changed, &buffer), &b, true, None, &never, &mut Silent).unwrap_err();
     assert!(format!("{err:#}").contains("differs"), "{err:#}");
 }
 
@@ -185,7 +189,7 @@ fn divergence_stops_with_the_step_and_keeps_the_last_checkpoint() {
     let buffer = ReplayBuffer::new(t);
     let dir = tempfile::tempdir().unwrap();
     let never = AtomicBool::new(false);
-    let err = train(&small_config(20), &buffer, dir.path(), false, None, &never, &mut Silent)
+    let err = train(job(&small_config(20), &buffer), dir.path(), false, None, &never, &mut Silent)
         .unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("diverged at step 1"), "{msg}");

@@ -33,6 +33,10 @@ enum Command {
     Dataset(cmd::dataset::DatasetArgs),
     /// Run the MuJoCo environments (HalfCheetah, Hopper, Walker2d; v4 and v5).
     Env(cmd::env::EnvArgs),
+    /// Train OFQL on an offline dataset (checkpoints, evaluation, resume).
+    Train(cmd::train::TrainArgs),
+    /// Evaluate a trained agent in MuJoCo.
+    Eval(cmd::eval::EvalArgs),
     /// The 2-D toy experiment (paper Figure 4): one-step average velocity vs Euler-sampled
     /// instantaneous velocity; writes scatter plots and prints a table.
     Toy(cmd::toy::ToyArgs),
@@ -45,6 +49,8 @@ fn main() -> ExitCode {
         Command::Version => cmd::version::run(&out),
         Command::Dataset(args) => cmd::dataset::run(args, &out),
         Command::Env(args) => cmd::env::run(args, &out),
+        Command::Train(args) => cmd::train::run(args, &out),
+        Command::Eval(args) => cmd::eval::run(args, &out),
         Command::Toy(args) => cmd::toy::run(args, &out),
     };
     match result {

@@ -81,7 +81,7 @@ pub(crate) fn open_hdf5(path: &Path) -> Result<hdf5::File> {
     if !path.exists() {
         return Err(DataError::MissingFile(path.to_path_buf()).into());
     }
-    hdf5::File::open(path)
+    hdf5_io::open_read_only(path)
         .map_err(|source| DataError::BadHdf5 { path: path.to_path_buf(), source }.into())
 }
 

@@ -157,9 +157,17 @@ pub fn write_scalar_json(group: &hdf5::Group, name: &str, value: &serde_json::Va
     Ok(())
 }
 
-/// Open an HDF5 file for reading with an error that names the file.
+/// Open an HDF5 file read-only with an error that names the file.
 pub fn open(path: &Path) -> Result<hdf5::File> {
-    hdf5::File::open(path).with_context(|| format!("open HDF5 file {}", path.display()))
+    open_read_only(path).with_context(|| format!("open HDF5 file {}", path.display()))
+}
+
+/// Read-only open without HDF5's file lock. The lock (flock) is held by every descriptor of
+/// the file, and HDF5 does not mark its descriptors close-on-exec: a process that forks while
+/// it has a file open (a test harness, a job runner) leaves the lock with its children, and
+/// every later reader would fail with "unable to lock file". Readers never need it.
+pub fn open_read_only(path: &Path) -> hdf5::Result<hdf5::File> {
+    hdf5::File::with_options().with_fapl(|p| p.file_locking(false)).open(path)
 }
 
 #[cfg(test)]

@@ -3,5 +3,7 @@
 pub mod dataset;
 pub mod dataset_verify;
 pub mod env;
+pub mod eval;
 pub mod toy;
+pub mod train;
 pub mod version;

@@ -1,0 +1,62 @@
+//! Learning curves from `metrics.jsonl`: losses, Q and evaluation score, as PNGs next to it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use ofql_plot::{LineChart, Series, TextRenderer};
+
+use crate::train::MetricsRow;
+
+/// Write `curves_loss.png`, `curves_q.png` and (when the run evaluated) `curves_score.png`
+/// into `dir`; returns the files written.
+pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<PathBuf>> {
+    let font = TextRenderer::from_env()?;
+    let series = |label: &str, f: &dyn Fn(&MetricsRow) -> Option<f64>| Series {
+        label: label.to_string(),
+        points: rows.iter().filter_map(|r| f(r).map(|y| (r.step as f64, y))).collect(),
+        color: None,
+    };
+    let chart = |name: &str, y_label: &str, log_y: bool, series: Vec<Series>| LineChart {
+        title: format!("{title}: {name}"),
+        x_label: "gradient step".into(),
+        y_label: y_label.into(),
+        series,
+        size: (900, 540),
+        log_y,
+    };
+    let mut written = Vec::new();
+    let mut save = |file: &str, c: LineChart| -> Result<()> {
+        let path = dir.join(file);
+        c.save(&path, &font)?;
+        written.push(path);
+        Ok(())
+    };
+    save(
+        "curves_loss.png",
+        chart(
+            "losses",
+            "loss (log scale)",
+            true,
+            vec![
+                series("critic", &|r| Some(r.losses.critic)),
+                series("MeanFlow (L_FBC)", &|r| Some(r.losses.flow)),
+            ],
+        ),
+    )?;
+    save(
+        "curves_q.png",
+        chart("Q", "mean Q(s, a)", false, vec![series("Q1 on data", &|r| Some(r.losses.q_mean))]),
+    )?;
+    if rows.iter().any(|r| r.score_mean.is_some()) {
+        save(
+            "curves_score.png",
+            chart(
+                "score",
+                "D4RL normalised score",
+                false,
+                vec![series("score", &|r| r.score_mean)],
+            ),
+        )?;
+    }
+    Ok(written)
+}

@@ -1,0 +1,150 @@
+//! `ofql eval`: evaluate a trained agent in MuJoCo with the paper's protocol or plainly.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use candle_core::Device;
+use clap::{Args, ValueEnum};
+use ofql_algo::Ofql;
+use ofql_algo::eval::{EnvEvaluator, d4rl_reference, eval_env};
+use ofql_algo::policy::Protocol;
+use ofql_algo::train::RunDir;
+use ofql_envs::{EnvId, EvalConfig as RunnerConfig};
+use ofql_nets::Checkpoint;
+use serde::Serialize;
+
+use crate::output::Output;
+
+#[derive(Clone, Copy, ValueEnum, Serialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolArg {
+    /// 50 candidates at noise temperature 0.5, one drawn by softmax(w * min Q) (the paper's).
+    Cleandiffuser,
+    /// One sample at temperature 1.
+    Plain,
+}
+
+#[derive(Clone, Copy, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Which {
+    Last,
+    Best,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A run directory (from `ofql train`) or a checkpoint file (.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Which checkpoint of a run directory.
+    #[arg(long, value_enum, default_value = "last")]
+    pub which: Which,
+    /// Episodes [default: the run's eval.episodes, 150 for the paper's protocol].
+    #[arg(long)]
+    pub episodes: Option<usize>,
+    #[arg(long, value_enum, default_value = "cleandiffuser")]
+    pub protocol: ProtocolArg,
+    /// Environment [default: the run's data.env or the one its dataset implies].
+    #[arg(long)]
+    pub env: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Environments stepped in lockstep [default: the run's eval.parallel_envs].
+    #[arg(long)]
+    pub num_envs: Option<usize>,
+    /// Threads stepping the environments [default: the available cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct EvalOutput {
+    checkpoint: PathBuf,
+    step: u64,
+    env: String,
+    protocol: ProtocolArg,
+    episodes: usize,
+    score_mean: f64,
+    score_std: f64,
+    return_mean: f64,
+    returns: Vec<f64>,
+    lengths: Vec<usize>,
+}
+
+pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
+    let file = if args.checkpoint.is_dir() {
+        let dir = RunDir::new(&args.checkpoint);
+        match args.which {
+            Which::Last => dir.last(),
+            Which::Best => dir.best(),
+        }
+    } else {
+        args.checkpoint.clone()
+    };
+    if !file.is_file() {
+        bail!("checkpoint {} does not exist (train first, or pass --which last)", file.display());
+    }
+    let ck = Checkpoint::load(&file, &Device::Cpu)
+        .with_context(|| format!("cannot load checkpoint {}", file.display()))?;
+    let agent = Ofql::from_checkpoint(&ck, &Device::Cpu)
+        .with_context(|| format!("{} is not an OFQL checkpoint", file.display()))?;
+    let cfg = agent.config().clone();
+
+    let id: EnvId = match &args.env {
+        Some(name) => name.parse()?,
+        None => eval_env(&cfg.data, None)?.with_context(|| {
+            format!(
+                "the run's dataset `{}` names no simulated environment: pass --env, e.g. hopper-v4",
+                cfg.data.dataset
+            )
+        })?,
+    };
+    let mut eval_cfg = cfg.eval.clone();
+    if args.protocol == ProtocolArg::Plain {
+        eval_cfg.protocol = "plain".into();
+    } else {
+        eval_cfg.protocol = "cleandiffuser".into();
+    }
+    let episodes = args.episodes.unwrap_or(cfg.eval.episodes);
+    let evaluator = EnvEvaluator {
+        env: id,
+        protocol: Protocol::from_config(&eval_cfg),
+        runner: RunnerConfig {
+            episodes,
+            num_envs: args.num_envs.unwrap_or(cfg.eval.parallel_envs),
+            threads: args
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            seed: args.seed,
+        },
+        score: d4rl_reference(id)?,
+    };
+    eprintln!("{id}: {episodes} episodes of {} (step {})", file.display(), agent.step());
+    let r = evaluator.evaluate_agent(&agent)?;
+    let report = EvalOutput {
+        checkpoint: file,
+        step: agent.step(),
+        env: id.to_string(),
+        protocol: args.protocol,
+        episodes,
+        score_mean: r.score_mean,
+        score_std: r.score_std,
+        return_mean: r.return_mean,
+        returns: r.returns,
+        lengths: r.lengths,
+    };
+    out.report(&report, || {
+        format!(
+            "{} step {} on {}: score {:.1} +- {:.1} (return {:.1} over {} episodes)\nreturns: {}",
+            report.checkpoint.display(),
+            report.step,
+            report.env,
+            report.score_mean,
+            report.score_std,
+            report.return_mean,
+            report.episodes,
+            report.returns.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(" ")
+        )
+    });
+    Ok(())
+}

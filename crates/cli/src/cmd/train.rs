@@ -1,0 +1,272 @@
+//! `ofql train`: train OFQL on an offline dataset, evaluating in MuJoCo as it goes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use ofql_algo::curves::write_curves;
+use ofql_algo::eval::{EnvEvaluator, d4rl_reference, eval_env};
+use ofql_algo::policy::Protocol;
+use ofql_algo::prepare::prepare;
+use ofql_algo::train::{
+    EvalReport, Evaluator, Job, Observer, RunDir, Summary, read_metrics, train,
+};
+use ofql_algo::{Config, Losses};
+use ofql_envs::EvalConfig as RunnerConfig;
+use serde::Serialize;
+
+use crate::output::Output;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Run configuration (TOML), e.g. configs/hopper-medium-v2.toml or configs/quick.toml.
+    #[arg(long, required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
+    /// Dataset file, or a registry name already in the download cache (data.dataset).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Evaluation environment when the dataset does not imply one, e.g. hopper-v4 (data.env).
+    #[arg(long)]
+    pub env: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Number of gradient steps (train.steps).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Run directory [default: runs/<dataset>-seed<seed>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long, conflicts_with_all = ["config", "dataset", "env", "seed", "out"])]
+    pub resume: Option<PathBuf>,
+    /// Override any config value, e.g. --set actor.eta=0.3 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Download cache holding registry datasets [default: $OFQL_DATA_DIR or data/cache].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Train without evaluating (no simulator needed).
+    #[arg(long)]
+    pub no_eval: bool,
+}
+
+#[derive(Serialize)]
+struct TrainReport {
+    out: PathBuf,
+    dataset: String,
+    eval_env: Option<String>,
+    #[serde(flatten)]
+    summary: Summary,
+}
+
+pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
+    let (cfg, dir, resume) = resolve_config(&args)?;
+    let data = prepare(&cfg.data, args.cache_dir.as_deref())?;
+    let t = data.buffer.transitions();
+    eprintln!(
+        "dataset {} ({} transitions, obs {} / act {})",
+        data.path.display(),
+        t.len(),
+        t.obs_dim,
+        t.act_dim
+    );
+
+    let env = if args.no_eval || cfg.train.eval_every == 0 {
+        None
+    } else {
+        eval_env(&cfg.data, data.info.as_ref())?
+    };
+    let mut evaluator = match env {
+        Some(id) => {
+            let e = ofql_envs::Env::new(id)?;
+            if (e.obs_dim(), e.act_dim()) != (t.obs_dim, t.act_dim) {
+                bail!(
+                    "{id} has obs_dim {} / act_dim {} but the dataset has {} / {}: name the \
+                     right environment with --env, or pass --no-eval",
+                    e.obs_dim(),
+                    e.act_dim(),
+                    t.obs_dim,
+                    t.act_dim
+                );
+            }
+            Some(EnvEvaluator {
+                env: id,
+                protocol: Protocol::from_config(&cfg.eval),
+                runner: RunnerConfig {
+                    episodes: cfg.eval.episodes,
+                    num_envs: cfg.eval.parallel_envs,
+                    threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    seed: cfg.train.seed.wrapping_add(1_000_000),
+                },
+                score: d4rl_reference(id)?,
+            })
+        }
+        None => {
+            if !args.no_eval && cfg.train.eval_every > 0 {
+                eprintln!("no simulator for this dataset: training without evaluation");
+            }
+            None
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            // A second Ctrl-C while the checkpoint is written: give up at once.
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping: writing a checkpoint (Ctrl-C again to abort)");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    let mut bar = Bar::new(cfg.train.steps);
+    let job = Job { cfg: &cfg, buffer: &data.buffer, obs_norm: data.obs_norm.clone() };
+    let summary = train(
+        job,
+        &dir,
+        resume,
+        evaluator.as_mut().map(|e| e as &mut dyn Evaluator),
+        &stop,
+        &mut bar,
+    )?;
+    bar.bar.finish_and_clear();
+
+    let title = cfg.data.dataset.rsplit('/').next().unwrap_or(&cfg.data.dataset).to_string();
+    let rows = read_metrics(&RunDir::new(&dir).metrics())?;
+    match write_curves(&rows, &dir, &title) {
+        Ok(files) => eprintln!(
+            "curves: {}",
+            files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+        Err(e) => eprintln!("warning: no learning curves: {e:#}"),
+    }
+    let report = TrainReport {
+        out: dir.clone(),
+        dataset: cfg.data.dataset.clone(),
+        eval_env: env.map(|id| id.to_string()),
+        summary,
+    };
+    out.report(&report, || text(&report, resume));
+    if report.summary.interrupted {
+        bail!(
+            "interrupted at step {}; continue with `ofql train --resume {}`",
+            report.summary.steps,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The config (with overrides), the run directory, and whether this continues a run.
+fn resolve_config(args: &TrainArgs) -> Result<(Config, PathBuf, bool)> {
+    // Flags become overrides applied after the file and before --set; strings are quoted so
+    // that paths with dots or colons stay strings.
+    let mut overrides = Vec::new();
+    if let Some(d) = &args.dataset {
+        overrides.push(format!("data.dataset={}", toml_quote(d)));
+    }
+    if let Some(e) = &args.env {
+        overrides.push(format!("data.env={}", toml_quote(e)));
+    }
+    if let Some(seed) = args.seed {
+        overrides.push(format!("train.seed={seed}"));
+    }
+    if let Some(steps) = args.steps {
+        overrides.push(format!("train.steps={steps}"));
+    }
+    overrides.extend(args.set.iter().cloned());
+
+    if let Some(dir) = &args.resume {
+        let path = RunDir::new(dir).config();
+        if !path.is_file() {
+            bail!("{} is not a run directory (no config.toml)", dir.display());
+        }
+        let cfg = Config::load(&path, &overrides)?;
+        return Ok((cfg, dir.clone(), true));
+    }
+    let file = args.config.as_ref().expect("clap requires --config without --resume");
+    let cfg = Config::load(file, &overrides)?;
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => default_run_dir(&cfg),
+    };
+    Ok((cfg, dir, false))
+}
+
+fn toml_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn default_run_dir(cfg: &Config) -> PathBuf {
+    let stem = Path::new(&cfg.data.dataset)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("run")
+        .to_string();
+    PathBuf::from("runs").join(format!("{stem}-seed{}", cfg.train.seed))
+}
+
+/// The progress bar on stderr: steps/s and the latest losses.
+struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    fn new(total: u64) -> Bar {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        Bar { bar }
+    }
+}
+
+impl Observer for Bar {
+    fn on_step(&mut self, step: u64, _total: u64, l: &Losses) {
+        self.bar.set_position(step);
+        if step.is_multiple_of(50) {
+            self.bar.set_message(format!(
+                "critic {:.3} flow {:.4} Q {:.1}",
+                l.critic, l.flow, l.q_mean
+            ));
+        }
+    }
+    fn on_eval(&mut self, step: u64, r: &EvalReport) {
+        self.bar.println(format!(
+            "step {step}: score {:.1} +- {:.1} (return {:.1})",
+            r.score_mean, r.score_std, r.return_mean
+        ));
+    }
+    fn message(&mut self, text: &str) {
+        self.bar.println(text);
+    }
+}
+
+fn text(r: &TrainReport, resumed: bool) -> String {
+    let s = &r.summary;
+    let mut t = format!(
+        "{} {} steps in {} ({:.1} steps/s)\nlosses: critic {:.4}, MeanFlow {:.4}, Q term {:.4}",
+        if resumed { "resumed run reached" } else { "trained" },
+        s.steps,
+        r.out.display(),
+        s.steps_per_second,
+        s.final_losses.critic,
+        s.final_losses.flow,
+        s.final_losses.q
+    );
+    if let (Some(m), Some(sd)) = (s.score_mean, s.score_std) {
+        t.push_str(&format!("\nscore (last) {m:.1} +- {sd:.1}"));
+    }
+    if let Some(b) = s.best_score {
+        t.push_str(&format!(", best {b:.1}"));
+    }
+    t
+}

@@ -1,0 +1,294 @@
+//! `ofql train` and `ofql eval` end to end on a small D4RL-layout file written here from the
+//! real simulator: JSON summaries, metrics, curves, checkpoints, resume after `kill -9`, and
+//! refusal of bad configs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ndarray::{Array1, Array2};
+use ofql_data::{Dataset, Dtype, write_d4rl};
+use ofql_envs::Env;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn ofql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ofql")).args(args).output().unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("exactly one JSON object on stdout")
+}
+
+/// Two 150-step HalfCheetah-v4 episodes of a state-dependent behaviour policy, D4RL layout.
+fn write_dataset(dir: &Path) -> String {
+    let mut env = Env::new("halfcheetah-v4".parse().unwrap()).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (d, a, steps) = (env.obs_dim(), env.act_dim(), 150);
+    let (mut obs, mut act, mut rew, mut timeouts) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..2 {
+        let mut o = env.reset(&mut rng);
+        for i in 0..steps {
+            let u: Vec<f32> = (0..a)
+                .map(|j| ((2.0 * o[j]).sin() as f32 + rng.random_range(-0.1..0.1)).clamp(-1.0, 1.0))
+                .collect();
+            let s = env.step(&u).unwrap();
+            obs.extend(o.iter().map(|&x| x as f32));
+            act.extend(&u);
+            rew.push(s.reward as f32);
+            timeouts.push(i + 1 == steps);
+            o = s.obs;
+        }
+    }
+    let n = rew.len();
+    let data = Dataset::new(
+        Array2::from_shape_vec((n, d), obs).unwrap(),
+        Array2::from_shape_vec((n, a), act).unwrap(),
+        Array1::from(rew),
+        Array1::from(vec![false; n]),
+        Array1::from(timeouts),
+    );
+    let path = dir.join("cheetah-tiny.hdf5");
+    write_d4rl(&path, &data, Dtype::F32).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Small networks and a short budget, evaluation on 2 episodes; one file per `extra`.
+fn write_config(dir: &Path, extra: &str) -> String {
+    let n = std::fs::read_dir(dir).unwrap().count();
+    let path = dir.join(format!("tiny{n}.toml"));
+    let text = format!(
+        "[data]\nenv = \"halfcheetah-v4\"\n\
+         [train]\nsteps = 40\nbatch_size = 64\nseed = 3\neval_every = 20\ncheckpoint_every = 10\nlog_every = 1\n\
+         [actor]\nhidden = 64\nema_start = 10\n\
+         [critic]\nhidden = 64\n\
+         [eval]\nepisodes = 2\nparallel_envs = 2\ncandidates = 4\n{extra}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn train_then_eval_reports_json_and_writes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_dataset(dir.path());
+    let config = write_config(dir.path(), "");
+    let run = dir.path().join("run");
+    let out = ofql(&[
+        "train",
+        "--config",
+        &config,
+        "--dataset",
+        &data,
+        "--out",
+        run.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = json(&out);
+    assert_eq!(v["steps"], 40);
+    assert!(v["steps_per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["score_mean"].as_f64().unwrap().is_finite());
+    for key in ["critic", "flow", "q", "actor"] {
+        assert!(v["final_losses"][key].as_f64().unwrap().is_finite(), "{key}");
+    }
+    let rows = metrics(&run);
+    assert_eq!(rows.len(), 40);
+    assert_eq!(rows.iter().filter(|r| r.get("score_mean").is_some()).count(), 2);
+    for f in [
+        "config.toml",
+        "checkpoint/last.safetensors",
+        "checkpoint/best.safetensors",
+        "curves_loss.png",
+        "curves_q.png",
+        "curves_score.png",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+
+    let out = ofql(&["eval", "--checkpoint", run.to_str().unwrap(), "--episodes", "3", "--json"]);
+    let e = json(&out);
+    assert_eq!(e["step"], 40);
+    assert_eq!(e["returns"].as_array().unwrap().len(), 3);
+    assert!(e["score_mean"].as_f64().unwrap().is_finite());
+    assert!(e["score_std"].as_f64().unwrap() >= 0.0);
+    let plain = json(&ofql(&[
+        "eval",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--episodes",
+        "2",
+        "--protocol",
+        "plain",
+        "--json",
+    ]));
+    assert_eq!(plain["protocol"], "plain");
+}
+
+/// Start a run, kill -9 it once it is past its second checkpoint, resume, and compare every
+/// logged step with an uninterrupted run.
+#[test]
+fn resume_after_kill_9_gives_the_uninterrupted_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_dataset(dir.path());
+    let config = write_config(dir.path(), "");
+    let common = |out: &PathBuf| -> Vec<String> {
+        [
+            "train",
+            "--config",
+            &config,
+            "--dataset",
+            &data,
+            "--steps",
+            "150",
+            "--no-eval",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
+    json(&ofql(
+        &[common(&full), vec!["--json".into()]]
+            .concat()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ofql"))
+        .args(common(&killed))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while metrics_len(&killed) < 27 {
+        assert!(started.elapsed() < Duration::from_secs(120), "run made no progress");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to write anything more.
+    child.wait().unwrap();
+    let at_kill = metrics_len(&killed);
+    assert!(at_kill < 150, "killed too late to test anything");
+
+    let v = json(&ofql(&["train", "--resume", killed.to_str().unwrap(), "--json"]));
+    assert_eq!(v["steps"], 150);
+    let (a, b) = (metrics(&full), metrics(&killed));
+    assert_eq!(a.len(), 150);
+    assert_eq!(b.len(), 150);
+    for (x, y) in a.iter().zip(&b) {
+        for key in ["step", "critic", "flow", "q", "actor", "q_mean"] {
+            assert_eq!(x[key], y[key], "{key} at step {} (killed after {at_kill} rows)", x["step"]);
+        }
+    }
+}
+
+fn metrics_len(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.jsonl")).map(|s| s.lines().count()).unwrap_or(0)
+}
+
+#[test]
+fn bad_configs_and_inputs_are_refused_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_dataset(dir.path());
+    let run = dir.path().join("run");
+    let run = run.to_str().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--config".into(), write_config(dir.path(), "[oops]\nx = 1\n")], "oops"),
+        (
+            vec![
+                "--config".into(),
+                write_config(dir.path(), ""),
+                "--set".into(),
+                "actor.eta=-1".into(),
+            ],
+            "actor.eta",
+        ),
+        (
+            vec![
+                "--config".into(),
+                write_config(dir.path(), ""),
+                "--set".into(),
+                "actor.flow_ratio=2".into(),
+            ],
+            "actor.flow_ratio",
+        ),
+        (
+            vec![
+                "--config".into(),
+                write_config(dir.path(), ""),
+                "--set".into(),
+                "train.batch_size=0".into(),
+            ],
+            "train.batch_size",
+        ),
+        (
+            vec![
+                "--config".into(),
+                write_config(dir.path(), ""),
+                "--set".into(),
+                "eval.protocol=best".into(),
+            ],
+            "eval.protocol",
+        ),
+        (
+            vec!["--config".into(), dir.path().join("missing.toml").to_str().unwrap().into()],
+            "missing.toml",
+        ),
+        (
+            vec![
+                "--config".into(),
+                write_config(dir.path(), ""),
+                "--env".into(),
+                "hopper-v4".into(),
+            ],
+            "Hopper-v4",
+        ),
+        (
+            vec![
+                "--config".into(),
+                write_config(dir.path(), ""),
+                "--env".into(),
+                "cartpole".into(),
+            ],
+            "cartpole",
+        ),
+    ];
+    for (mut args, needle) in cases {
+        if !args.iter().any(|a| a == "--dataset") {
+            args.extend(["--dataset".into(), data.clone()]);
+        }
+        let mut full: Vec<String> =
+            vec!["train".into(), "--out".into(), run.into(), "--json".into()];
+        full.extend(args);
+        let out = ofql(&full.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!out.status.success(), "accepted: {full:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{full:?}: stderr does not name `{needle}`: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["error"].as_str().unwrap().contains(needle));
+    }
+    // A dataset that is neither a file nor a known name.
+    let out = ofql(&[
+        "train",
+        "--config",
+        &write_config(dir.path(), ""),
+        "--dataset",
+        "halfcheetah-medum-v2",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("halfcheetah-medium-v2"));
+}
