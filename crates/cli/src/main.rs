@@ -37,6 +37,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Evaluate a trained agent in MuJoCo.
     Eval(cmd::eval::EvalArgs),
+    /// Training steps/s and decisions/s at HalfCheetah sizes, per thread count.
+    Bench(cmd::bench::BenchArgs),
     /// The 2-D toy experiment (paper Figure 4): one-step average velocity vs Euler-sampled
     /// instantaneous velocity; writes scatter plots and prints a table.
     Toy(cmd::toy::ToyArgs),
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Env(args) => cmd::env::run(args, &out),
         Command::Train(args) => cmd::train::run(args, &out),
         Command::Eval(args) => cmd::eval::run(args, &out),
+        Command::Bench(args) => cmd::bench::run(args, &out),
         Command::Toy(args) => cmd::toy::run(args, &out),
     };
     match result {

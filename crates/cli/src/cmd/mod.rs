@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod dataset;
 pub mod dataset_verify;
 pub mod env;

@@ -1,0 +1,244 @@
+//! `ofql bench`: training steps per second and decisions per second at HalfCheetah sizes
+//! (obs 17, act 6, 3x256 Mish networks, batch 256), for each thread count, with the achieved
+//! FLOP/s and a GEMM peak to compare against.
+//!
+//! candle reads its thread count from RAYON_NUM_THREADS at every matrix product, so each
+//! thread count runs in a child process of its own with that variable set: no measurement
+//! sees another's thread pool or warm caches.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor};
+use clap::Args;
+use ofql_algo::policy::{Protocol, select_actions};
+use ofql_algo::{Config, Ofql};
+use ofql_data::{NextObs, ReplayBuffer, Transitions};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::output::Output;
+
+const OBS: usize = 17;
+const ACT: usize = 6;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Thread counts to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+    /// Timed training steps per thread count (after 10 warm-up steps).
+    #[arg(long, default_value_t = 100)]
+    pub steps: usize,
+    /// Timed decisions per protocol.
+    #[arg(long, default_value_t = 2000)]
+    pub decisions: usize,
+    /// Internal: measure in this process with the current thread setting.
+    #[arg(long, hide = true)]
+    pub worker: bool,
+}
+
+/// What one thread count measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Measured {
+    threads: usize,
+    train_step_ms: f64,
+    steps_per_second: f64,
+    /// Achieved FLOP/s of the training step (model FLOPs / time).
+    train_gflops: f64,
+    /// One observation in, one action out, plain one-step sampling.
+    decision_us: f64,
+    /// One observation, 50 candidates, Q-softmax (the paper's protocol).
+    decision50_us: f64,
+    /// A 1024^3 f32 matrix product: the GEMM peak of this machine with these threads.
+    gemm_gflops: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    sizes: String,
+    batch: usize,
+    flops_per_step: f64,
+    runs: Vec<Measured>,
+    train_step_ms_1t: Option<f64>,
+    train_step_ms_2t: Option<f64>,
+    decision_us: Option<f64>,
+    decision50_us: Option<f64>,
+    /// FLOPs per step / GEMM peak on the most threads measured: the time no implementation
+    /// built on this GEMM can beat.
+    floor_ms: Option<f64>,
+}
+
+pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
+    if args.worker {
+        let m = measure(&args)?;
+        println!("{}", serde_json::to_string(&m)?);
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("cannot find the ofql executable")?;
+    let mut runs = Vec::new();
+    for &n in &args.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        eprintln!("measuring with {n} thread(s)...");
+        let child = Command::new(&exe)
+            .args(["bench", "--worker", "--steps", &args.steps.to_string()])
+            .args(["--decisions", &args.decisions.to_string()])
+            .env("RAYON_NUM_THREADS", n.to_string())
+            .output()
+            .context("cannot run the benchmark worker")?;
+        if !child.status.success() {
+            bail!("benchmark worker failed: {}", String::from_utf8_lossy(&child.stderr));
+        }
+        let mut m: Measured = serde_json::from_slice(&child.stdout)?;
+        m.threads = n;
+        runs.push(m);
+    }
+    let by = |n: usize| runs.iter().find(|m| m.threads == n);
+    let flops = step_flops(256);
+    let peak = runs.iter().max_by_key(|m| m.threads).map(|m| m.gemm_gflops);
+    let report = Report {
+        sizes: format!("obs {OBS}, act {ACT}, actor and critics 3x256 Mish, time MLP 64-128-64"),
+        batch: 256,
+        flops_per_step: flops,
+        train_step_ms_1t: by(1).map(|m| m.train_step_ms),
+        train_step_ms_2t: by(2).map(|m| m.train_step_ms),
+        decision_us: by(1).map(|m| m.decision_us),
+        decision50_us: by(1).map(|m| m.decision50_us),
+        floor_ms: peak.map(|p| flops / (p * 1e9) * 1e3),
+        runs,
+    };
+    out.report(&report, || text(&report));
+    Ok(())
+}
+
+fn measure(args: &BenchArgs) -> Result<Measured> {
+    let dev = Device::Cpu;
+    let mut cfg = Config::default();
+    cfg.train.steps = 1_000_000;
+    let buffer = ReplayBuffer::new(random_transitions(100_000));
+    let mut agent = Ofql::new(&cfg, OBS, ACT, &dev)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+
+    for _ in 0..10 {
+        agent.update(&buffer.sample(256, &mut rng)?)?;
+    }
+    let t0 = Instant::now();
+    for _ in 0..args.steps {
+        agent.update(&buffer.sample(256, &mut rng)?)?;
+    }
+    let step = t0.elapsed().as_secs_f64() / args.steps as f64;
+
+    let obs = Tensor::from_slice(&buffer.transitions().observations[..OBS], (1, OBS), &dev)?;
+    let cleandiffuser =
+        Protocol::CleanDiffuser { candidates: 50, temperature: 0.5, q_weight: 50.0 };
+    let mut decide = |protocol: Protocol| -> Result<f64> {
+        for _ in 0..50 {
+            select_actions(&agent, &obs, protocol, &mut rng)?;
+        }
+        let t0 = Instant::now();
+        for _ in 0..args.decisions {
+            select_actions(&agent, &obs, protocol, &mut rng)?.to_vec2::<f32>()?;
+        }
+        Ok(t0.elapsed().as_secs_f64() / args.decisions as f64)
+    };
+    let decision = decide(Protocol::Plain)?;
+    let decision50 = decide(cleandiffuser)?;
+
+    let a = Tensor::randn(0f32, 1.0, (1024, 1024), &dev)?;
+    let b = Tensor::randn(0f32, 1.0, (1024, 1024), &dev)?;
+    a.matmul(&b)?;
+    let reps = 10;
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        a.matmul(&b)?;
+    }
+    let gemm = 2.0 * 1024f64.powi(3) * reps as f64 / t0.elapsed().as_secs_f64();
+
+    Ok(Measured {
+        threads: candle_core::utils::get_num_threads(),
+        train_step_ms: step * 1e3,
+        steps_per_second: 1.0 / step,
+        train_gflops: step_flops(256) / step / 1e9,
+        decision_us: decision * 1e6,
+        decision50_us: decision50 * 1e6,
+        gemm_gflops: gemm / 1e9,
+    })
+}
+
+fn random_transitions(n: usize) -> Transitions {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut v = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>();
+    Transitions {
+        obs_dim: OBS,
+        act_dim: ACT,
+        observations: v(n * OBS),
+        actions: v(n * ACT),
+        rewards: v(n),
+        next_observations: v(n * OBS),
+        dones: vec![0.0; n],
+        next_obs: NextObs::Recorded,
+    }
+}
+
+/// Multiply-adds of one sample through an MLP with these layer widths.
+fn macs(dims: &[usize]) -> f64 {
+    dims.windows(2).map(|w| (w[0] * w[1]) as f64).sum()
+}
+
+/// Model FLOPs of one OFQL step at batch `b` (2 per multiply-add; a backward pass counts
+/// twice its forward: input and weight gradients; the tangent pass once more than forward).
+fn step_flops(b: usize) -> f64 {
+    let time_mlp = 2.0 * macs(&[64, 128, 64]); // t and r
+    let actor = macs(&[ACT + OBS + 128, 256, 256, 256, ACT]) + time_mlp;
+    let critics = 2.0 * macs(&[OBS + ACT, 256, 256, 256, 1]);
+    let target = actor + critics; // EMA actor and target critics, forward only
+    let critic = 3.0 * critics; // forward + backward
+    let meanflow = 2.0 * actor + 3.0 * actor; // tangent pass + forward/backward
+    let q_term = 3.0 * actor + 3.0 * critics; // one-step sample and critics, forward/backward
+    2.0 * b as f64 * (target + critic + meanflow + q_term)
+}
+
+fn text(r: &Report) -> String {
+    let mut s = format!(
+        "OFQL step at batch {} ({}): {:.2} GFLOP per step\n\
+         threads  ms/step  steps/s  GFLOP/s  decision us  decision(50) us  GEMM GFLOP/s\n",
+        r.batch,
+        r.sizes,
+        r.flops_per_step / 1e9
+    );
+    for m in &r.runs {
+        s.push_str(&format!(
+            "{:>7}  {:>7.2}  {:>7.1}  {:>7.1}  {:>11.1}  {:>15.1}  {:>12.1}\n",
+            m.threads,
+            m.train_step_ms,
+            m.steps_per_second,
+            m.train_gflops,
+            m.decision_us,
+            m.decision50_us,
+            m.gemm_gflops
+        ));
+    }
+    if let Some(f) = r.floor_ms {
+        s.push_str(&format!("FLOP floor at the measured GEMM peak: {f:.2} ms per step"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flop_count_matches_a_hand_count() {
+        // Actor: 151*256 + 2*256*256 + 256*6 = 171264 MACs, time MLP 2*(64*128 + 128*64).
+        let actor = 171_264.0 + 32_768.0;
+        let critics = 2.0 * (23.0 * 256.0 + 2.0 * 65_536.0 + 256.0);
+        let per_sample = (actor + critics) + 3.0 * critics + 5.0 * actor + 3.0 * (actor + critics);
+        assert_eq!(step_flops(1), 2.0 * per_sample);
+        assert!((step_flops(256) / 1e9 - 1.92).abs() < 0.01, "{}", step_flops(256) / 1e9);
+    }
+}
