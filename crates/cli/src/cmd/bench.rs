@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// Timed decisions per protocol.
     #[arg(long, default_value_t = 2000)]
     pub decisions: usize,
+    /// Also time the same update in PyTorch with this Python (crates/algo/benches/ofql_torch.py),
+    /// in the same run, e.g. a venv's bin/python with torch installed.
+    #[arg(long, value_name = "PYTHON")]
+    pub torch_python: Option<std::path::PathBuf>,
     /// Internal: measure in this process with the current thread setting.
     #[arg(long, hide = true)]
     pub worker: bool,
@@ -69,6 +73,9 @@ struct Report {
     /// FLOPs per step / GEMM peak on the most threads measured: the time no implementation
     /// built on this GEMM can beat.
     floor_ms: Option<f64>,
+    /// The PyTorch version of the same update, when --torch-python was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    torch: Option<serde_json::Value>,
 }
 
 pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
@@ -110,9 +117,34 @@ pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
         decision50_us: by(1).map(|m| m.decision50_us),
         floor_ms: peak.map(|p| flops / (p * 1e9) * 1e3),
         runs,
+        torch: match &args.torch_python {
+            Some(python) => Some(run_torch(python, &args)?),
+            None => None,
+        },
     };
     out.report(&report, || text(&report));
     Ok(())
+}
+
+/// The PyTorch script's JSON (its source is compiled into the binary, so any working
+/// directory will do).
+fn run_torch(python: &std::path::Path, args: &BenchArgs) -> Result<serde_json::Value> {
+    const SCRIPT: &str = include_str!("../../../algo/benches/ofql_torch.py");
+    eprintln!("measuring PyTorch with {}...", python.display());
+    let threads: Vec<String> = args.threads.iter().map(|t| t.to_string()).collect();
+    let child = Command::new(python)
+        .args(["-W", "ignore", "-c", SCRIPT, "--threads", &threads.join(",")])
+        .args(["--steps", &args.steps.to_string(), "--decisions", &args.decisions.to_string()])
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !child.status.success() {
+        bail!(
+            "the PyTorch benchmark failed (is torch installed for {}?): {}",
+            python.display(),
+            String::from_utf8_lossy(&child.stderr)
+        );
+    }
+    serde_json::from_slice(&child.stdout).context("the PyTorch benchmark printed no JSON")
 }
 
 fn measure(args: &BenchArgs) -> Result<Measured> {
@@ -224,6 +256,18 @@ fn text(r: &Report) -> String {
     }
     if let Some(f) = r.floor_ms {
         s.push_str(&format!("FLOP floor at the measured GEMM peak: {f:.2} ms per step"));
+    }
+    if let Some(runs) = r.torch.as_ref().and_then(|t| t["runs"].as_array()) {
+        s.push_str("\nPyTorch, same update:\nthreads  ms/step  decision us  decision(50) us\n");
+        for m in runs {
+            s.push_str(&format!(
+                "{:>7}  {:>7.2}  {:>11.1}  {:>15.1}\n",
+                m["threads"].as_u64().unwrap_or(0),
+                m["train_step_ms"].as_f64().unwrap_or(f64::NAN),
+                m["decision_us"].as_f64().unwrap_or(f64::NAN),
+                m["decision50_us"].as_f64().unwrap_or(f64::NAN)
+            ));
+        }
     }
     s
 }
