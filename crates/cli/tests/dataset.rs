@@ -1,25 +1,15 @@
 //! `ofql dataset info|convert|fetch` end to end, on files and a loopback server the tests make.
 
+mod common;
+
+use common::{json, ofql, stderr};
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use ndarray::{Array1, Array2};
 use ofql_data::{Dataset, Dtype, Stats, registry, write_d4rl};
-
-fn ofql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ofql")).args(args).output().unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().count(), 1, "exactly one JSON line expected: {stdout}");
-    serde_json::from_str(&stdout).unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// Hopper-shaped data (obs 11, act 3): episodes of 4 (terminal), 5 (timeout) and 3 steps.
 fn hopper_like(act_dim: usize) -> Dataset {

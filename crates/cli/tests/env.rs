@@ -1,34 +1,17 @@
 //! `ofql env rollout` and `ofql dataset verify` end to end, on files the tests make.
 
+mod common;
+
+use common::{json, ofql, stderr};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use ndarray::{Array1, Array2};
 use ofql_data::{Dataset, Dtype, write_d4rl};
 use ofql_envs::Env;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-fn ofql(args: &[&str]) -> Output {
-    // The tests run in parallel threads: a child spawned by one test inherits (until it execs)
-    // the descriptor of an HDF5 file another test is writing, and with it HDF5's flock, which
-    // then outlives the writer. Without file locking the children cannot trip over it.
-    Command::new(env!("CARGO_BIN_EXE_ofql"))
-        .args(args)
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().count(), 1, "exactly one JSON line expected: {stdout}");
-    serde_json::from_str(&stdout).unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 fn rollout_prints_one_json_object_and_is_reproducible() {

@@ -2,8 +2,12 @@
 //! real simulator: JSON summaries, metrics, curves, checkpoints, resume after `kill -9`, and
 //! refusal of bad configs.
 
+mod common;
+
+use common::{json_ok, ofql};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ndarray::{Array1, Array2};
@@ -11,15 +15,6 @@ use ofql_data::{Dataset, Dtype, write_d4rl};
 use ofql_envs::Env;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-fn ofql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ofql")).args(args).output().unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("exactly one JSON object on stdout")
-}
 
 /// Two 150-step HalfCheetah-v4 episodes of a state-dependent behaviour policy, D4RL layout.
 fn write_dataset(dir: &Path) -> String {
@@ -93,7 +88,7 @@ fn train_then_eval_reports_json_and_writes_the_run() {
         run.to_str().unwrap(),
         "--json",
     ]);
-    let v = json(&out);
+    let v = json_ok(&out);
     assert_eq!(v["steps"], 40);
     assert!(v["steps_per_second"].as_f64().unwrap() > 0.0);
     assert!(v["score_mean"].as_f64().unwrap().is_finite());
@@ -115,12 +110,12 @@ fn train_then_eval_reports_json_and_writes_the_run() {
     }
 
     let out = ofql(&["eval", "--checkpoint", run.to_str().unwrap(), "--episodes", "3", "--json"]);
-    let e = json(&out);
+    let e = json_ok(&out);
     assert_eq!(e["step"], 40);
     assert_eq!(e["returns"].as_array().unwrap().len(), 3);
     assert!(e["score_mean"].as_f64().unwrap().is_finite());
     assert!(e["score_std"].as_f64().unwrap() >= 0.0);
-    let plain = json(&ofql(&[
+    let plain = json_ok(&ofql(&[
         "eval",
         "--checkpoint",
         run.to_str().unwrap(),
@@ -158,7 +153,7 @@ fn resume_after_kill_9_gives_the_uninterrupted_losses() {
         .collect()
     };
     let (full, killed) = (dir.path().join("full"), dir.path().join("killed"));
-    json(&ofql(
+    json_ok(&ofql(
         &[common(&full), vec!["--json".into()]]
             .concat()
             .iter()
@@ -183,7 +178,7 @@ fn resume_after_kill_9_gives_the_uninterrupted_losses() {
     let at_kill = metrics_len(&killed);
     assert!(at_kill < 150, "killed too late to test anything");
 
-    let v = json(&ofql(&["train", "--resume", killed.to_str().unwrap(), "--json"]));
+    let v = json_ok(&ofql(&["train", "--resume", killed.to_str().unwrap(), "--json"]));
     assert_eq!(v["steps"], 150);
     let (a, b) = (metrics(&full), metrics(&killed));
     assert_eq!(a.len(), 150);

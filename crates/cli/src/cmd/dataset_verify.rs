@@ -119,7 +119,7 @@ pub fn run(args: VerifyArgs, out: &Output) -> Result<()> {
         );
     }
     let id = environment(args.env.as_deref(), &path)?;
-    let file = hdf5::File::open(&path).with_context(|| format!("open {}", path.display()))?;
+    let file = ofql_data::hdf5_io::open(&path)?;
     let f64s = |key: &str| read_f64(&file, key, &path);
     let arrays = Arrays {
         qpos: f64s("infos/qpos")?,

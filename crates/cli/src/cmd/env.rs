@@ -2,10 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use ofql_envs::{
-    Env, EnvId, EvalConfig, EvalReport, Policy, RandomPolicy, ScoreRef, Version, ZeroPolicy,
-    evaluate,
-};
+use ofql_envs::{Env, EnvId, EvalConfig, EvalReport, Policy, RandomPolicy, ZeroPolicy, evaluate};
 use serde::Serialize;
 
 use crate::output::Output;
@@ -66,15 +63,6 @@ struct RolloutReport {
     report: EvalReport,
 }
 
-/// D4RL's reference returns, for the v4 environments that match D4RL's data.
-fn d4rl_reference(id: EnvId) -> Result<Option<ScoreRef>> {
-    if id.version != Version::V4 {
-        return Ok(None);
-    }
-    let spec = ofql_data::registry::env_spec(id.task.d4rl_name())?;
-    Ok(Some(ScoreRef { min: spec.ref_min, max: spec.ref_max }))
-}
-
 fn run_rollout(args: RolloutArgs, out: &Output) -> Result<()> {
     let id: EnvId = args.env.parse()?;
     let env = Env::new(id).with_context(|| format!("cannot create {id}"))?;
@@ -85,7 +73,7 @@ fn run_rollout(args: RolloutArgs, out: &Output) -> Result<()> {
     let mut config = EvalConfig::new(args.episodes, args.seed);
     config.num_envs = args.num_envs.unwrap_or(config.num_envs);
     config.threads = args.threads.unwrap_or(config.threads);
-    let score = d4rl_reference(id)?;
+    let score = ofql_algo::eval::d4rl_reference(id)?;
     eprintln!(
         "{id}: {} episodes of the {} policy on {} environments",
         args.episodes,
