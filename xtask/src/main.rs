@@ -52,8 +52,9 @@ fn run() -> Result<()> {
             cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])
         }
         "reproduce-d4rl" => bail!(
-            "`reproduce-d4rl` is not built yet (issue 8); until then train with `ofql train` \
-             once it exists. See docs/roadmap.md."
+            "`reproduce-d4rl` is not built yet (issue 8); until then train single runs with \
+             `cargo run --release -p ofql-cli -- train --config configs/<task>.toml`. \
+             See docs/roadmap.md."
         ),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
