@@ -46,7 +46,9 @@ fn bench_mlp(c: &mut Criterion) {
     let target = input(BATCH, ACT, 3);
     for (name, kernels) in [("fused", Kernels::Fused), ("unfused", Kernels::Unfused)] {
         let net = mlp(kernels);
-        let mut adam = Adam::new(net.prefixed_vars("mlp"), AdamConfig::default()).unwrap();
+        let mut adam = Adam::new(net.prefixed_vars("mlp"), AdamConfig::default())
+            .unwrap()
+            .with_kernels(kernels);
         c.bench_function(&format!("mlp3x256_b256/train_step/{name}"), |b| {
             b.iter(|| {
                 let loss = (net.forward(&x).unwrap() - &target)
@@ -79,7 +81,9 @@ fn bench_actor_step(c: &mut Criterion) {
             VelocityNet::new(&cfg, DType::F32, &Device::Cpu, &mut ChaCha8Rng::seed_from_u64(0))
                 .unwrap();
         net.set_kernels(kernels);
-        let mut adam = Adam::new(net.prefixed_vars("actor"), AdamConfig::default()).unwrap();
+        let mut adam = Adam::new(net.prefixed_vars("actor"), AdamConfig::default())
+            .unwrap()
+            .with_kernels(kernels);
         c.bench_function(&format!("velocity_b256/meanflow_step/{name}"), |b| {
             b.iter(|| {
                 let (_, du) = net.forward_with_tangent(&a, &r, &t, &s, &v, &zeros, &ones).unwrap();

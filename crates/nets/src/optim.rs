@@ -7,6 +7,8 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::mlp::Kernels;
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdamConfig {
@@ -31,6 +33,7 @@ pub struct Adam {
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     step: u64,
+    kernels: Kernels,
 }
 
 impl Adam {
@@ -38,7 +41,13 @@ impl Adam {
         let zeros = |v: &Var| v.zeros_like();
         let m = vars.iter().map(|(_, v)| zeros(v)).collect::<Result<_>>()?;
         let v = vars.iter().map(|(_, v)| zeros(v)).collect::<Result<_>>()?;
-        Ok(Adam { cfg, vars, m, v, step: 0 })
+        Ok(Adam { cfg, vars, m, v, step: 0, kernels: Kernels::Fused })
+    }
+
+    /// `Fused`: one pass over (theta, g, m, v) per parameter on the CPU; `Unfused`: candle ops.
+    pub fn with_kernels(mut self, kernels: Kernels) -> Adam {
+        self.kernels = kernels;
+        self
     }
 
     pub fn lr(&self) -> f64 {
@@ -69,6 +78,24 @@ impl Adam {
         let sqrt_bc2 = (1.0 - beta2.powi(t)).sqrt();
         for (i, (_, var)) in self.vars.iter().enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
+            if self.kernels == Kernels::Fused {
+                let c = FusedAdam {
+                    beta1,
+                    beta2,
+                    eps,
+                    step_size,
+                    sqrt_bc2,
+                    decay: 1.0 - lr * weight_decay,
+                };
+                if let Some((theta, m, v)) =
+                    c.apply(&var.as_detached_tensor(), g, &self.m[i], &self.v[i])?
+                {
+                    var.set(&theta)?;
+                    self.m[i] = m;
+                    self.v[i] = v;
+                    continue;
+                }
+            }
             let m = ((&self.m[i] * beta1)? + (g * (1.0 - beta1))?)?;
             let v = ((&self.v[i] * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
             let denom = ((v.sqrt()? / sqrt_bc2)? + eps)?;
@@ -136,6 +163,98 @@ impl Adam {
         Ok(())
     }
 }
+
+/// Adam's update in one loop: m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
+/// theta' = decay theta - step_size m' / (sqrt(v') / sqrt_bc2 + eps). Ten candle ops (ten
+/// buffers) per parameter become one pass.
+struct FusedAdam {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    step_size: f64,
+    sqrt_bc2: f64,
+    decay: f64,
+}
+
+impl FusedAdam {
+    /// None when the tensors are not contiguous CPU f32/f64 of one shape (then use candle ops).
+    fn apply(
+        &self,
+        theta: &Tensor,
+        g: &Tensor,
+        m: &Tensor,
+        v: &Tensor,
+    ) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+        use candle_core::{CpuStorage, Storage};
+        let all = [theta, g, m, v];
+        if all.iter().any(|t| t.dims() != theta.dims() || t.dtype() != theta.dtype()) {
+            return Ok(None);
+        }
+        let guards: Vec<_> = all.iter().map(|t| t.storage_and_layout()).collect();
+        let mut slices_f32 = Vec::new();
+        let mut slices_f64 = Vec::new();
+        for (storage, layout) in &guards {
+            let Some((start, end)) = layout.contiguous_offsets() else { return Ok(None) };
+            match &**storage {
+                Storage::Cpu(CpuStorage::F32(x)) => slices_f32.push(&x[start..end]),
+                Storage::Cpu(CpuStorage::F64(x)) => slices_f64.push(&x[start..end]),
+                _ => return Ok(None),
+            }
+        }
+        let (shape, dev) = (theta.shape().clone(), theta.device().clone());
+        let out = if slices_f32.len() == 4 {
+            let [t, g, m, v] = [slices_f32[0], slices_f32[1], slices_f32[2], slices_f32[3]];
+            let (t, m, v) = self.run_f32(t, g, m, v);
+            (
+                Tensor::from_vec(t, shape.clone(), &dev)?,
+                Tensor::from_vec(m, shape.clone(), &dev)?,
+                Tensor::from_vec(v, shape, &dev)?,
+            )
+        } else if slices_f64.len() == 4 {
+            let [t, g, m, v] = [slices_f64[0], slices_f64[1], slices_f64[2], slices_f64[3]];
+            let (t, m, v) = self.run_f64(t, g, m, v);
+            (
+                Tensor::from_vec(t, shape.clone(), &dev)?,
+                Tensor::from_vec(m, shape.clone(), &dev)?,
+                Tensor::from_vec(v, shape, &dev)?,
+            )
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(out))
+    }
+}
+
+macro_rules! fused_adam_loop {
+    ($name:ident, $t:ty) => {
+        impl FusedAdam {
+            fn $name(
+                &self,
+                theta: &[$t],
+                g: &[$t],
+                m: &[$t],
+                v: &[$t],
+            ) -> (Vec<$t>, Vec<$t>, Vec<$t>) {
+                let (b1, b2, eps) = (self.beta1 as $t, self.beta2 as $t, self.eps as $t);
+                let (step, inv_bc2, decay) =
+                    (self.step_size as $t, (1.0 / self.sqrt_bc2) as $t, self.decay as $t);
+                let n = theta.len();
+                let (mut t_out, mut m_out, mut v_out) =
+                    (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+                for i in 0..n {
+                    let mi = b1 * m[i] + (1.0 - b1) * g[i];
+                    let vi = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+                    t_out.push(decay * theta[i] - step * mi / (vi.sqrt() * inv_bc2 + eps));
+                    m_out.push(mi);
+                    v_out.push(vi);
+                }
+                (t_out, m_out, v_out)
+            }
+        }
+    };
+}
+fused_adam_loop!(run_f32, f32);
+fused_adam_loop!(run_f64, f64);
 
 /// Scale all gradients of `vars` so their global L2 norm is at most `max_norm` (PyTorch's
 /// clip_grad_norm_: factor max_norm / (norm + 1e-6) when norm > max_norm). Returns the

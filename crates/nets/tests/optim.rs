@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use ofql_nets::{
-    Adam, AdamConfig, Mlp, NamedVars, clip_grad_norm, cosine_lr, ema_update, soft_update,
+    Adam, AdamConfig, Kernels, Mlp, NamedVars, clip_grad_norm, cosine_lr, ema_update, soft_update,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -23,9 +23,16 @@ fn linear_step(adam: &mut Adam, theta: &Var, g: [f64; 2]) {
 
 #[test]
 fn adam_two_steps_match_the_hand_computation() {
+    for kernels in [Kernels::Fused, Kernels::Unfused] {
+        adam_two_steps(kernels);
+    }
+}
+
+fn adam_two_steps(kernels: Kernels) {
     let theta = Var::new(&[1.0f64, -2.0], &Device::Cpu).unwrap();
     let cfg = AdamConfig { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
-    let mut adam = Adam::new(One(theta.clone()).prefixed_vars("p"), cfg).unwrap();
+    let mut adam =
+        Adam::new(One(theta.clone()).prefixed_vars("p"), cfg).unwrap().with_kernels(kernels);
     // Step 1, g = (0.5, -1): m = 0.1 g, v = 0.001 g^2, bias-corrected m^ = g, v^ = g^2, so the
     // step is lr * g / (|g| + eps) = 0.1 * sign(g) less an eps-sized 2e-9 / 1e-9.
     linear_step(&mut adam, &theta, [0.5, -1.0]);
@@ -44,6 +51,49 @@ fn adam_two_steps_match_the_hand_computation() {
     assert!((got[0] - 0.8196959063846517).abs() < 1e-12, "{got:?}");
     assert!((got[1] + 1.8572151424292265).abs() < 1e-12, "{got:?}");
     assert_eq!(adam.steps(), 2);
+}
+
+#[test]
+fn fused_and_unfused_adam_agree_over_many_steps() {
+    let dev = Device::Cpu;
+    let cfg = AdamConfig { lr: 1e-2, weight_decay: 0.01, ..Default::default() };
+    let x = Tensor::new(&[[0.5f32, -1.0, 2.0], [1.5, 0.2, -0.7]], &dev).unwrap();
+    let nets: Vec<Mlp> = (0..2)
+        .map(|_| Mlp::new(&[3, 8, 1], DType::F32, &dev, &mut ChaCha8Rng::seed_from_u64(6)).unwrap())
+        .collect();
+    let mut opts: Vec<Adam> = nets
+        .iter()
+        .zip([Kernels::Fused, Kernels::Unfused])
+        .map(|(n, k)| Adam::new(n.prefixed_vars("n"), cfg).unwrap().with_kernels(k))
+        .collect();
+    for _ in 0..20 {
+        for (net, opt) in nets.iter().zip(&mut opts) {
+            let loss = net.forward(&x).unwrap().sqr().unwrap().mean_all().unwrap();
+            opt.step(&loss.backward().unwrap()).unwrap();
+        }
+    }
+    for (a, b) in nets[0].vars().iter().zip(nets[1].vars()) {
+        let err: f32 = (a.as_tensor() - b.as_tensor())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(err < 1e-6, "{err}");
+    }
+    // And they did move.
+    let fresh = Mlp::new(&[3, 8, 1], DType::F32, &dev, &mut ChaCha8Rng::seed_from_u64(6)).unwrap();
+    let moved: f32 = (nets[0].vars()[0].as_tensor() - fresh.vars()[0].as_tensor())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(moved > 0.05, "{moved}");
 }
 
 #[test]
