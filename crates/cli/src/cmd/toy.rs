@@ -121,7 +121,15 @@ pub fn run(args: ToyArgs, out: &Output) -> Result<()> {
         })
         .collect();
     let start = Instant::now();
-    let report = run_experiment(&exp, |job, step, _| jobs[job].set_position(step as u64))?;
+    let labels: Vec<String> = exp.jobs().iter().map(|j| j.label()).collect();
+    let report = run_experiment(&exp, |job, step, total| {
+        jobs[job].set_position(step as u64);
+        if step == total {
+            // A line per finished model also when stderr is not a terminal (bars are hidden).
+            let secs = start.elapsed().as_secs_f64();
+            bars.suspend(|| eprintln!("trained {} ({secs:.0} s since start)", labels[job]));
+        }
+    })?;
     jobs.iter().for_each(ProgressBar::finish);
     let seconds = start.elapsed().as_secs_f64();
 
