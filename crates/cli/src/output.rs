@@ -18,8 +18,22 @@ impl Output {
 
     pub fn error(&self, err: &anyhow::Error) {
         eprintln!("error: {err:#}");
-        if self.json {
+        // The command printed its own report already: a second JSON object would break it.
+        if self.json && !err.is::<Reported>() {
             println!("{}", serde_json::json!({ "error": format!("{err:#}") }));
         }
     }
 }
+
+/// A failure whose report (with `--json`, its one JSON object) was already printed; only the
+/// message goes to stderr and the exit code is non-zero.
+#[derive(Debug)]
+pub struct Reported(pub String);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Reported {}

@@ -287,3 +287,41 @@ fn bad_configs_and_inputs_are_refused_with_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("halfcheetah-medium-v2"));
 }
+
+/// Ctrl-C (SIGINT) writes a checkpoint at the current step and exits non-zero, saying how to
+/// resume; the resumed run finishes the budget.
+#[test]
+fn ctrl_c_checkpoints_and_resume_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_dataset(dir.path());
+    let config = write_config(dir.path(), "");
+    let run = dir.path().join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_ofql"))
+        .args(["train", "--config", &config, "--dataset", &data, "--steps", "400", "--no-eval"])
+        .args(["--out", run.to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while metrics_len(&run) < 15 {
+        assert!(started.elapsed() < Duration::from_secs(120), "run made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "an interrupted run must not exit 0");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stopped = v["steps"].as_u64().unwrap();
+    assert!(v["interrupted"].as_bool().unwrap());
+    assert!((15..400).contains(&stopped), "stopped at {stopped}");
+    // The checkpoint holds exactly the step where it stopped: nothing was lost.
+    assert_eq!(metrics_len(&run) as u64, stopped);
+
+    let v = json_ok(&ofql(&["train", "--resume", run.to_str().unwrap(), "--json"]));
+    assert_eq!(v["steps"], 400);
+    assert_eq!(metrics_len(&run), 400);
+}

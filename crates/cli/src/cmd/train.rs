@@ -18,7 +18,7 @@ use ofql_algo::{Config, Losses};
 use ofql_envs::EvalConfig as RunnerConfig;
 use serde::Serialize;
 
-use crate::output::Output;
+use crate::output::{Output, Reported};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -152,11 +152,12 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
     };
     out.report(&report, || text(&report, resume));
     if report.summary.interrupted {
-        bail!(
+        return Err(Reported(format!(
             "interrupted at step {}; continue with `ofql train --resume {}`",
             report.summary.steps,
             dir.display()
-        );
+        ))
+        .into());
     }
     Ok(())
 }
