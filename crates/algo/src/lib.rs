@@ -5,11 +5,13 @@
 //! - [`policy`] and [`eval`] act with a trained agent in the simulator.
 
 pub mod agent;
+pub mod behaviour;
 pub mod config;
 pub mod curves;
 pub mod eval;
 pub mod policy;
 pub mod prepare;
+pub mod sac;
 pub mod train;
 
 pub use agent::{Losses, Ofql};

@@ -44,6 +44,11 @@ impl ReplayBuffer {
         &self.data
     }
 
+    /// Grow the buffer by one transition (online learning).
+    pub fn push(&mut self, obs: &[f32], action: &[f32], reward: f32, next_obs: &[f32], done: bool) {
+        self.data.push(obs, action, reward, next_obs, done);
+    }
+
     /// `batch` rows drawn uniformly with replacement; the same rng state gives the same batch.
     pub fn sample<R: Rng + ?Sized>(&self, batch: usize, rng: &mut R) -> candle_core::Result<Batch> {
         if self.is_empty() {

@@ -75,6 +75,32 @@ impl Transitions {
         Ok(t)
     }
 
+    /// No transitions yet, for these sizes (an online learner's buffer, filled by `push`).
+    pub fn empty(obs_dim: usize, act_dim: usize) -> Self {
+        Transitions {
+            obs_dim,
+            act_dim,
+            observations: Vec::new(),
+            actions: Vec::new(),
+            rewards: Vec::new(),
+            next_observations: Vec::new(),
+            dones: Vec::new(),
+            next_obs: NextObs::Recorded,
+        }
+    }
+
+    /// Append one transition; `done` means terminal (no bootstrap), not a time limit.
+    pub fn push(&mut self, obs: &[f32], action: &[f32], reward: f32, next_obs: &[f32], done: bool) {
+        assert_eq!(obs.len(), self.obs_dim, "observation has the wrong length");
+        assert_eq!(next_obs.len(), self.obs_dim, "next observation has the wrong length");
+        assert_eq!(action.len(), self.act_dim, "action has the wrong length");
+        self.observations.extend_from_slice(obs);
+        self.actions.extend_from_slice(action);
+        self.rewards.push(reward);
+        self.next_observations.extend_from_slice(next_obs);
+        self.dones.push(if done { 1.0 } else { 0.0 });
+    }
+
     pub fn len(&self) -> usize {
         self.rewards.len()
     }

@@ -1,0 +1,309 @@
+//! Training behaviour policies online with SAC, the way D4RL made its data: the policy is
+//! evaluated every `eval_every` environment steps and saved as a snapshot with its return, so
+//! that "medium" (the first snapshot reaching about a third of the expert's return) and
+//! "expert" (the best) can be picked afterwards.
+//!
+//! A run directory holds `behaviour.toml`, `snapshots.jsonl` (step, return mean and std, file),
+//! `snapshots/step_<N>.safetensors` (actor weights) and `checkpoint.safetensors` (everything
+//! to resume: networks, optimisers, RNGs and the whole replay buffer). A resumed run starts a
+//! new episode: the episode in progress at the checkpoint is dropped.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device, Tensor};
+use ofql_data::{ReplayBuffer, Transitions};
+use ofql_envs::runner::{EvalConfig as RunnerConfig, evaluate};
+use ofql_envs::{Env, EnvId, Policy};
+use ofql_nets::Checkpoint;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::sac::{Sac, SacActor, SacConfig, SacLosses};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BehaviourConfig {
+    /// Environment, e.g. "halfcheetah-v4".
+    pub env: String,
+    /// Environment steps (one gradient step each once learning starts).
+    pub steps: u64,
+    pub eval_every: u64,
+    pub eval_episodes: usize,
+    pub checkpoint_every: u64,
+    pub sac: SacConfig,
+}
+
+impl Default for BehaviourConfig {
+    fn default() -> Self {
+        BehaviourConfig {
+            env: String::new(),
+            steps: 1_000_000,
+            eval_every: 10_000,
+            eval_episodes: 10,
+            checkpoint_every: 10_000,
+            sac: SacConfig::default(),
+        }
+    }
+}
+
+/// One line of `snapshots.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub step: u64,
+    pub return_mean: f64,
+    pub return_std: f64,
+    /// Relative to the run directory.
+    pub file: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BehaviourSummary {
+    pub env: String,
+    pub steps: u64,
+    pub env_steps_per_second: f64,
+    pub best_return: Option<f64>,
+    pub last_losses: SacLosses,
+    pub interrupted: bool,
+}
+
+/// The deterministic SAC policy (tanh of the mean) for the evaluation runner.
+pub struct SacPolicy<'a> {
+    pub actor: &'a SacActor,
+    pub obs_dim: usize,
+    pub act_dim: usize,
+}
+
+impl Policy for SacPolicy<'_> {
+    fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+    fn act_dim(&self) -> usize {
+        self.act_dim
+    }
+    fn act(&mut self, obs: &[f32], n: usize, actions: &mut [f32]) -> Result<()> {
+        let obs = Tensor::from_slice(obs, (n, self.obs_dim), &Device::Cpu)?;
+        let a = self.actor.mean_action(&obs)?.flatten_all()?.to_vec1::<f32>()?;
+        actions.copy_from_slice(&a);
+        Ok(())
+    }
+}
+
+/// Progress of an online run, for the caller's progress bar.
+pub trait BehaviourObserver {
+    fn on_step(&mut self, _step: u64, _total: u64) {}
+    fn on_snapshot(&mut self, _snapshot: &Snapshot, _losses: &SacLosses) {}
+}
+
+pub struct Quiet;
+impl BehaviourObserver for Quiet {}
+
+pub fn train_behaviour(
+    cfg: &BehaviourConfig,
+    out: &Path,
+    resume: bool,
+    stop: &AtomicBool,
+    observer: &mut dyn BehaviourObserver,
+) -> Result<BehaviourSummary> {
+    let id: EnvId = cfg.env.parse()?;
+    let mut env = Env::new(id)?;
+    let (d, a) = (env.obs_dim(), env.act_dim());
+    let mut sac = Sac::new(&cfg.sac, d, a)?;
+    let mut buffer = ReplayBuffer::new(Transitions::empty(d, a));
+    let mut env_rng = ChaCha8Rng::seed_from_u64(cfg.sac.seed.wrapping_add(17));
+    let mut sampler = ChaCha8Rng::seed_from_u64(cfg.sac.seed.wrapping_add(29));
+    let mut step = 0u64;
+    let mut best: Option<f64> = None;
+    let ck_path = out.join("checkpoint.safetensors");
+    let cfg_path = out.join("behaviour.toml");
+
+    if resume && ck_path.exists() {
+        let saved: BehaviourConfig = toml::from_str(&fs::read_to_string(&cfg_path)?)?;
+        let mut comparable = saved;
+        comparable.steps = cfg.steps;
+        if &comparable != cfg {
+            bail!(
+                "cannot resume {}: its behaviour.toml differs (only steps may change)",
+                out.display()
+            );
+        }
+        let ck = Checkpoint::load(&ck_path, &Device::Cpu)?;
+        sac.restore(&ck)?;
+        buffer = ReplayBuffer::new(buffer_from(&ck, d, a)?);
+        env_rng = ck.json("env_rng")?;
+        sampler = ck.json("sampler_rng")?;
+        step = ck.step()?;
+        // Snapshots written after the checkpoint belong to the lost part of the run.
+        let kept: Vec<Snapshot> =
+            read_snapshots(out)?.into_iter().filter(|s| s.step <= step).collect();
+        let lines: String = kept
+            .iter()
+            .map(|s| serde_json::to_string(s).map(|l| l + "\n"))
+            .collect::<Result<_, _>>()?;
+        fs::write(out.join("snapshots.jsonl"), lines)?;
+        best = kept.iter().map(|s| s.return_mean).reduce(f64::max);
+    } else {
+        if ck_path.exists() {
+            bail!("{} already holds a run: pass --resume, or choose another --out", out.display());
+        }
+        fs::create_dir_all(out.join("snapshots"))
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        fs::write(&cfg_path, toml::to_string(cfg)?)?;
+        fs::write(out.join("snapshots.jsonl"), "")?;
+    }
+    let mut log = OpenOptions::new().append(true).open(out.join("snapshots.jsonl"))?;
+    let bounds = env.action_bounds();
+    let mut obs: Vec<f32> = env.reset(&mut env_rng).iter().map(|&x| x as f32).collect();
+    let mut losses = SacLosses::default();
+    let (started, first) = (Instant::now(), step);
+
+    while step < cfg.steps {
+        if stop.load(Ordering::Relaxed) {
+            save(&sac, &buffer, &env_rng, &sampler, step, &ck_path)?;
+            return Ok(summary(cfg, step, first, started, best, losses, true));
+        }
+        let action: Vec<f32> = if step < cfg.sac.random_steps {
+            bounds.iter().map(|&(lo, hi)| env_rng.random_range(lo as f32..=hi as f32)).collect()
+        } else {
+            let s = Tensor::from_slice(&obs, (1, d), &Device::Cpu)?;
+            sac.actor.sample(&s, &mut sac.rng)?.0.flatten_all()?.to_vec1()?
+        };
+        let out_step = env.step(&action)?;
+        let next: Vec<f32> = out_step.obs.iter().map(|&x| x as f32).collect();
+        buffer.push(&obs, &action, out_step.reward as f32, &next, out_step.terminated);
+        obs = if out_step.terminated || out_step.truncated {
+            env.reset(&mut env_rng).iter().map(|&x| x as f32).collect()
+        } else {
+            next
+        };
+        step += 1;
+
+        if step >= cfg.sac.random_steps.min(cfg.steps) && buffer.len() >= cfg.sac.batch_size {
+            losses = sac.update(&buffer.sample(cfg.sac.batch_size, &mut sampler)?)?;
+            if !(losses.critic.is_finite() && losses.actor.is_finite()) {
+                bail!(
+                    "SAC diverged at step {step}: critic {}, actor {}",
+                    losses.critic,
+                    losses.actor
+                );
+            }
+        }
+        observer.on_step(step, cfg.steps);
+
+        if step.is_multiple_of(cfg.eval_every) || step == cfg.steps {
+            let snap = snapshot(&sac, id, d, a, step, cfg, out)?;
+            best = Some(best.map_or(snap.return_mean, |b: f64| b.max(snap.return_mean)));
+            writeln!(log, "{}", serde_json::to_string(&snap)?)?;
+            observer.on_snapshot(&snap, &losses);
+        }
+        if step.is_multiple_of(cfg.checkpoint_every) || step == cfg.steps {
+            log.flush()?;
+            save(&sac, &buffer, &env_rng, &sampler, step, &ck_path)?;
+        }
+    }
+    Ok(summary(cfg, step, first, started, best, losses, false))
+}
+
+fn summary(
+    cfg: &BehaviourConfig,
+    step: u64,
+    first: u64,
+    started: Instant,
+    best: Option<f64>,
+    last_losses: SacLosses,
+    interrupted: bool,
+) -> BehaviourSummary {
+    BehaviourSummary {
+        env: cfg.env.clone(),
+        steps: step,
+        env_steps_per_second: (step - first) as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        best_return: best,
+        last_losses,
+        interrupted,
+    }
+}
+
+/// Evaluate the deterministic policy and save its weights with the result.
+fn snapshot(
+    sac: &Sac,
+    id: EnvId,
+    d: usize,
+    a: usize,
+    step: u64,
+    cfg: &BehaviourConfig,
+    out: &Path,
+) -> Result<Snapshot> {
+    let mut policy = SacPolicy { actor: &sac.actor, obs_dim: d, act_dim: a };
+    let runner = RunnerConfig {
+        episodes: cfg.eval_episodes,
+        num_envs: cfg.eval_episodes,
+        threads: 1,
+        seed: step,
+    };
+    let report = evaluate(id, &mut policy, &runner, None)?;
+    let file = format!("snapshots/step_{step}.safetensors");
+    let mut ck = Checkpoint::new();
+    ck.add_vars("actor", &sac.actor)?;
+    ck.set_json("sac_config", &sac.cfg)?;
+    ck.set_json("env", &id.to_string())?;
+    ck.set_json("return_mean", &report.returns.mean)?;
+    ck.set_step(step);
+    ck.save(&out.join(&file))?;
+    Ok(Snapshot { step, return_mean: report.returns.mean, return_std: report.returns.std, file })
+}
+
+fn save(
+    sac: &Sac,
+    buffer: &ReplayBuffer,
+    env_rng: &ChaCha8Rng,
+    sampler: &ChaCha8Rng,
+    step: u64,
+    path: &Path,
+) -> Result<()> {
+    let mut ck = sac.checkpoint()?;
+    let t = buffer.transitions();
+    let n = t.len();
+    let dev = Device::Cpu;
+    ck.insert("buffer.obs".into(), Tensor::from_slice(&t.observations, (n, t.obs_dim), &dev)?)?;
+    ck.insert("buffer.act".into(), Tensor::from_slice(&t.actions, (n, t.act_dim), &dev)?)?;
+    ck.insert("buffer.rew".into(), Tensor::from_slice(&t.rewards, n, &dev)?)?;
+    ck.insert(
+        "buffer.next".into(),
+        Tensor::from_slice(&t.next_observations, (n, t.obs_dim), &dev)?,
+    )?;
+    ck.insert("buffer.done".into(), Tensor::from_slice(&t.dones, n, &dev)?)?;
+    ck.set_json("env_rng", env_rng)?;
+    ck.set_json("sampler_rng", sampler)?;
+    ck.set_step(step);
+    ck.save(path)
+}
+
+fn buffer_from(ck: &Checkpoint, d: usize, a: usize) -> Result<Transitions> {
+    let get = |k: &str| -> Result<Vec<f32>> {
+        let t = ck.tensor(k).with_context(|| format!("checkpoint has no {k}"))?;
+        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+    };
+    let mut t = Transitions::empty(d, a);
+    t.observations = get("buffer.obs")?;
+    t.actions = get("buffer.act")?;
+    t.rewards = get("buffer.rew")?;
+    t.next_observations = get("buffer.next")?;
+    t.dones = get("buffer.done")?;
+    if t.observations.len() != t.rewards.len() * d || t.actions.len() != t.rewards.len() * a {
+        bail!("the checkpoint's replay buffer has inconsistent sizes");
+    }
+    Ok(t)
+}
+
+/// All snapshots of a run, in order.
+pub fn read_snapshots(dir: &Path) -> Result<Vec<Snapshot>> {
+    let text = fs::read_to_string(dir.join("snapshots.jsonl")).with_context(|| {
+        format!("{} is not a behaviour run (no snapshots.jsonl)", dir.display())
+    })?;
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| Ok(serde_json::from_str(l)?)).collect()
+}

@@ -1,0 +1,54 @@
+//! Online SAC behaviour training on the real simulator: snapshots with evaluated returns, a
+//! checkpoint on stop, and a resumed run that finishes the budget.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ofql_algo::behaviour::{
+    BehaviourConfig, BehaviourObserver, Quiet, read_snapshots, train_behaviour,
+};
+use ofql_algo::sac::SacConfig;
+
+fn tiny() -> BehaviourConfig {
+    BehaviourConfig {
+        env: "hopper-v4".into(),
+        steps: 400,
+        eval_every: 200,
+        eval_episodes: 2,
+        checkpoint_every: 100,
+        sac: SacConfig { hidden: 32, batch_size: 64, random_steps: 100, ..SacConfig::default() },
+    }
+}
+
+struct StopAt<'a>(u64, &'a AtomicBool);
+impl BehaviourObserver for StopAt<'_> {
+    fn on_step(&mut self, step: u64, _total: u64) {
+        if step == self.0 {
+            self.1.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn sac_run_saves_evaluated_snapshots_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = AtomicBool::new(false);
+    let part = train_behaviour(&tiny(), dir.path(), false, &stop, &mut StopAt(250, &stop)).unwrap();
+    assert!(part.interrupted);
+    assert_eq!(part.steps, 250);
+    assert_eq!(read_snapshots(dir.path()).unwrap().len(), 1);
+
+    let never = AtomicBool::new(false);
+    let err = train_behaviour(&tiny(), dir.path(), false, &never, &mut Quiet).unwrap_err();
+    assert!(format!("{err:#}").contains("--resume"));
+    let done = train_behaviour(&tiny(), dir.path(), true, &never, &mut Quiet).unwrap();
+    assert_eq!(done.steps, 400);
+    assert!(done.last_losses.critic.is_finite() && done.last_losses.alpha > 0.0);
+
+    let snaps = read_snapshots(dir.path()).unwrap();
+    assert_eq!(snaps.iter().map(|s| s.step).collect::<Vec<_>>(), vec![200, 400]);
+    for s in &snaps {
+        assert!(s.return_mean.is_finite());
+        assert!(dir.path().join(&s.file).is_file(), "{}", s.file);
+    }
+    assert_eq!(done.best_return, snaps.iter().map(|s| s.return_mean).reduce(f64::max));
+}
