@@ -39,6 +39,8 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Training steps/s and decisions/s at HalfCheetah sizes, per thread count.
     Bench(cmd::bench::BenchArgs),
+    /// Behaviour policies trained online with SAC (to generate D4RL-style datasets).
+    Behaviour(cmd::behaviour::BehaviourArgs),
     /// The 2-D toy experiment (paper Figure 4): one-step average velocity vs Euler-sampled
     /// instantaneous velocity; writes scatter plots and prints a table.
     Toy(cmd::toy::ToyArgs),
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd::train::run(args, &out),
         Command::Eval(args) => cmd::eval::run(args, &out),
         Command::Bench(args) => cmd::bench::run(args, &out),
+        Command::Behaviour(args) => cmd::behaviour::run(args, &out),
         Command::Toy(args) => cmd::toy::run(args, &out),
     };
     match result {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod behaviour;
 pub mod bench;
 pub mod dataset;
 pub mod dataset_verify;

@@ -1,0 +1,108 @@
+//! `ofql behaviour train`: online SAC behaviour policies, saved as evaluated snapshots.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use ofql_algo::behaviour::{BehaviourConfig, BehaviourObserver, Snapshot, train_behaviour};
+use ofql_algo::sac::SacLosses;
+
+use crate::output::{Output, Reported};
+
+#[derive(Args)]
+pub struct BehaviourArgs {
+    #[command(subcommand)]
+    pub command: BehaviourCommand,
+}
+
+#[derive(Subcommand)]
+pub enum BehaviourCommand {
+    /// Train a behaviour policy with SAC; snapshots and their returns go to --out.
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Environment, e.g. halfcheetah-v4.
+    #[arg(long)]
+    pub env: String,
+    /// Environment steps.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub steps: u64,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluate and save a snapshot every this many steps.
+    #[arg(long, default_value_t = 10_000)]
+    pub eval_every: u64,
+}
+
+pub fn run(args: BehaviourArgs, out: &Output) -> Result<()> {
+    let BehaviourCommand::Train(a) = args.command;
+    let mut cfg = BehaviourConfig {
+        env: a.env.clone(),
+        steps: a.steps,
+        eval_every: a.eval_every,
+        ..Default::default()
+    };
+    cfg.sac.seed = a.seed;
+    cfg.checkpoint_every = cfg.eval_every;
+    if a.resume {
+        // The saved config wins, except for the budget.
+        let saved = std::fs::read_to_string(a.out.join("behaviour.toml"))
+            .with_context(|| format!("{} is not a behaviour run", a.out.display()))?;
+        cfg = BehaviourConfig { steps: a.steps, ..toml::from_str(&saved)? };
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("Ctrl-C handler")?;
+    let mut bar = Bar(ProgressBar::new(cfg.steps));
+    bar.0.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template"),
+    );
+    let summary = train_behaviour(&cfg, &a.out, a.resume, &stop, &mut bar)?;
+    bar.0.finish_and_clear();
+    out.report(&summary, || {
+        format!(
+            "{}: {} steps ({:.0} env steps/s), best return {}",
+            summary.env,
+            summary.steps,
+            summary.env_steps_per_second,
+            summary.best_return.map_or("-".into(), |b| format!("{b:.1}"))
+        )
+    });
+    if summary.interrupted {
+        return Err(Reported(format!(
+            "interrupted at step {}; continue with `ofql behaviour train --env {} --out {} --resume`",
+            summary.steps,
+            cfg.env,
+            a.out.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+struct Bar(ProgressBar);
+
+impl BehaviourObserver for Bar {
+    fn on_step(&mut self, step: u64, _total: u64) {
+        self.0.set_position(step);
+    }
+    fn on_snapshot(&mut self, s: &Snapshot, l: &SacLosses) {
+        self.0.println(format!(
+            "step {}: return {:.1} +- {:.1} (alpha {:.3}, Q {:.1})",
+            s.step, s.return_mean, s.return_std, l.alpha, l.q_mean
+        ));
+    }
+}
