@@ -9,6 +9,7 @@ pub mod behaviour;
 pub mod config;
 pub mod curves;
 pub mod eval;
+pub mod generate;
 pub mod policy;
 pub mod prepare;
 pub mod sac;

@@ -34,6 +34,8 @@ pub enum DatasetCommand {
     /// Replay a D4RL file's recorded states in the simulator and report how far its next
     /// observations, rewards and terminations are from the recorded ones.
     Verify(super::dataset_verify::VerifyArgs),
+    /// Record a D4RL-style dataset with the project's own behaviour policies.
+    Generate(super::dataset_generate::GenerateArgs),
 }
 
 pub fn run(args: DatasetArgs, out: &Output) -> Result<()> {
@@ -42,6 +44,7 @@ pub fn run(args: DatasetArgs, out: &Output) -> Result<()> {
         DatasetCommand::Convert(a) => run_convert(a, out),
         DatasetCommand::Fetch(a) => run_fetch(a, out),
         DatasetCommand::Verify(a) => super::dataset_verify::run(a, out),
+        DatasetCommand::Generate(a) => super::dataset_generate::run(a, out),
     }
 }
 

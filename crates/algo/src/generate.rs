@@ -1,0 +1,213 @@
+//! D4RL-style datasets from the project's own behaviour policies: roll a policy out in the
+//! simulator and record what D4RL records (observations, actions, rewards, terminals,
+//! timeouts, next_observations, infos/qpos, infos/qvel, metadata).
+//!
+//! Kinds, as D4RL made them: `random` (uniform actions), `medium` (the first snapshot whose
+//! return reaches a third of the best one's), `expert` (the best snapshot), `medium-expert`
+//! (the two concatenated). Policies act stochastically (a tanh-Gaussian sample), as D4RL's SAC
+//! policies did when collecting.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor};
+use ndarray::{Array1, Array2};
+use ofql_data::Dataset;
+use ofql_envs::{Env, EnvId};
+use ofql_nets::Checkpoint;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+use crate::behaviour::{Snapshot, read_snapshots};
+use crate::sac::{SacActor, SacConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Random,
+    Medium,
+    Expert,
+    MediumExpert,
+}
+
+impl std::str::FromStr for Kind {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Kind> {
+        Ok(match s {
+            "random" => Kind::Random,
+            "medium" => Kind::Medium,
+            "expert" => Kind::Expert,
+            "medium-expert" => Kind::MediumExpert,
+            "medium-replay" => bail!(
+                "medium-replay needs the SAC run's own replay of states, which behaviour runs do \
+                 not record yet; use random, medium, expert or medium-expert"
+            ),
+            other => {
+                bail!("unknown dataset kind `{other}`: use random, medium, expert or medium-expert")
+            }
+        })
+    }
+}
+
+/// D4RL's rule: medium is the first snapshot reaching a third of the expert's return.
+pub fn pick_snapshots(snaps: &[Snapshot]) -> Result<(Snapshot, Snapshot)> {
+    let expert = snaps
+        .iter()
+        .max_by(|a, b| a.return_mean.total_cmp(&b.return_mean))
+        .context("the behaviour run has no snapshots yet")?
+        .clone();
+    let medium = snaps
+        .iter()
+        .find(|s| s.return_mean >= expert.return_mean / 3.0)
+        .expect("the expert itself qualifies")
+        .clone();
+    Ok((medium, expert))
+}
+
+/// Something that picks an action for one observation.
+enum Actor {
+    Random(Vec<(f64, f64)>),
+    Sac(SacActor),
+}
+
+impl Actor {
+    fn act(&self, obs: &[f32], rng: &mut ChaCha8Rng) -> Result<Vec<f32>> {
+        match self {
+            Actor::Random(bounds) => {
+                Ok(bounds.iter().map(|&(lo, hi)| rng.random_range(lo as f32..=hi as f32)).collect())
+            }
+            Actor::Sac(actor) => {
+                let s = Tensor::from_slice(obs, (1, obs.len()), &Device::Cpu)?;
+                Ok(actor.sample(&s, rng)?.0.flatten_all()?.to_vec1()?)
+            }
+        }
+    }
+}
+
+fn load_actor(run: &Path, snap: &Snapshot, obs_dim: usize, act_dim: usize) -> Result<Actor> {
+    let ck = Checkpoint::load(&run.join(&snap.file), &Device::Cpu)
+        .with_context(|| format!("cannot load snapshot {}", snap.file))?;
+    let cfg: SacConfig = ck.json("sac_config")?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let actor = SacActor::new(obs_dim, act_dim, &cfg, &mut rng)?;
+    ck.restore_vars("actor", &actor)?;
+    Ok(Actor::Sac(actor))
+}
+
+/// `steps` transitions of `actor`, in episodes of at most 1000 steps.
+fn rollout(env: &mut Env, actor: &Actor, steps: usize, rng: &mut ChaCha8Rng) -> Result<Dataset> {
+    let (d, a, nq, nv) = (env.obs_dim(), env.act_dim(), env.nq(), env.nv());
+    let mut obs = Vec::with_capacity(steps * d);
+    let mut next = Vec::with_capacity(steps * d);
+    let mut acts = Vec::with_capacity(steps * a);
+    let (mut qpos, mut qvel) = (Vec::with_capacity(steps * nq), Vec::with_capacity(steps * nv));
+    let (mut rewards, mut terminals, mut timeouts) = (vec![], vec![], vec![]);
+    let mut o: Vec<f32> = env.reset(rng).iter().map(|&x| x as f32).collect();
+    for _ in 0..steps {
+        // Row i holds the state at which observations[i] was taken (before the step).
+        qpos.extend(env.qpos().iter().map(|&x| x as f32));
+        qvel.extend(env.qvel().iter().map(|&x| x as f32));
+        let u = actor.act(&o, rng)?;
+        let step = env.step(&u)?;
+        let n: Vec<f32> = step.obs.iter().map(|&x| x as f32).collect();
+        obs.extend_from_slice(&o);
+        acts.extend_from_slice(&u);
+        next.extend_from_slice(&n);
+        rewards.push(step.reward as f32);
+        terminals.push(step.terminated);
+        timeouts.push(step.truncated && !step.terminated);
+        o = if step.terminated || step.truncated {
+            env.reset(rng).iter().map(|&x| x as f32).collect()
+        } else {
+            n
+        };
+    }
+    // The last row ends the data: mark it as cut so that no transition runs past it.
+    if let Some(last) = timeouts.last_mut() {
+        *last = !terminals.last().copied().unwrap_or(false);
+    }
+    let n = rewards.len();
+    let mut data = Dataset::new(
+        Array2::from_shape_vec((n, d), obs)?,
+        Array2::from_shape_vec((n, a), acts)?,
+        Array1::from(rewards),
+        Array1::from(terminals),
+        Array1::from(timeouts),
+    );
+    data.next_observations = Some(Array2::from_shape_vec((n, d), next)?);
+    data.qpos = Some(Array2::from_shape_vec((n, nq), qpos)?);
+    data.qvel = Some(Array2::from_shape_vec((n, nv), qvel)?);
+    Ok(data)
+}
+
+/// Generate a dataset of `kind` in environment `env` (`policy_run` is a behaviour run
+/// directory, needed for every kind but random). `command` is recorded in the metadata.
+pub fn generate(
+    env: EnvId,
+    kind: Kind,
+    steps: usize,
+    policy_run: Option<&Path>,
+    seed: u64,
+    command: &str,
+) -> Result<Dataset> {
+    let mut sim = Env::new(env)?;
+    let (d, a) = (sim.obs_dim(), sim.act_dim());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut meta = vec![
+        ("algorithm", json!(if kind == Kind::Random { "random" } else { "SAC (ofql)" })),
+        ("seed", json!(seed)),
+        ("command", json!(command)),
+        ("env", json!(env.to_string())),
+    ];
+    let mut data = match kind {
+        Kind::Random => {
+            let random = Actor::Random(sim.action_bounds());
+            rollout(&mut sim, &random, steps, &mut rng)?
+        }
+        _ => {
+            let run = policy_run.context("this kind needs --policy DIR (a behaviour run)")?;
+            let (medium, expert) = pick_snapshots(&read_snapshots(run)?)?;
+            meta.push(("policy/medium_return", json!(medium.return_mean)));
+            meta.push(("policy/expert_return", json!(expert.return_mean)));
+            let roll = |snap: &Snapshot, n: usize, sim: &mut Env, rng: &mut ChaCha8Rng| {
+                rollout(sim, &load_actor(run, snap, d, a)?, n, rng)
+            };
+            match kind {
+                Kind::Medium => roll(&medium, steps, &mut sim, &mut rng)?,
+                Kind::Expert => roll(&expert, steps, &mut sim, &mut rng)?,
+                _ => {
+                    let m = roll(&medium, steps / 2, &mut sim, &mut rng)?;
+                    let e = roll(&expert, steps - steps / 2, &mut sim, &mut rng)?;
+                    concat(&m, &e)?
+                }
+            }
+        }
+    };
+    for (k, v) in meta {
+        data.metadata.insert(k.to_string(), v);
+    }
+    Ok(data)
+}
+
+fn concat(x: &Dataset, y: &Dataset) -> Result<Dataset> {
+    use ndarray::concatenate;
+    let cat2 =
+        |p: &Array2<f32>, q: &Array2<f32>| concatenate(ndarray::Axis(0), &[p.view(), q.view()]);
+    let opt = |p: &Option<Array2<f32>>, q: &Option<Array2<f32>>| -> Result<Option<Array2<f32>>> {
+        Ok(match (p, q) {
+            (Some(p), Some(q)) => Some(cat2(p, q)?),
+            _ => None,
+        })
+    };
+    let mut out = Dataset::new(
+        cat2(&x.observations, &y.observations)?,
+        cat2(&x.actions, &y.actions)?,
+        concatenate(ndarray::Axis(0), &[x.rewards.view(), y.rewards.view()])?,
+        concatenate(ndarray::Axis(0), &[x.terminals.view(), y.terminals.view()])?,
+        concatenate(ndarray::Axis(0), &[x.timeouts.view(), y.timeouts.view()])?,
+    );
+    out.next_observations = opt(&x.next_observations, &y.next_observations)?;
+    out.qpos = opt(&x.qpos, &y.qpos)?;
+    out.qvel = opt(&x.qvel, &y.qvel)?;
+    Ok(out)
+}

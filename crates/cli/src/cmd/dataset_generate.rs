@@ -1,0 +1,81 @@
+//! `ofql dataset generate`: D4RL-layout datasets from the project's own behaviour policies.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use ofql_algo::generate::{Kind, generate};
+use ofql_data::{Dtype, Stats, write_d4rl};
+use ofql_envs::EnvId;
+use serde::Serialize;
+
+use crate::output::Output;
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// Environment, e.g. hopper-v4.
+    #[arg(long)]
+    pub env: String,
+    /// random, medium, expert or medium-expert.
+    #[arg(long)]
+    pub kind: String,
+    /// A behaviour run directory (`ofql behaviour train --out`); needed except for random.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Transitions to record.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output file (D4RL layout, gzip HDF5).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Serialize)]
+struct Generated {
+    file: PathBuf,
+    env: String,
+    kind: String,
+    transitions: usize,
+    episodes: usize,
+    return_mean: f64,
+}
+
+pub fn run(args: GenerateArgs, out: &Output) -> Result<()> {
+    let id: EnvId = args.env.parse()?;
+    let kind: Kind = args.kind.parse()?;
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    if args.out.exists() && !args.force {
+        bail!("{} exists: pass --force to replace it", args.out.display());
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let data = generate(id, kind, args.steps, args.policy.as_deref(), args.seed, &command)?;
+    write_d4rl(&args.out, &data, Dtype::F32)?;
+    let stats = Stats::of(&data);
+    let report = Generated {
+        file: args.out.clone(),
+        env: id.to_string(),
+        kind: args.kind.clone(),
+        transitions: data.len(),
+        episodes: stats.episodes,
+        return_mean: stats.return_mean,
+    };
+    out.report(&report, || {
+        format!(
+            "{}: {} transitions of {} in {}, {} episodes, mean return {:.1}",
+            report.file.display(),
+            report.transitions,
+            report.kind,
+            report.env,
+            report.episodes,
+            report.return_mean
+        )
+    });
+    Ok(())
+}

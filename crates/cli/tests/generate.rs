@@ -1,0 +1,74 @@
+//! `ofql behaviour train` then `ofql dataset generate` and `verify`: datasets made by the
+//! project's own policies replay in the simulator up to float32 storage rounding.
+
+mod common;
+
+use common::{json_ok, ofql};
+
+#[test]
+fn behaviour_snapshots_make_datasets_that_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("sac");
+    let run = run.to_str().unwrap();
+    let v = json_ok(&ofql(&[
+        "behaviour",
+        "train",
+        "--env",
+        "hopper-v4",
+        "--steps",
+        "400",
+        "--eval-every",
+        "200",
+        "--out",
+        run,
+        "--json",
+    ]));
+    assert_eq!(v["steps"], 400);
+
+    for kind in ["random", "medium", "expert", "medium-expert"] {
+        let file = dir.path().join(format!("hopper-{kind}.hdf5"));
+        let file = file.to_str().unwrap();
+        let g = json_ok(&ofql(&[
+            "dataset",
+            "generate",
+            "--env",
+            "hopper-v4",
+            "--kind",
+            kind,
+            "--policy",
+            run,
+            "--steps",
+            "600",
+            "--out",
+            file,
+            "--json",
+        ]));
+        assert_eq!(g["transitions"], 600, "{kind}");
+        let r = json_ok(&ofql(&["dataset", "verify", file, "--env", "hopper-v4", "--json"]));
+        assert_eq!(r["rows_checked"], 600);
+        assert_eq!(r["termination_mismatches"], 0, "{kind}");
+        // Only the float32 storage of the states separates the replay from the recording.
+        assert!(r["max_abs_obs_err"].as_f64().unwrap() < 1e-5, "{kind}: {r}");
+        assert!(r["max_abs_reward_err"].as_f64().unwrap() < 1e-5, "{kind}: {r}");
+        let info = json_ok(&ofql(&["dataset", "info", file, "--env", "hopper", "--json"]));
+        assert!(info["transitions"].as_u64().unwrap() > 0);
+    }
+    let out = ofql(&[
+        "dataset",
+        "generate",
+        "--env",
+        "hopper-v4",
+        "--kind",
+        "medium-replay",
+        "--policy",
+        run,
+        "--out",
+        "x.hdf5",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("medium-replay"));
+    let out =
+        ofql(&["dataset", "generate", "--env", "hopper-v4", "--kind", "medium", "--out", "x.hdf5"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--policy"));
+}
