@@ -86,29 +86,40 @@ pub fn mish_grad_scalar<T: MishFloat>(x: T) -> T {
 // ---- slice kernels (the loops LLVM vectorises) ----
 
 fn mish_fwd_slice<T: MishFloat>(x: &[T]) -> Vec<T> {
-    x.iter().map(|&x| x.mish_and_grad().0).collect()
+    let mut out = vec![T::from_f64(0.0); x.len()];
+    for (y, &x) in out.iter_mut().zip(x) {
+        *y = x.mish_and_grad().0;
+    }
+    out
 }
 
-/// grad_in = grad_out * mish'(z + b), rows of width b.len().
+/// grad_in = grad_out * mish'(z + b), rows of width b.len(). Written through pre-sized
+/// slices (no push) so the inner loops vectorise.
 fn bias_mish_bwd_slice<T: MishFloat + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
     z: &[T],
     b: &[T],
     g: &[T],
 ) -> Vec<T> {
-    let mut out = Vec::with_capacity(z.len());
-    for (z_row, g_row) in z.chunks_exact(b.len()).zip(g.chunks_exact(b.len())) {
-        out.extend(
-            z_row.iter().zip(b).zip(g_row).map(|((&z, &b), &g)| g * (z + b).mish_and_grad().1),
-        );
+    let h = b.len();
+    let mut out = vec![T::from_f64(0.0); z.len()];
+    for (o_row, (z_row, g_row)) in
+        out.chunks_exact_mut(h).zip(z.chunks_exact(h).zip(g.chunks_exact(h)))
+    {
+        for (o, ((&z, &g), &b)) in o_row.iter_mut().zip(z_row.iter().zip(g_row).zip(b)) {
+            *o = g * (z + b).mish_and_grad().1;
+        }
     }
     out
 }
 
 /// mish(z + b), rows of width b.len().
 fn bias_mish_fwd_slice<T: MishFloat + std::ops::Add<Output = T>>(z: &[T], b: &[T]) -> Vec<T> {
-    let mut out = Vec::with_capacity(z.len());
-    for z_row in z.chunks_exact(b.len()) {
-        out.extend(z_row.iter().zip(b).map(|(&z, &b)| (z + b).mish_and_grad().0));
+    let h = b.len();
+    let mut out = vec![T::from_f64(0.0); z.len()];
+    for (o_row, z_row) in out.chunks_exact_mut(h).zip(z.chunks_exact(h)) {
+        for (o, (&z, &b)) in o_row.iter_mut().zip(z_row.iter().zip(b)) {
+            *o = (z + b).mish_and_grad().0;
+        }
     }
     out
 }
@@ -121,24 +132,31 @@ fn bias_act_tangent_slice<T: MishFloat + std::ops::Add<Output = T> + std::ops::M
     b: &[T],
     mish: bool,
 ) -> Vec<T> {
+    let h = b.len();
     let half = zz.len() / 2;
     let (z, z_dot) = zz.split_at(half);
-    let mut y = Vec::with_capacity(zz.len());
-    let mut y_dot = Vec::with_capacity(half);
-    for (z_row, zd_row) in z.chunks_exact(b.len()).zip(z_dot.chunks_exact(b.len())) {
-        if mish {
-            for ((&z, &b), &zd) in z_row.iter().zip(b).zip(zd_row) {
-                let (m, d) = (z + b).mish_and_grad();
-                y.push(m);
-                y_dot.push(d * zd);
-            }
-        } else {
-            y.extend(z_row.iter().zip(b).map(|(&z, &b)| z + b));
-            y_dot.extend_from_slice(zd_row);
+    if !mish {
+        let mut out = Vec::with_capacity(zz.len());
+        for z_row in z.chunks_exact(h) {
+            out.extend(z_row.iter().zip(b).map(|(&z, &b)| z + b));
+        }
+        out.extend_from_slice(z_dot);
+        return out;
+    }
+    // Written through pre-sized slices (no push) so the inner loop vectorises.
+    let mut out = vec![T::from_f64(0.0); zz.len()];
+    let (y, y_dot) = out.split_at_mut(half);
+    let rows = y.chunks_exact_mut(h).zip(y_dot.chunks_exact_mut(h));
+    for ((y_row, yd_row), (z_row, zd_row)) in rows.zip(z.chunks_exact(h).zip(z_dot.chunks_exact(h)))
+    {
+        let cols = y_row.iter_mut().zip(yd_row.iter_mut());
+        for ((y, yd), ((&z, &zd), &b)) in cols.zip(z_row.iter().zip(zd_row).zip(b)) {
+            let (m, d) = (z + b).mish_and_grad();
+            *y = m;
+            *yd = d * zd;
         }
     }
-    y.extend_from_slice(&y_dot);
-    y
+    out
 }
 
 // ---- storage plumbing ----
