@@ -71,7 +71,10 @@ impl LineChart {
         (y0, y1) = (y0 - margin, y1 + margin);
 
         let (w, h) = (self.size.0 as i32, self.size.1 as i32);
-        let (left, right, top, bottom) = (80, w - 20 - 170, 40, h - 55);
+        // The legend column is as wide as its longest label.
+        let legend_w =
+            self.series.iter().map(|s| font.width(&s.label, 13.0) as i32).max().unwrap_or(0) + 60;
+        let (left, right, top, bottom) = (80, w - 10 - legend_w, 40, h - 55);
         let canvas = Canvas::new(path, self.size, font)?;
         let black = (0, 0, 0);
         let px = |x: f64| left + ((x - x0) / (x1 - x0) * (right - left) as f64) as i32;

@@ -59,6 +59,8 @@ struct Report<'a> {
     experiment: &'a ToyExperiment,
     rows: &'a [ofql_flow::toy::ToyRow],
     reference: Vec<Reference>,
+    /// Per model: its label and mean training loss per epoch.
+    loss_curves: &'a [(String, Vec<f64>)],
     figure: String,
     loss_figure: String,
     seconds: f64,
@@ -146,6 +148,7 @@ pub fn run(args: ToyArgs, out: &Output) -> Result<()> {
             .iter()
             .map(|&(dataset, sw)| Reference { dataset, sliced_wasserstein_data_vs_data: sw })
             .collect(),
+        loss_curves: &report.loss_curves,
         figure: figure.display().to_string(),
         loss_figure: loss_figure.display().to_string(),
         seconds,
