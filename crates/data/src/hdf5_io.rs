@@ -166,8 +166,13 @@ pub fn open(path: &Path) -> Result<hdf5::File> {
 /// the file, and HDF5 does not mark its descriptors close-on-exec: a process that forks while
 /// it has a file open (a test harness, a job runner) leaves the lock with its children, and
 /// every later reader would fail with "unable to lock file". Readers never need it.
+/// A file this process already holds open must be opened with the same locking setting, so
+/// that case falls back to HDF5's default.
 pub fn open_read_only(path: &Path) -> hdf5::Result<hdf5::File> {
-    hdf5::File::with_options().with_fapl(|p| p.file_locking(false)).open(path)
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open(path)
+        .or_else(|_| hdf5::File::open(path))
 }
 
 #[cfg(test)]
@@ -233,5 +238,23 @@ mod more_tests {
         assert_eq!(json("iter"), Some(serde_json::json!(42)));
         assert_eq!(json("fixed"), Some(serde_json::json!("abc")));
         assert_eq!(json("x"), None);
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    /// Opening a file this process still holds open (with HDF5's default locking) works: the
+    /// lock-free open falls back instead of failing on "locking flag values don't match".
+    #[test]
+    fn read_only_open_while_the_file_is_open_elsewhere_in_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("held.hdf5");
+        let held = hdf5::File::create(&path).unwrap();
+        write_f32_2d(&held, "x", &Array2::zeros((3, 2))).unwrap();
+        held.flush().unwrap();
+        let f = open(&path).unwrap();
+        assert_eq!(read_f32_2d(&f, "x").unwrap().dim(), (3, 2));
     }
 }
