@@ -35,7 +35,7 @@ pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<
         "curves_loss.png",
         chart(
             "losses",
-            "loss (log scale)",
+            "loss",
             true,
             vec![
                 series("critic", &|r| Some(r.losses.critic)),
