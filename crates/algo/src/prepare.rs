@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use ofql_data::transitions::normalize_rows;
 use ofql_data::{NextObs, ReplayBuffer, Stats, TransitionOptions, Transitions, fetch, registry};
 use serde::{Deserialize, Serialize};
 
@@ -20,12 +21,7 @@ pub struct ObsNorm {
 
 impl ObsNorm {
     pub fn apply(&self, obs: &mut [f32]) {
-        let d = self.mean.len();
-        for row in obs.chunks_mut(d) {
-            for ((x, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
-                *x = (*x - m) / s;
-            }
-        }
+        normalize_rows(obs, &self.mean, &self.std);
     }
 }
 

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use ofql_algo::policy::{Protocol, select_actions};
 use ofql_algo::train::{Job, Observer, Silent, read_metrics, train};
 use ofql_algo::{Config, Losses, Ofql};
-use ofql_data::{NextObs, ReplayBuffer, Transitions};
+use ofql_data::{ReplayBuffer, Transitions};
 use ofql_envs::{Env, EnvId};
 use ofql_nets::Checkpoint;
 use rand::{Rng, SeedableRng};
@@ -21,16 +21,7 @@ fn random_transitions() -> Transitions {
     let mut env = Env::new(id).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let (d, a) = (env.obs_dim(), env.act_dim());
-    let mut t = Transitions {
-        obs_dim: d,
-        act_dim: a,
-        observations: vec![],
-        actions: vec![],
-        rewards: vec![],
-        next_observations: vec![],
-        dones: vec![],
-        next_obs: NextObs::Recorded,
-    };
+    let mut t = Transitions::empty(d, a);
     let mut obs = env.reset(&mut rng);
     for _ in 0..1000 {
         let act: Vec<f32> = (0..a)
@@ -40,11 +31,9 @@ fn random_transitions() -> Transitions {
             })
             .collect();
         let step = env.step(&act).unwrap();
-        t.observations.extend(obs.iter().map(|&x| x as f32));
-        t.actions.extend(&act);
-        t.rewards.push(step.reward as f32);
-        t.next_observations.extend(step.obs.iter().map(|&x| x as f32));
-        t.dones.push(if step.terminated { 1.0 } else { 0.0 });
+        let (s, s2): (Vec<f32>, Vec<f32>) =
+            (obs.iter().map(|&x| x as f32).collect(), step.obs.iter().map(|&x| x as f32).collect());
+        t.push(&s, &act, step.reward as f32, &s2, step.terminated);
         obs = step.obs;
     }
     t

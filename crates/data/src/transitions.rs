@@ -113,13 +113,8 @@ impl Transitions {
     pub fn normalize_observations(&mut self, mean: &[f32], std: &[f32]) {
         assert_eq!(mean.len(), self.obs_dim, "mean has the wrong length");
         assert_eq!(std.len(), self.obs_dim, "std has the wrong length");
-        for buf in [&mut self.observations, &mut self.next_observations] {
-            for row in buf.chunks_exact_mut(self.obs_dim) {
-                for ((x, m), s) in row.iter_mut().zip(mean).zip(std) {
-                    *x = (*x - m) / s;
-                }
-            }
-        }
+        normalize_rows(&mut self.observations, mean, std);
+        normalize_rows(&mut self.next_observations, mean, std);
     }
 
     /// Transform every reward, e.g. AntMaze's `(r - 0.5) * 4`.
@@ -154,6 +149,16 @@ fn selected_rows(data: &Dataset, opts: TransitionOptions) -> Vec<usize> {
         episode_step += 1;
     }
     rows
+}
+
+/// `(x - mean) / std` on every row of a row-major buffer of `mean.len()`-wide rows: the one
+/// normalisation used for the data and for what a trained policy observes.
+pub fn normalize_rows(buf: &mut [f32], mean: &[f32], std: &[f32]) {
+    for row in buf.chunks_exact_mut(mean.len()) {
+        for ((x, m), s) in row.iter_mut().zip(mean).zip(std) {
+            *x = (*x - m) / s;
+        }
+    }
 }
 
 #[cfg(test)]
