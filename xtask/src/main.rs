@@ -3,6 +3,7 @@
 //! Kept in the style of rust-analyzer's xtask: plain std, no build of the main crates needed
 //! to run `setup`, because `setup` provisions what those crates link against.
 
+mod reproduce;
 mod setup;
 
 use std::path::PathBuf;
@@ -19,7 +20,8 @@ Commands:
                    offline once done)
   test [ARGS..]    setup, then `cargo test --workspace` (extra ARGS go to cargo test)
   lint             cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
-  reproduce-d4rl   the paper's table (not built yet: see docs/roadmap.md)
+  reproduce-d4rl   train and evaluate a suite of runs and write the table to docs/results/
+                   (`cargo xtask reproduce-d4rl --help`; quick suite by default)
 ";
 
 fn main() -> ExitCode {
@@ -51,11 +53,10 @@ fn run() -> Result<()> {
             cargo(&["fmt", "--all", "--", "--check"], &[])?;
             cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])
         }
-        "reproduce-d4rl" => bail!(
-            "`reproduce-d4rl` is not built yet (issue 8); until then train single runs with \
-             `cargo run --release -p ofql-cli -- train --config configs/<task>.toml`. \
-             See docs/roadmap.md."
-        ),
+        "reproduce-d4rl" => {
+            setup::run(&project_root())?;
+            reproduce::run(&project_root(), &rest)
+        }
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())

@@ -5,8 +5,10 @@
 //!
 //! A run directory holds `behaviour.toml`, `snapshots.jsonl` (step, return mean and std, file),
 //! `snapshots/step_<N>.safetensors` (actor weights) and `checkpoint.safetensors` (everything
-//! to resume: networks, optimisers, RNGs and the whole replay buffer). A resumed run starts a
-//! new episode: the episode in progress at the checkpoint is dropped.
+//! to resume: networks, optimisers, RNGs, the whole replay buffer and, row by row, the
+//! simulator state before each step and whether the episode was cut there, which is what a
+//! "medium-replay" dataset needs). A resumed run starts a new episode: the episode in progress
+//! at the checkpoint is dropped and its last recorded row is marked as cut.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -72,6 +74,17 @@ pub struct BehaviourSummary {
     pub interrupted: bool,
 }
 
+/// What the replay buffer does not hold but a D4RL file does: the state before each step
+/// (infos/qpos, infos/qvel) and whether the episode was cut after it (timeouts). Row i
+/// belongs to row i of the replay buffer, which is never evicted: rows are in the order the
+/// run made them.
+#[derive(Debug, Clone, Default)]
+pub struct StateLog {
+    pub qpos: Vec<f32>,
+    pub qvel: Vec<f32>,
+    pub timeouts: Vec<bool>,
+}
+
 /// The deterministic SAC policy (tanh of the mean) for the evaluation runner.
 pub struct SacPolicy<'a> {
     pub actor: &'a SacActor,
@@ -115,6 +128,7 @@ pub fn train_behaviour(
     let (d, a) = (env.obs_dim(), env.act_dim());
     let mut sac = Sac::new(&cfg.sac, d, a)?;
     let mut buffer = ReplayBuffer::new(Transitions::empty(d, a));
+    let mut states = StateLog::default();
     let mut env_rng = ChaCha8Rng::seed_from_u64(cfg.sac.seed.wrapping_add(17));
     let mut sampler = ChaCha8Rng::seed_from_u64(cfg.sac.seed.wrapping_add(29));
     let mut step = 0u64;
@@ -135,6 +149,12 @@ pub fn train_behaviour(
         let ck = Checkpoint::load(&ck_path, &Device::Cpu)?;
         sac.restore(&ck)?;
         buffer = ReplayBuffer::new(buffer_from(&ck, d, a)?);
+        states = state_log_from(&ck, buffer.len(), env.nq(), env.nv())?;
+        // The episode in progress at the checkpoint ends here, cut.
+        let last = buffer.len().checked_sub(1);
+        if let Some(i) = last.filter(|&i| buffer.transitions().dones[i] == 0.0) {
+            states.timeouts[i] = true;
+        }
         env_rng = ck.json("env_rng")?;
         sampler = ck.json("sampler_rng")?;
         step = ck.step()?;
@@ -164,7 +184,7 @@ pub fn train_behaviour(
 
     while step < cfg.steps {
         if stop.load(Ordering::Relaxed) {
-            save(&sac, &buffer, &env_rng, &sampler, step, &ck_path)?;
+            save(&sac, &buffer, &states, &env_rng, &sampler, step, &ck_path)?;
             return Ok(summary(cfg, step, first, started, best, losses, true));
         }
         let action: Vec<f32> = if step < cfg.sac.random_steps {
@@ -173,9 +193,12 @@ pub fn train_behaviour(
             let s = Tensor::from_slice(&obs, (1, d), &Device::Cpu)?;
             sac.actor.sample(&s, &mut sac.rng)?.0.flatten_all()?.to_vec1()?
         };
+        states.qpos.extend(env.qpos().iter().map(|&x| x as f32));
+        states.qvel.extend(env.qvel().iter().map(|&x| x as f32));
         let out_step = env.step(&action)?;
         let next: Vec<f32> = out_step.obs.iter().map(|&x| x as f32).collect();
         buffer.push(&obs, &action, out_step.reward as f32, &next, out_step.terminated);
+        states.timeouts.push(out_step.truncated && !out_step.terminated);
         obs = if out_step.terminated || out_step.truncated {
             env.reset(&mut env_rng).iter().map(|&x| x as f32).collect()
         } else {
@@ -203,7 +226,7 @@ pub fn train_behaviour(
         }
         if step.is_multiple_of(cfg.checkpoint_every) || step == cfg.steps {
             log.flush()?;
-            save(&sac, &buffer, &env_rng, &sampler, step, &ck_path)?;
+            save(&sac, &buffer, &states, &env_rng, &sampler, step, &ck_path)?;
         }
     }
     Ok(summary(cfg, step, first, started, best, losses, false))
@@ -260,6 +283,7 @@ fn snapshot(
 fn save(
     sac: &Sac,
     buffer: &ReplayBuffer,
+    states: &StateLog,
     env_rng: &ChaCha8Rng,
     sampler: &ChaCha8Rng,
     step: u64,
@@ -277,13 +301,20 @@ fn save(
         Tensor::from_slice(&t.next_observations, (n, t.obs_dim), &dev)?,
     )?;
     ck.insert("buffer.done".into(), Tensor::from_slice(&t.dones, n, &dev)?)?;
+    let nq = states.qpos.len() / n.max(1);
+    let nv = states.qvel.len() / n.max(1);
+    ck.insert("states.qpos".into(), Tensor::from_slice(&states.qpos, (n, nq), &dev)?)?;
+    ck.insert("states.qvel".into(), Tensor::from_slice(&states.qvel, (n, nv), &dev)?)?;
+    let cut: Vec<u8> = states.timeouts.iter().map(|&b| b as u8).collect();
+    ck.insert("states.timeout".into(), Tensor::from_slice(&cut, n, &dev)?)?;
     ck.set_json("env_rng", env_rng)?;
     ck.set_json("sampler_rng", sampler)?;
     ck.set_step(step);
     ck.save(path)
 }
 
-fn buffer_from(ck: &Checkpoint, d: usize, a: usize) -> Result<Transitions> {
+/// The replay buffer saved with a checkpoint, rows in the order the run made them.
+pub fn buffer_from(ck: &Checkpoint, d: usize, a: usize) -> Result<Transitions> {
     let get = |k: &str| -> Result<Vec<f32>> {
         let t = ck.tensor(k).with_context(|| format!("checkpoint has no {k}"))?;
         Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
@@ -300,10 +331,82 @@ fn buffer_from(ck: &Checkpoint, d: usize, a: usize) -> Result<Transitions> {
     Ok(t)
 }
 
+/// The state log saved with a checkpoint of `rows` rows.
+pub fn state_log_from(ck: &Checkpoint, rows: usize, nq: usize, nv: usize) -> Result<StateLog> {
+    let get = |k: &str| -> Result<Tensor> {
+        ck.tensor(k).cloned().with_context(|| {
+            format!("checkpoint has no {k}: it was made before behaviour runs recorded states")
+        })
+    };
+    let qpos: Vec<f32> = get("states.qpos")?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let qvel: Vec<f32> = get("states.qvel")?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let cut: Vec<u8> = get("states.timeout")?.to_dtype(DType::U8)?.to_vec1()?;
+    if qpos.len() != rows * nq || qvel.len() != rows * nv || cut.len() != rows {
+        bail!("the checkpoint's state log does not match its {rows}-row replay buffer");
+    }
+    Ok(StateLog { qpos, qvel, timeouts: cut.into_iter().map(|c| c != 0).collect() })
+}
+
 /// All snapshots of a run, in order.
 pub fn read_snapshots(dir: &Path) -> Result<Vec<Snapshot>> {
     let text = fs::read_to_string(dir.join("snapshots.jsonl")).with_context(|| {
         format!("{} is not a behaviour run (no snapshots.jsonl)", dir.display())
     })?;
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| Ok(serde_json::from_str(l)?)).collect()
+}
+
+/// What `export_policies` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exported {
+    pub env: String,
+    pub medium: Snapshot,
+    pub expert: Snapshot,
+    pub trained_steps: u64,
+    pub out: std::path::PathBuf,
+}
+
+/// Copy a run's medium and expert snapshots (D4RL's rule, `generate::pick_snapshots`) into
+/// `out`, as a small behaviour-run directory that `ofql dataset generate --policy` accepts,
+/// with `provenance.json` naming the run's configuration and the command that made it.
+pub fn export_policies(run: &Path, out: &Path) -> Result<Exported> {
+    let snaps = read_snapshots(run)?;
+    let (medium, expert) = crate::generate::pick_snapshots(&snaps)?;
+    let cfg: BehaviourConfig = toml::from_str(
+        &fs::read_to_string(run.join("behaviour.toml"))
+            .with_context(|| format!("{} has no behaviour.toml", run.display()))?,
+    )?;
+    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut lines = String::new();
+    let mut copied = vec![];
+    for (name, s) in [("medium", &medium), ("expert", &expert)] {
+        let file = format!("{name}.safetensors");
+        fs::copy(run.join(&s.file), out.join(&file))
+            .with_context(|| format!("cannot copy {}", run.join(&s.file).display()))?;
+        let s = Snapshot { file, ..s.clone() };
+        lines += &(serde_json::to_string(&s)? + "\n");
+        copied.push(s);
+    }
+    fs::write(out.join("snapshots.jsonl"), lines)?;
+    let trained_steps = snaps.last().map_or(0, |s| s.step);
+    let command = format!(
+        "ofql behaviour train --env {} --steps {} --seed {} --eval-every {} --out RUN",
+        cfg.env, trained_steps, cfg.sac.seed, cfg.eval_every
+    );
+    let provenance = serde_json::json!({
+        "env": cfg.env,
+        "command": command,
+        "export_command": "ofql behaviour export --run RUN --out DIR",
+        "trained_steps": trained_steps,
+        "config": cfg,
+        "snapshots": snaps,
+    });
+    fs::write(out.join("provenance.json"), serde_json::to_string_pretty(&provenance)? + "\n")?;
+    let mut copied = copied.into_iter();
+    Ok(Exported {
+        env: cfg.env,
+        medium: copied.next().expect("two copied"),
+        expert: copied.next().expect("two copied"),
+        trained_steps,
+        out: out.to_path_buf(),
+    })
 }

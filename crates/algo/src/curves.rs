@@ -15,6 +15,7 @@ pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<
         label: label.to_string(),
         points: rows.iter().filter_map(|r| f(r).map(|y| (r.step as f64, y))).collect(),
         color: None,
+        band: vec![],
     };
     let chart = |name: &str, y_label: &str, log_y: bool, series: Vec<Series>| LineChart {
         title: format!("{title}: {name}"),

@@ -4,7 +4,8 @@
 //!
 //! Kinds, as D4RL made them: `random` (uniform actions), `medium` (the first snapshot whose
 //! return reaches a third of the best one's), `expert` (the best snapshot), `medium-expert`
-//! (the two concatenated). Policies act stochastically (a tanh-Gaussian sample), as D4RL's SAC
+//! (the two concatenated), `medium-replay` (every transition the SAC run made until its medium
+//! snapshot, in order, from the run's checkpoint). Policies act stochastically (a tanh-Gaussian sample), as D4RL's SAC
 //! policies did when collecting.
 
 use std::path::Path;
@@ -19,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use crate::behaviour::{Snapshot, read_snapshots};
+use crate::behaviour::{Snapshot, buffer_from, read_snapshots, state_log_from};
 use crate::sac::{SacActor, SacConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,7 @@ pub enum Kind {
     Medium,
     Expert,
     MediumExpert,
+    MediumReplay,
 }
 
 impl std::str::FromStr for Kind {
@@ -38,13 +40,11 @@ impl std::str::FromStr for Kind {
             "medium" => Kind::Medium,
             "expert" => Kind::Expert,
             "medium-expert" => Kind::MediumExpert,
-            "medium-replay" => bail!(
-                "medium-replay needs the SAC run's own replay of states, which behaviour runs do \
-                 not record yet; use random, medium, expert or medium-expert"
+            "medium-replay" => Kind::MediumReplay,
+            other => bail!(
+                "unknown dataset kind `{other}`: use random, medium, expert, medium-replay or \
+                 medium-expert"
             ),
-            other => {
-                bail!("unknown dataset kind `{other}`: use random, medium, expert or medium-expert")
-            }
         })
     }
 }
@@ -173,6 +173,7 @@ pub fn generate(
                 rollout(sim, &load_actor(run, snap, d, a)?, n, rng)
             };
             match kind {
+                Kind::MediumReplay => replay_until(run, medium.step, &sim)?,
                 Kind::Medium => roll(&medium, steps, &mut sim, &mut rng)?,
                 Kind::Expert => roll(&expert, steps, &mut sim, &mut rng)?,
                 _ => {
@@ -186,6 +187,46 @@ pub fn generate(
     for (k, v) in meta {
         data.metadata.insert(k.to_string(), v);
     }
+    Ok(data)
+}
+
+/// The first `rows` transitions of the behaviour run's replay buffer, with their states.
+fn replay_until(run: &Path, rows: u64, sim: &Env) -> Result<Dataset> {
+    let path = run.join("checkpoint.safetensors");
+    let ck = Checkpoint::load(&path, &Device::Cpu).with_context(|| {
+        format!(
+            "medium-replay needs the behaviour run's checkpoint {} (shipped policies do not have \
+             one: train with `ofql behaviour train`)",
+            path.display()
+        )
+    })?;
+    let (d, a, nq, nv) = (sim.obs_dim(), sim.act_dim(), sim.nq(), sim.nv());
+    let t = buffer_from(&ck, d, a)?;
+    let states = state_log_from(&ck, t.len(), nq, nv)?;
+    let n = rows as usize;
+    if t.len() < n {
+        bail!(
+            "the checkpoint holds {} steps but the medium snapshot is at step {n}: resume the \
+             run until its checkpoint passes the medium snapshot",
+            t.len()
+        );
+    }
+    let terminals: Vec<bool> = t.dones[..n].iter().map(|&x| x != 0.0).collect();
+    let mut timeouts = states.timeouts[..n].to_vec();
+    if let Some(last) = timeouts.last_mut() {
+        *last = !terminals[n - 1];
+    }
+    let mut data = Dataset::new(
+        Array2::from_shape_vec((n, d), t.observations[..n * d].to_vec())?,
+        Array2::from_shape_vec((n, a), t.actions[..n * a].to_vec())?,
+        Array1::from(t.rewards[..n].to_vec()),
+        Array1::from(terminals),
+        Array1::from(timeouts),
+    );
+    data.next_observations =
+        Some(Array2::from_shape_vec((n, d), t.next_observations[..n * d].to_vec())?);
+    data.qpos = Some(Array2::from_shape_vec((n, nq), states.qpos[..n * nq].to_vec())?);
+    data.qvel = Some(Array2::from_shape_vec((n, nv), states.qvel[..n * nv].to_vec())?);
     Ok(data)
 }
 

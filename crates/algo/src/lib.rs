@@ -10,6 +10,7 @@ pub mod config;
 pub mod curves;
 pub mod eval;
 pub mod generate;
+pub mod paper;
 pub mod policy;
 pub mod prepare;
 pub mod sac;

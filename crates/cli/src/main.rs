@@ -44,6 +44,9 @@ enum Command {
     /// The 2-D toy experiment (paper Figure 4): one-step average velocity vs Euler-sampled
     /// instantaneous velocity; writes scatter plots and prints a table.
     Toy(cmd::toy::ToyArgs),
+    /// Aggregate a suite of runs (from `cargo xtask reproduce-d4rl`) into a markdown table, a
+    /// CSV and learning-curve PNGs.
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cmd::bench::run(args, &out),
         Command::Behaviour(args) => cmd::behaviour::run(args, &out),
         Command::Toy(args) => cmd::toy::run(args, &out),
+        Command::Report(args) => cmd::report::run(args, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

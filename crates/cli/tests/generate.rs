@@ -53,7 +53,13 @@ fn behaviour_snapshots_make_datasets_that_verify() {
         let info = json_ok(&ofql(&["dataset", "info", file, "--env", "hopper", "--json"]));
         assert!(info["transitions"].as_u64().unwrap() > 0);
     }
-    let out = ofql(&[
+
+    // medium-replay: the run's own transitions up to the medium snapshot, states included.
+    let snaps = std::fs::read_to_string(dir.path().join("sac/snapshots.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(snaps.lines().next().unwrap()).unwrap();
+    let file = dir.path().join("hopper-medium-replay.hdf5");
+    let file = file.to_str().unwrap();
+    let g = json_ok(&ofql(&[
         "dataset",
         "generate",
         "--env",
@@ -63,10 +69,31 @@ fn behaviour_snapshots_make_datasets_that_verify() {
         "--policy",
         run,
         "--out",
-        "x.hdf5",
-    ]);
+        file,
+        "--json",
+    ]));
+    let rows = g["transitions"].as_u64().unwrap();
+    assert!(rows == 200 || rows == 400, "medium is one of the two snapshots: {g}");
+    assert!(rows <= first["step"].as_u64().unwrap() || snaps.lines().count() == 2);
+    let r = json_ok(&ofql(&["dataset", "verify", file, "--env", "hopper-v4", "--json"]));
+    assert_eq!(r["rows_checked"], rows);
+    assert_eq!(r["termination_mismatches"], 0);
+    assert!(r["max_abs_obs_err"].as_f64().unwrap() < 1e-5, "{r}");
+
+    // Export: the medium and expert weights alone still make datasets; replay needs the run.
+    let shipped = dir.path().join("shipped");
+    let shipped = shipped.to_str().unwrap();
+    let e = json_ok(&ofql(&["behaviour", "export", "--run", run, "--out", shipped, "--json"]));
+    assert_eq!(e["env"], "hopper-v4");
+    let file = dir.path().join("from-shipped.hdf5");
+    let file = file.to_str().unwrap();
+    let args = ["dataset", "generate", "--env", "hopper-v4", "--policy", shipped, "--out", file];
+    let g =
+        json_ok(&ofql(&[&args[..], &["--kind", "expert", "--steps", "300", "--json"]].concat()));
+    assert_eq!(g["transitions"], 300);
+    let out = ofql(&[&args[..], &["--kind", "medium-replay", "--force"]].concat());
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("medium-replay"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoint"));
     let out =
         ofql(&["dataset", "generate", "--env", "hopper-v4", "--kind", "medium", "--out", "x.hdf5"]);
     assert!(!out.status.success());

@@ -4,65 +4,11 @@
 
 mod common;
 
-use common::{json_ok, ofql};
+use common::{json_ok, ofql, write_config, write_dataset};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use ndarray::{Array1, Array2};
-use ofql_data::{Dataset, Dtype, write_d4rl};
-use ofql_envs::Env;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-/// Two 150-step HalfCheetah-v4 episodes of a state-dependent behaviour policy, D4RL layout.
-fn write_dataset(dir: &Path) -> String {
-    let mut env = Env::new("halfcheetah-v4".parse().unwrap()).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let (d, a, steps) = (env.obs_dim(), env.act_dim(), 150);
-    let (mut obs, mut act, mut rew, mut timeouts) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..2 {
-        let mut o = env.reset(&mut rng);
-        for i in 0..steps {
-            let u: Vec<f32> = (0..a)
-                .map(|j| ((2.0 * o[j]).sin() as f32 + rng.random_range(-0.1..0.1)).clamp(-1.0, 1.0))
-                .collect();
-            let s = env.step(&u).unwrap();
-            obs.extend(o.iter().map(|&x| x as f32));
-            act.extend(&u);
-            rew.push(s.reward as f32);
-            timeouts.push(i + 1 == steps);
-            o = s.obs;
-        }
-    }
-    let n = rew.len();
-    let data = Dataset::new(
-        Array2::from_shape_vec((n, d), obs).unwrap(),
-        Array2::from_shape_vec((n, a), act).unwrap(),
-        Array1::from(rew),
-        Array1::from(vec![false; n]),
-        Array1::from(timeouts),
-    );
-    let path = dir.join("cheetah-tiny.hdf5");
-    write_d4rl(&path, &data, Dtype::F32).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
-/// Small networks and a short budget, evaluation on 2 episodes; one file per `extra`.
-fn write_config(dir: &Path, extra: &str) -> String {
-    let n = std::fs::read_dir(dir).unwrap().count();
-    let path = dir.join(format!("tiny{n}.toml"));
-    let text = format!(
-        "[data]\nenv = \"halfcheetah-v4\"\n\
-         [train]\nsteps = 40\nbatch_size = 64\nseed = 3\neval_every = 20\ncheckpoint_every = 10\nlog_every = 1\n\
-         [actor]\nhidden = 64\nema_start = 10\n\
-         [critic]\nhidden = 64\n\
-         [eval]\nepisodes = 2\nparallel_envs = 2\ncandidates = 4\n{extra}"
-    );
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
-}
 
 fn metrics(run: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))

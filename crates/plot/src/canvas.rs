@@ -62,6 +62,12 @@ impl<'a> Canvas<'a> {
         self.area.draw(&PathElement::new(points, rgb(color).stroke_width(width))).map_err(err)
     }
 
+    /// A filled polygon with opacity `alpha`.
+    pub fn polygon(&self, points: Vec<(i32, i32)>, color: Rgb, alpha: f64) -> Result<()> {
+        let c = RGBAColor(color.0, color.1, color.2, alpha);
+        self.area.draw(&Polygon::new(points, c.filled())).map_err(err)
+    }
+
     pub fn dot(&self, x: i32, y: i32, color: Rgb, alpha: f64) -> Result<()> {
         let c = RGBAColor(color.0, color.1, color.2, alpha);
         for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {

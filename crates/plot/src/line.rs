@@ -12,6 +12,8 @@ pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
     pub color: Option<Rgb>,
+    /// A shaded band (x, low, high) around the line, e.g. mean +- std over seeds; may be empty.
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 pub struct LineChart {
@@ -50,7 +52,10 @@ impl LineChart {
         let pts: Vec<(f64, f64)> = self
             .series
             .iter()
-            .flat_map(|s| s.points.iter().copied())
+            .flat_map(|s| {
+                let band = s.band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]);
+                s.points.iter().copied().chain(band)
+            })
             .filter(|(x, y)| x.is_finite() && y.is_finite() && (!self.log_y || *y > 0.0))
             .map(|(x, y)| (x, ty(y)))
             .collect();
@@ -120,6 +125,14 @@ impl LineChart {
 
         for (i, s) in self.series.iter().enumerate() {
             let color = s.color.unwrap_or(PALETTE[i % PALETTE.len()]);
+            let ok = |y: f64| y.is_finite() && (!self.log_y || y > 0.0);
+            let band: Vec<_> =
+                s.band.iter().filter(|(x, lo, hi)| x.is_finite() && ok(*lo) && ok(*hi)).collect();
+            if band.len() >= 2 {
+                let upper = band.iter().map(|&&(x, _, hi)| (px(x), py(ty(hi))));
+                let lower = band.iter().rev().map(|&&(x, lo, _)| (px(x), py(ty(lo))));
+                canvas.polygon(upper.chain(lower).collect(), color, 0.2)?;
+            }
             let line: Vec<(i32, i32)> = s
                 .points
                 .iter()

@@ -68,11 +68,13 @@ fn scatter_grid_and_line_chart_are_written() {
                 label: "u".into(),
                 points: (1..50).map(|i| (i as f64, 1.0 / i as f64)).collect(),
                 color: None,
+                band: vec![],
             },
             Series {
                 label: "v".into(),
                 points: (1..50).map(|i| (i as f64, 2.0 / i as f64)).collect(),
                 color: None,
+                band: (1..50).map(|i| (i as f64, 1.5 / i as f64, 2.5 / i as f64)).collect(),
             },
         ],
         size: (640, 400),

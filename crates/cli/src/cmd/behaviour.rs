@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use ofql_algo::behaviour::{BehaviourConfig, BehaviourObserver, Snapshot, train_behaviour};
+use ofql_algo::behaviour::{
+    BehaviourConfig, BehaviourObserver, Snapshot, export_policies, train_behaviour,
+};
 use ofql_algo::sac::SacLosses;
 
 use crate::output::{Output, Reported};
@@ -22,6 +24,18 @@ pub struct BehaviourArgs {
 pub enum BehaviourCommand {
     /// Train a behaviour policy with SAC; snapshots and their returns go to --out.
     Train(TrainArgs),
+    /// Copy a run's medium and expert snapshots into a small directory to ship or share;
+    /// `ofql dataset generate --policy DIR` accepts it.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// A behaviour run directory (`ofql behaviour train --out`).
+    #[arg(long)]
+    pub run: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args)]
@@ -45,7 +59,29 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: BehaviourArgs, out: &Output) -> Result<()> {
-    let BehaviourCommand::Train(a) = args.command;
+    match args.command {
+        BehaviourCommand::Train(a) => train(a, out),
+        BehaviourCommand::Export(a) => export(a, out),
+    }
+}
+
+fn export(a: ExportArgs, out: &Output) -> Result<()> {
+    let e = export_policies(&a.run, &a.out)?;
+    out.report(&e, || {
+        format!(
+            "{}: medium (step {}, return {:.1}) and expert (step {}, return {:.1}) in {}",
+            e.env,
+            e.medium.step,
+            e.medium.return_mean,
+            e.expert.step,
+            e.expert.return_mean,
+            e.out.display()
+        )
+    });
+    Ok(())
+}
+
+fn train(a: TrainArgs, out: &Output) -> Result<()> {
     let mut cfg = BehaviourConfig {
         env: a.env.clone(),
         steps: a.steps,

@@ -422,8 +422,14 @@ fn run_fetch(args: FetchArgs, out: &Output) -> Result<()> {
     for info in infos {
         let url = info.url(&base);
         eprintln!("fetching {} from {url}", info.name);
-        let f = fetch::fetch(&url, &dir, &info.file_name(), &mut pins, true)
-            .with_context(|| format!("fetch {}", info.name))?;
+        let f =
+            fetch::fetch(&url, &dir, &info.file_name(), &mut pins, true).with_context(|| {
+                format!(
+                    "fetch {} (without the network, put the file by hand at {})",
+                    info.name,
+                    dir.join(info.file_name()).display()
+                )
+            })?;
         fetched.push(FetchedReport { name: info.name, url, fetched: f });
     }
     let report = serde_json::json!({ "fetched": fetched, "pins": pins.path() });

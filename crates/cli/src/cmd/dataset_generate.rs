@@ -16,7 +16,7 @@ pub struct GenerateArgs {
     /// Environment, e.g. hopper-v4.
     #[arg(long)]
     pub env: String,
-    /// random, medium, expert or medium-expert.
+    /// random, medium, expert, medium-replay or medium-expert.
     #[arg(long)]
     pub kind: String,
     /// A behaviour run directory (`ofql behaviour train --out`); needed except for random.

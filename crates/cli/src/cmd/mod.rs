@@ -7,6 +7,7 @@ pub mod dataset_generate;
 pub mod dataset_verify;
 pub mod env;
 pub mod eval;
+pub mod report;
 pub mod toy;
 pub mod train;
 pub mod version;

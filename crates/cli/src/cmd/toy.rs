@@ -254,6 +254,7 @@ fn loss_chart(report: &ToyReport) -> LineChart {
                 label: label.clone(),
                 points: curve.iter().enumerate().map(|(i, l)| ((i + 1) as f64, *l)).collect(),
                 color: None,
+                band: vec![],
             })
             .collect(),
         size: (1000, 560),

@@ -98,7 +98,8 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
                 runner: RunnerConfig {
                     episodes: cfg.eval.episodes,
                     num_envs: cfg.eval.parallel_envs,
-                    threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    // The thread budget the caller gave candle (RAYON_NUM_THREADS), else all cores.
+                    threads: candle_core::utils::get_num_threads(),
                     seed: cfg.train.seed.wrapping_add(1_000_000),
                 },
                 score: d4rl_reference(id)?,

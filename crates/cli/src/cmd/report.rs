@@ -1,0 +1,460 @@
+//! `ofql report`: aggregate a suite of runs (every `run.json` that `cargo xtask
+//! reproduce-d4rl` writes, with the run's `metrics.jsonl`) into `<out>/<name>.md`, `<name>.csv`
+//! and one learning-curve PNG per dataset in `<out>/<name>/`.
+//!
+//! Per dataset and variant: mean and std over seeds of the last and the best checkpoint's
+//! score, the paper's OFQL / DQL / FQL / BC numbers beside ours with the difference (D4RL data
+//! only: generated data is never put beside D4RL numbers), steps per second and wall time.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ofql_algo::paper::{self, PaperScores};
+use ofql_algo::train::read_metrics;
+use ofql_plot::{LineChart, Series, TextRenderer};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::output::Output;
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// The suite's run folders (searched recursively for run.json).
+    #[arg(long)]
+    pub runs: PathBuf,
+    /// The report's name: <out>/<name>.md, .csv and <out>/<name>/*.png.
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value = "docs/results")]
+    pub out: PathBuf,
+}
+
+/// What `cargo xtask reproduce-d4rl` records for one finished run.
+#[derive(Debug, Clone, Deserialize)]
+struct RunRecord {
+    dataset: String,
+    data: String,
+    variant: String,
+    seed: u64,
+    wall_seconds: f64,
+    train: TrainPart,
+    eval_last: Option<EvalPart>,
+    eval_best: Option<EvalPart>,
+    #[serde(skip)]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct TrainPart {
+    steps: u64,
+    steps_per_second: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct EvalPart {
+    score_mean: f64,
+    episodes: usize,
+}
+
+/// One aggregated row (dataset x variant).
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    dataset: String,
+    variant: String,
+    seeds: u64,
+    steps: f64,
+    last_mean: Option<f64>,
+    last_std: Option<f64>,
+    best_mean: Option<f64>,
+    best_std: Option<f64>,
+    steps_per_second: Option<f64>,
+    wall_hours: Option<f64>,
+    episodes: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    name: String,
+    data: String,
+    runs: usize,
+    table: PathBuf,
+    csv: PathBuf,
+    figures: Vec<PathBuf>,
+    rows: Vec<Row>,
+}
+
+pub fn run(args: ReportArgs, out: &Output) -> Result<()> {
+    let runs = find_runs(&args.runs)?;
+    if runs.is_empty() {
+        bail!("no finished runs (run.json) under {}", args.runs.display());
+    }
+    let kinds: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.data.as_str()).collect();
+    if kinds.len() > 1 {
+        bail!(
+            "{} mixes D4RL and generated runs; report them separately (never in one table)",
+            args.runs.display()
+        );
+    }
+    let data = runs[0].data.clone();
+    let rows = aggregate(&runs)?;
+    fs::create_dir_all(args.out.join(&args.name))
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let figures = curves(&runs, &args.out, &args.name)?;
+    let table = args.out.join(format!("{}.md", args.name));
+    let csv = args.out.join(format!("{}.csv", args.name));
+    fs::write(&table, markdown(&args.name, &data, &rows, &runs, &figures, &args.out))?;
+    fs::write(&csv, to_csv(&rows, data == "d4rl"))?;
+    let report = Report { name: args.name, data, runs: runs.len(), table, csv, figures, rows };
+    out.report(&report, || {
+        format!("{} runs -> {} and {}", report.runs, report.table.display(), report.csv.display())
+    });
+    Ok(())
+}
+
+fn find_runs(root: &Path) -> Result<Vec<RunRecord>> {
+    let mut found = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries =
+            fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "run.json") {
+                let text = fs::read_to_string(&path)?;
+                let mut r: RunRecord = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a run record", path.display()))?;
+                r.dir = path.parent().expect("a file has a parent").to_path_buf();
+                found.push(r);
+            }
+        }
+    }
+    found.sort_by(|a, b| {
+        (order(&a.dataset), &a.variant, a.seed).cmp(&(order(&b.dataset), &b.variant, b.seed))
+    });
+    Ok(found)
+}
+
+/// The paper's row order; other datasets after it.
+fn order(dataset: &str) -> usize {
+    paper::MUJOCO.iter().position(|r| r.dataset == dataset).unwrap_or(paper::MUJOCO.len())
+}
+
+/// Mean and std over seeds per (dataset, variant), with polars.
+fn aggregate(runs: &[RunRecord]) -> Result<Vec<Row>> {
+    let score = |e: &Option<EvalPart>| e.as_ref().map(|e| e.score_mean);
+    let df = df!(
+        "order" => runs.iter().map(|r| order(&r.dataset) as u64).collect::<Vec<_>>(),
+        "dataset" => runs.iter().map(|r| r.dataset.clone()).collect::<Vec<_>>(),
+        "variant" => runs.iter().map(|r| r.variant.clone()).collect::<Vec<_>>(),
+        "seed" => runs.iter().map(|r| r.seed).collect::<Vec<_>>(),
+        "steps" => runs.iter().map(|r| r.train.steps as f64).collect::<Vec<_>>(),
+        "last" => runs.iter().map(|r| score(&r.eval_last)).collect::<Vec<_>>(),
+        "best" => runs.iter().map(|r| score(&r.eval_best)).collect::<Vec<_>>(),
+        "sps" => runs.iter().map(|r| r.train.steps_per_second).collect::<Vec<_>>(),
+        "wall" => runs.iter().map(|r| r.wall_seconds / 3600.0).collect::<Vec<_>>(),
+        "episodes" => runs.iter().map(|r| r.eval_last.as_ref().map(|e| e.episodes as f64)).collect::<Vec<_>>(),
+    )?;
+    let agg = df
+        .lazy()
+        .group_by([col("order"), col("dataset"), col("variant")])
+        .agg([
+            col("seed").count().cast(DataType::UInt64).alias("seeds"),
+            col("steps").mean(),
+            col("last").mean().alias("last_mean"),
+            col("last").std(1).alias("last_std"),
+            col("best").mean().alias("best_mean"),
+            col("best").std(1).alias("best_std"),
+            col("sps").mean(),
+            col("wall").mean(),
+            col("episodes").mean(),
+        ])
+        .sort(["order", "variant"], SortMultipleOptions::default())
+        .collect()?;
+    let f =
+        |name: &str| -> Result<Vec<Option<f64>>> { Ok(agg.column(name)?.f64()?.iter().collect()) };
+    let s = |name: &str| -> Result<Vec<String>> {
+        Ok(agg.column(name)?.str()?.iter().map(|v| v.unwrap_or("").to_string()).collect())
+    };
+    let (datasets, variants) = (s("dataset")?, s("variant")?);
+    let seeds: Vec<u64> = agg.column("seeds")?.u64()?.iter().map(|v| v.unwrap_or(0)).collect();
+    let (steps, lm, ls, bm, bs) =
+        (f("steps")?, f("last_mean")?, f("last_std")?, f("best_mean")?, f("best_std")?);
+    let (sps, wall, episodes) = (f("sps")?, f("wall")?, f("episodes")?);
+    Ok((0..agg.height())
+        .map(|i| Row {
+            dataset: datasets[i].clone(),
+            variant: variants[i].clone(),
+            seeds: seeds[i],
+            steps: steps[i].unwrap_or(0.0),
+            last_mean: lm[i],
+            last_std: ls[i],
+            best_mean: bm[i],
+            best_std: bs[i],
+            steps_per_second: sps[i],
+            wall_hours: wall[i],
+            episodes: episodes[i],
+        })
+        .collect())
+}
+
+fn pm(mean: Option<f64>, std: Option<f64>) -> String {
+    match (mean, std) {
+        (Some(m), Some(s)) if s.is_finite() => format!("{m:.1} ± {s:.1}"),
+        (Some(m), _) => format!("{m:.1}"),
+        _ => "-".into(),
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn markdown(
+    name: &str,
+    data: &str,
+    rows: &[Row],
+    runs: &[RunRecord],
+    figures: &[PathBuf],
+    out: &Path,
+) -> String {
+    let d4rl = data == "d4rl";
+    let mut md = format!("# Results: `{name}`\n\n");
+    if d4rl {
+        md += "D4RL datasets. Normalised scores (D4RL's constants), mean ± std over seeds, for the \
+               last and the best checkpoint (each re-evaluated after training with the paper's \
+               protocol: EMA actor, 50 candidates, softmax(w · min Q')). Beside them, the paper's \
+               numbers (its OFQL is the mean of 3 seeds); Δ = our last − paper OFQL.\n\n";
+    } else {
+        md += "**Generated data**: datasets made by this project's own SAC behaviour policies \
+               (`cargo xtask reproduce-d4rl --data generated`, `ofql dataset generate`), NOT the \
+               D4RL files. The scores use D4RL's normalisation constants for the environment, but \
+               the data differ from D4RL's, so the paper's numbers are deliberately not shown \
+               beside them. Mean ± std over seeds, last and best checkpoint, each re-evaluated \
+               after training with the paper's protocol (EMA actor, 50 candidates, \
+               softmax(w · min Q')).\n\n";
+    }
+    let suffix = if d4rl { "" } else { " (generated)" };
+    md += "| dataset | variant | seeds | steps | episodes | last | best |";
+    if d4rl {
+        md += " paper OFQL | Δ | DQL | FQL | BC |";
+    }
+    md += " steps/s | wall (h) |\n|---|---|---|---|---|---|---|";
+    if d4rl {
+        md += "---|---|---|---|---|";
+    }
+    md += "---|---|\n";
+    for r in rows {
+        let _ = write!(
+            md,
+            "| {}{suffix} | {} | {} | {:.0} | {} | {} | {} |",
+            r.dataset.trim_end_matches("-v2"),
+            r.variant,
+            r.seeds,
+            r.steps,
+            opt(r.episodes, 0),
+            pm(r.last_mean, r.last_std),
+            pm(r.best_mean, r.best_std)
+        );
+        if d4rl {
+            md += &paper_cells(paper::lookup(&r.dataset), r.last_mean);
+        }
+        let _ = writeln!(md, " {} | {} |", opt(r.steps_per_second, 1), opt(r.wall_hours, 2));
+    }
+    // The MuJoCo average, per variant, over the paper's datasets present.
+    let mut variants: Vec<&str> = rows.iter().map(|r| r.variant.as_str()).collect();
+    variants.dedup();
+    for v in variants {
+        let sel: Vec<&Row> =
+            rows.iter().filter(|r| r.variant == v && paper::lookup(&r.dataset).is_some()).collect();
+        if sel.len() < 2 {
+            continue;
+        }
+        let mean = |f: fn(&Row) -> Option<f64>| -> Option<f64> {
+            let xs: Option<Vec<f64>> = sel.iter().map(|r| f(r)).collect();
+            xs.map(|xs| xs.iter().sum::<f64>() / xs.len() as f64)
+        };
+        let label = if sel.len() == paper::MUJOCO.len() {
+            "MuJoCo average".to_string()
+        } else {
+            format!("average of these {} datasets", sel.len())
+        };
+        let last = mean(|r| r.last_mean);
+        let _ = write!(
+            md,
+            "| **{label}**{suffix} | {v} | | | | {} | {} |",
+            opt(last, 1),
+            opt(mean(|r| r.best_mean), 1)
+        );
+        if d4rl {
+            let n = sel.len() as f64;
+            let avg = |f: fn(&PaperScores) -> f64| {
+                sel.iter().filter_map(|r| paper::lookup(&r.dataset)).map(f).sum::<f64>() / n
+            };
+            let p = PaperScores {
+                dataset: "",
+                bc: avg(|p| p.bc),
+                dql: avg(|p| p.dql),
+                fql: avg(|p| p.fql),
+                ofql: avg(|p| p.ofql),
+            };
+            md += &paper_cells(Some(&p), last);
+        }
+        md += " | |\n";
+    }
+
+    md += "\n## Runs\n\n| dataset | variant | seed | steps | last | best | steps/s | wall (min) | folder |\n|---|---|---|---|---|---|---|---|---|\n";
+    for r in runs {
+        let score = |e: &Option<EvalPart>| opt(e.as_ref().map(|e| e.score_mean), 1);
+        let _ = writeln!(
+            md,
+            "| {}{suffix} | {} | {} | {} | {} | {} | {:.1} | {:.1} | `{}` |",
+            r.dataset.trim_end_matches("-v2"),
+            r.variant,
+            r.seed,
+            r.train.steps,
+            score(&r.eval_last),
+            score(&r.eval_best),
+            r.train.steps_per_second,
+            r.wall_seconds / 60.0,
+            r.dir.display()
+        );
+    }
+    md += "\nSteps/s is that of the training process (evaluations during training included); \
+           wall time includes training, the in-training evaluations and the final evaluation of \
+           both checkpoints. A resumed run reports the time and speed of its last sitting.\n";
+    if !figures.is_empty() {
+        md += "\n## Learning curves\n\nScore of the in-training evaluations, mean over seeds \
+               with a ± std band.\n\n";
+        for f in figures {
+            let rel = f.strip_prefix(out).unwrap_or(f);
+            let _ = writeln!(md, "![{}]({})\n", rel.display(), rel.display());
+        }
+    }
+    md
+}
+
+fn paper_cells(p: Option<&PaperScores>, last: Option<f64>) -> String {
+    match p {
+        Some(p) => format!(
+            " {:.1} | {} | {:.1} | {:.1} | {:.1} |",
+            p.ofql,
+            last.map_or("-".into(), |l| format!("{:+.1}", l - p.ofql)),
+            p.dql,
+            p.fql,
+            p.bc
+        ),
+        None => " - | - | - | - | - |".into(),
+    }
+}
+
+fn to_csv(rows: &[Row], d4rl: bool) -> String {
+    let mut csv = String::from(
+        "dataset,variant,seeds,steps,episodes,last_mean,last_std,best_mean,best_std,steps_per_second,wall_hours",
+    );
+    if d4rl {
+        csv += ",paper_ofql,paper_dql,paper_fql,paper_bc";
+    }
+    csv += "\n";
+    let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+    for r in rows {
+        let _ = write!(
+            csv,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            r.dataset,
+            r.variant,
+            r.seeds,
+            r.steps,
+            o(r.episodes),
+            o(r.last_mean),
+            o(r.last_std),
+            o(r.best_mean),
+            o(r.best_std),
+            o(r.steps_per_second),
+            o(r.wall_hours)
+        );
+        if d4rl {
+            match paper::lookup(&r.dataset) {
+                Some(p) => {
+                    let _ = write!(csv, ",{},{},{},{}", p.ofql, p.dql, p.fql, p.bc);
+                }
+                None => csv += ",,,,",
+            }
+        }
+        csv += "\n";
+    }
+    csv
+}
+
+/// One PNG per dataset: the in-training scores, mean over seeds with a ± std band per variant.
+fn curves(runs: &[RunRecord], out: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    let (mut dataset, mut variant, mut step, mut score) = (vec![], vec![], vec![], vec![]);
+    for r in runs {
+        let path = r.dir.join("metrics.jsonl");
+        for row in read_metrics(&path)? {
+            if let Some(s) = row.score_mean {
+                dataset.push(r.dataset.clone());
+                variant.push(r.variant.clone());
+                step.push(row.step);
+                score.push(s);
+            }
+        }
+    }
+    if score.is_empty() {
+        return Ok(vec![]);
+    }
+    let df = df!("dataset" => dataset, "variant" => variant, "step" => step, "score" => score)?;
+    let agg = df
+        .lazy()
+        .group_by([col("dataset"), col("variant"), col("step")])
+        .agg([col("score").mean().alias("mean"), col("score").std(1).alias("std")])
+        .sort(["dataset", "variant", "step"], SortMultipleOptions::default())
+        .collect()?;
+    let ds: Vec<String> =
+        agg.column("dataset")?.str()?.iter().map(|v| v.unwrap_or("").into()).collect();
+    let vs: Vec<String> =
+        agg.column("variant")?.str()?.iter().map(|v| v.unwrap_or("").into()).collect();
+    let steps: Vec<u64> = agg.column("step")?.u64()?.iter().map(|v| v.unwrap_or(0)).collect();
+    let means: Vec<Option<f64>> = agg.column("mean")?.f64()?.iter().collect();
+    let stds: Vec<Option<f64>> = agg.column("std")?.f64()?.iter().collect();
+
+    let font = TextRenderer::from_env()?;
+    let mut files = vec![];
+    let mut names: Vec<&String> = ds.iter().collect();
+    names.dedup();
+    for d in names {
+        let mut series: Vec<Series> = vec![];
+        for i in (0..ds.len()).filter(|&i| &ds[i] == d) {
+            if series.last().is_none_or(|s| s.label != vs[i]) {
+                series.push(Series {
+                    label: vs[i].clone(),
+                    points: vec![],
+                    color: None,
+                    band: vec![],
+                });
+            }
+            let s = series.last_mut().expect("pushed");
+            let (x, m) = (steps[i] as f64, means[i].unwrap_or(f64::NAN));
+            s.points.push((x, m));
+            if let Some(sd) = stds[i].filter(|v| v.is_finite()) {
+                s.band.push((x, m - sd, m + sd));
+            }
+        }
+        let chart = LineChart {
+            title: format!("{d} ({name})"),
+            x_label: "training step".into(),
+            y_label: "normalised score".into(),
+            series,
+            size: (800, 450),
+            log_y: false,
+        };
+        let file = out.join(name).join(format!("{d}.png"));
+        chart.save(&file, &font)?;
+        files.push(file);
+    }
+    Ok(files)
+}

@@ -1,0 +1,79 @@
+//! `ofql report` on real runs: two seeds trained and evaluated here, recorded as `cargo xtask
+//! reproduce-d4rl` records them (`run.json`), aggregated into the table, CSV and curves.
+
+mod common;
+
+use std::path::Path;
+
+use common::{json_ok, ofql, stderr, write_config, write_dataset};
+
+/// Train and evaluate one seed, then write its `run.json` in the xtask's format.
+fn run_seed(dir: &Path, config: &str, data: &str, seed: u64, kind: &str) -> f64 {
+    let run = dir.join(format!("runs-{kind}/halfcheetah-medium-v2/default/seed{seed}"));
+    let run_s = run.to_str().unwrap();
+    let args = ["train", "--config", config, "--dataset", data, "--out", run_s, "--json"];
+    let seed_s = seed.to_string();
+    let train = json_ok(&ofql(&[&args[..], &["--seed", &seed_s]].concat()));
+    let eval = |which: &str| {
+        json_ok(&ofql(&[
+            "eval",
+            "--checkpoint",
+            run_s,
+            "--which",
+            which,
+            "--episodes",
+            "2",
+            "--json",
+        ]))
+    };
+    let (last, best) = (eval("last"), eval("best"));
+    let record = serde_json::json!({
+        "dataset": "halfcheetah-medium-v2", "data": kind, "variant": "default", "seed": seed,
+        "resumed": false, "train_seconds": 1.0, "wall_seconds": 2.0,
+        "train": train, "eval_last": last, "eval_best": best,
+    });
+    std::fs::write(run.join("run.json"), record.to_string()).unwrap();
+    last["score_mean"].as_f64().unwrap()
+}
+
+#[test]
+fn report_aggregates_seeds_and_keeps_generated_data_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_dataset(dir.path());
+    let config = write_config(dir.path(), "");
+    let scores: Vec<f64> =
+        [1, 2].iter().map(|&s| run_seed(dir.path(), &config, &data, s, "d4rl")).collect();
+    let out = dir.path().join("results");
+    let runs = dir.path().join("runs-d4rl");
+    let (runs_s, out_s) = (runs.to_str().unwrap(), out.to_str().unwrap());
+    let r = json_ok(&ofql(&["report", "--runs", runs_s, "--name", "t", "--out", out_s, "--json"]));
+    assert_eq!(r["runs"], 2);
+    let row = &r["rows"][0];
+    let mean = (scores[0] + scores[1]) / 2.0;
+    let std = (scores[0] - scores[1]).abs() / 2f64.sqrt(); // sample std of two values
+    assert!((row["last_mean"].as_f64().unwrap() - mean).abs() < 1e-9, "{row}");
+    assert!((row["last_std"].as_f64().unwrap() - std).abs() < 1e-9, "{row}");
+    assert_eq!(row["seeds"], 2);
+    let md = std::fs::read_to_string(out.join("t.md")).unwrap();
+    assert!(md.contains("paper OFQL") && md.contains("63.8"), "the paper's number beside ours");
+    let csv = std::fs::read_to_string(out.join("t.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2);
+    assert!(out.join("t/halfcheetah-medium-v2.png").is_file());
+
+    // Generated data: labelled, and never beside the paper's D4RL numbers.
+    run_seed(dir.path(), &config, &data, 1, "generated");
+    let gen_runs = dir.path().join("runs-generated");
+    let g = gen_runs.to_str().unwrap();
+    json_ok(&ofql(&["report", "--runs", g, "--name", "g", "--out", out_s, "--json"]));
+    let md = std::fs::read_to_string(out.join("g.md")).unwrap();
+    assert!(md.contains("(generated)") && !md.contains("paper OFQL"), "{md}");
+
+    // One table never mixes the two.
+    std::fs::rename(gen_runs.join("halfcheetah-medium-v2"), runs.join("generated")).unwrap();
+    let bad = ofql(&["report", "--runs", runs_s, "--name", "x", "--out", out_s]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("mixes"), "{}", stderr(&bad));
+    let empty =
+        ofql(&["report", "--runs", dir.path().join("nothing").to_str().unwrap(), "--name", "x"]);
+    assert!(!empty.status.success());
+}
