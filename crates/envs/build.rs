@@ -4,7 +4,9 @@
 //! own binaries, not its dependents'.
 fn main() {
     println!("cargo::rerun-if-env-changed=MUJOCO_DYNAMIC_LINK_DIR");
-    println!("cargo::rerun-if-changed=build.rs");
+    // No rerun-if-changed=build.rs: relative to each package that shares this script it names
+    // a file that does not exist, which made every build rerun it. Cargo rebuilds the script
+    // when its source changes anyway.
     match std::env::var("MUJOCO_DYNAMIC_LINK_DIR") {
         Ok(dir) if std::path::Path::new(&dir).join("libmujoco.so").exists() => {
             println!("cargo::rustc-link-arg=-Wl,-rpath,{dir}");

@@ -72,7 +72,20 @@ pub fn project_root() -> PathBuf {
 
 fn cargo(args: &[&str], extra: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    // `cargo run` gave this process its package's variables; a nested cargo passes them on to
+    // build scripts that track them (ring tracks CARGO_MANIFEST_DIR), which would make every
+    // `cargo xtask` build differ from a plain `cargo build` and rebuild half the tree.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let from_cargo_run = key.starts_with("CARGO_PKG_")
+            || ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_CRATE_NAME", "CARGO_BIN_NAME"]
+                .contains(&key.as_str());
+        if from_cargo_run {
+            command.env_remove(&key);
+        }
+    }
+    let status = command
         .args(args)
         .args(extra)
         .current_dir(project_root())

@@ -290,7 +290,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let jobs = o.jobs.unwrap_or(cores).min(plan.runs.len()).max(1);
     let threads = (cores / jobs).max(1);
     eprintln!(
-        "reproduce-d4rl: suite `{}`: {} runs ({} at once, {} thread(s) each), steps {}, {} evaluation episodes per checkpoint, data {}, runs in {}",
+        "reproduce-d4rl: suite `{}`: {} run(s) ({} at once, {} thread(s) each), steps {}, {} evaluation episodes per checkpoint, data {}, runs in {}",
         plan.name,
         plan.runs.len(),
         jobs,

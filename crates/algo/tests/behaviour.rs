@@ -3,10 +3,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use candle_core::Device;
 use ofql_algo::behaviour::{
-    BehaviourConfig, BehaviourObserver, Quiet, read_snapshots, train_behaviour,
+    BehaviourConfig, BehaviourObserver, Quiet, buffer_from, read_snapshots, state_log_from,
+    train_behaviour,
 };
 use ofql_algo::sac::SacConfig;
+use ofql_nets::Checkpoint;
 
 fn tiny() -> BehaviourConfig {
     BehaviourConfig {
@@ -51,4 +54,18 @@ fn sac_run_saves_evaluated_snapshots_and_resumes() {
         assert!(dir.path().join(&s.file).is_file(), "{}", s.file);
     }
     assert_eq!(done.best_return, snaps.iter().map(|s| s.return_mean).reduce(f64::max));
+
+    // The state log runs beside the replay buffer, row for row; the episode cut by the stop
+    // at step 250 is marked as a timeout so that no transition runs across the resume.
+    let ck = Checkpoint::load(&dir.path().join("checkpoint.safetensors"), &Device::Cpu).unwrap();
+    let buffer = buffer_from(&ck, 11, 3).unwrap();
+    assert_eq!(buffer.len(), 400);
+    let states = state_log_from(&ck, 400, 6, 6).unwrap();
+    let ended = |i: usize| buffer.dones[i] != 0.0 || states.timeouts[i];
+    assert!(ended(249), "the row before the resume ends an episode");
+    assert!(state_log_from(&ck, 399, 6, 6).is_err(), "sizes are checked");
+    // Hopper's observation is qpos[1..] and qvel: the log and the buffer must agree.
+    for i in [0, 100, 249, 250, 399] {
+        assert_eq!(&buffer.observations[i * 11..i * 11 + 5], &states.qpos[i * 6 + 1..i * 6 + 6]);
+    }
 }

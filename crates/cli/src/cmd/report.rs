@@ -148,7 +148,6 @@ fn order(dataset: &str) -> usize {
 fn aggregate(runs: &[RunRecord]) -> Result<Vec<Row>> {
     let score = |e: &Option<EvalPart>| e.as_ref().map(|e| e.score_mean);
     let df = df!(
-        "order" => runs.iter().map(|r| order(&r.dataset) as u64).collect::<Vec<_>>(),
         "dataset" => runs.iter().map(|r| r.dataset.clone()).collect::<Vec<_>>(),
         "variant" => runs.iter().map(|r| r.variant.clone()).collect::<Vec<_>>(),
         "seed" => runs.iter().map(|r| r.seed).collect::<Vec<_>>(),
@@ -159,47 +158,30 @@ fn aggregate(runs: &[RunRecord]) -> Result<Vec<Row>> {
         "wall" => runs.iter().map(|r| r.wall_seconds / 3600.0).collect::<Vec<_>>(),
         "episodes" => runs.iter().map(|r| r.eval_last.as_ref().map(|e| e.episodes as f64)).collect::<Vec<_>>(),
     )?;
-    let agg = df
-        .lazy()
-        .group_by([col("order"), col("dataset"), col("variant")])
-        .agg([
-            col("seed").count().cast(DataType::UInt64).alias("seeds"),
-            col("steps").mean(),
-            col("last").mean().alias("last_mean"),
-            col("last").std(1).alias("last_std"),
-            col("best").mean().alias("best_mean"),
-            col("best").std(1).alias("best_std"),
-            col("sps").mean(),
-            col("wall").mean(),
-            col("episodes").mean(),
-        ])
-        .sort(["order", "variant"], SortMultipleOptions::default())
-        .collect()?;
-    let f =
-        |name: &str| -> Result<Vec<Option<f64>>> { Ok(agg.column(name)?.f64()?.iter().collect()) };
-    let s = |name: &str| -> Result<Vec<String>> {
-        Ok(agg.column(name)?.str()?.iter().map(|v| v.unwrap_or("").to_string()).collect())
-    };
-    let (datasets, variants) = (s("dataset")?, s("variant")?);
-    let seeds: Vec<u64> = agg.column("seeds")?.u64()?.iter().map(|v| v.unwrap_or(0)).collect();
-    let (steps, lm, ls, bm, bs) =
-        (f("steps")?, f("last_mean")?, f("last_std")?, f("best_mean")?, f("best_std")?);
-    let (sps, wall, episodes) = (f("sps")?, f("wall")?, f("episodes")?);
-    Ok((0..agg.height())
-        .map(|i| Row {
-            dataset: datasets[i].clone(),
-            variant: variants[i].clone(),
-            seeds: seeds[i],
-            steps: steps[i].unwrap_or(0.0),
-            last_mean: lm[i],
-            last_std: ls[i],
-            best_mean: bm[i],
-            best_std: bs[i],
-            steps_per_second: sps[i],
-            wall_hours: wall[i],
-            episodes: episodes[i],
-        })
-        .collect())
+    // One group per (dataset, variant), in the runs' order (the paper's rows first).
+    let mut rows = vec![];
+    for group in df.partition_by_stable(["dataset", "variant"], true)? {
+        let text = |name: &str| -> Result<String> {
+            Ok(group.column(name)?.str()?.get(0).unwrap_or_default().to_string())
+        };
+        let floats =
+            |name: &str| -> Result<Float64Chunked> { Ok(group.column(name)?.f64()?.clone()) };
+        let (last, best) = (floats("last")?, floats("best")?);
+        rows.push(Row {
+            dataset: text("dataset")?,
+            variant: text("variant")?,
+            seeds: group.height() as u64,
+            steps: floats("steps")?.mean().unwrap_or(0.0),
+            last_mean: last.mean(),
+            last_std: last.std(1),
+            best_mean: best.mean(),
+            best_std: best.std(1),
+            steps_per_second: floats("sps")?.mean(),
+            wall_hours: floats("wall")?.mean(),
+            episodes: floats("episodes")?.mean(),
+        });
+    }
+    Ok(rows)
 }
 
 fn pm(mean: Option<f64>, std: Option<f64>) -> String {
@@ -408,19 +390,22 @@ fn curves(runs: &[RunRecord], out: &Path, name: &str) -> Result<Vec<PathBuf>> {
         return Ok(vec![]);
     }
     let df = df!("dataset" => dataset, "variant" => variant, "step" => step, "score" => score)?;
-    let agg = df
-        .lazy()
-        .group_by([col("dataset"), col("variant"), col("step")])
-        .agg([col("score").mean().alias("mean"), col("score").std(1).alias("std")])
-        .sort(["dataset", "variant", "step"], SortMultipleOptions::default())
-        .collect()?;
-    let ds: Vec<String> =
-        agg.column("dataset")?.str()?.iter().map(|v| v.unwrap_or("").into()).collect();
-    let vs: Vec<String> =
-        agg.column("variant")?.str()?.iter().map(|v| v.unwrap_or("").into()).collect();
-    let steps: Vec<u64> = agg.column("step")?.u64()?.iter().map(|v| v.unwrap_or(0)).collect();
-    let means: Vec<Option<f64>> = agg.column("mean")?.f64()?.iter().collect();
-    let stds: Vec<Option<f64>> = agg.column("std")?.f64()?.iter().collect();
+    // Mean and std over seeds at each evaluation step, per (dataset, variant).
+    let mut points = vec![];
+    for group in df.partition_by_stable(["dataset", "variant", "step"], true)? {
+        let text = |name: &str| -> Result<String> {
+            Ok(group.column(name)?.str()?.get(0).unwrap_or_default().to_string())
+        };
+        let step = group.column("step")?.u64()?.get(0).unwrap_or(0);
+        let score = group.column("score")?.f64()?.clone();
+        points.push((text("dataset")?, text("variant")?, step, score.mean(), score.std(1)));
+    }
+    points.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
+    let ds: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
+    let vs: Vec<String> = points.iter().map(|p| p.1.clone()).collect();
+    let steps: Vec<u64> = points.iter().map(|p| p.2).collect();
+    let means: Vec<Option<f64>> = points.iter().map(|p| p.3).collect();
+    let stds: Vec<Option<f64>> = points.iter().map(|p| p.4).collect();
 
     let font = TextRenderer::from_env()?;
     let mut files = vec![];
