@@ -43,6 +43,8 @@ Options:
                          halfcheetah datasets (or --datasets)
   --sweep KEY=V1,V2,..   one variant per value of a config key, e.g. actor.eta=0.001,0.01,0.1
   --jobs N               runs at once [default: as many as the cores allow]
+  --threads N            threads per run [default: cores / jobs]; use fewer when other work
+                         shares the machine (an oversubscribed core stalls every thread)
   --out DIR              run folders [default: runs/reproduce-<name>]
   --results DIR          where the table goes [default: docs/results]
   --cache-dir DIR        the D4RL download cache (as `ofql --cache-dir`)
@@ -69,6 +71,7 @@ struct Options {
     flow_ratio_ablation: bool,
     sweep: Option<(String, Vec<String>)>,
     jobs: Option<usize>,
+    threads: Option<usize>,
     out: Option<PathBuf>,
     results: PathBuf,
     cache_dir: Option<PathBuf>,
@@ -89,6 +92,7 @@ fn parse(args: &[String]) -> Result<Options> {
         flow_ratio_ablation: false,
         sweep: None,
         jobs: None,
+        threads: None,
         out: None,
         results: PathBuf::from("docs/results"),
         cache_dir: None,
@@ -137,6 +141,7 @@ fn parse(args: &[String]) -> Result<Options> {
                 o.sweep = Some((key.to_string(), list(values)));
             }
             "--jobs" => o.jobs = Some(number(value()?, "--jobs")?.max(1) as usize),
+            "--threads" => o.threads = Some(number(value()?, "--threads")?.max(1) as usize),
             "--out" => o.out = Some(PathBuf::from(value()?)),
             "--results" => o.results = PathBuf::from(value()?),
             "--cache-dir" => o.cache_dir = Some(PathBuf::from(value()?)),
@@ -288,7 +293,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let plan = plan(&o, root)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = o.jobs.unwrap_or(cores).min(plan.runs.len()).max(1);
-    let threads = (cores / jobs).max(1);
+    let threads = o.threads.unwrap_or(cores / jobs).max(1);
     eprintln!(
         "reproduce-d4rl: suite `{}`: {} run(s) ({} at once, {} thread(s) each), steps {}, {} evaluation episodes per checkpoint, data {}, runs in {}",
         plan.name,
@@ -354,7 +359,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         .args(["report", "--runs"])
         .arg(&plan.out)
         .args(["--name", &plan.name, "--out"])
-        .arg(&results);
+        .arg(&results)
+        .args(["--command", &format!("cargo xtask reproduce-d4rl {}", args.join(" "))]);
     ctx.run_logged(&mut report, None).context("ofql report")?;
     eprintln!("reproduce-d4rl: table in {}", results.join(format!("{}.md", plan.name)).display());
     let failures = failures.into_inner().expect("failures");
@@ -469,7 +475,10 @@ impl Ctx {
                             policy.display()
                         )
                     })?;
-                    fs::write(file.with_extension("json"), json)?;
+                    // The record names the file where it ends up, not the temporary one.
+                    let json = json.replace(&*part.to_string_lossy(), &file.to_string_lossy());
+                    // `ofql report` reads it as <runs>/data/<dataset>.json.
+                    fs::write(dir.join(format!("{name}.json")), json)?;
                     fs::rename(&part, &file)?;
                 }
                 Ok(DataFile::Generated { file, env })

@@ -64,12 +64,21 @@ fn report_aggregates_seeds_and_keeps_generated_data_apart() {
     run_seed(dir.path(), &config, &data, 1, "generated");
     let gen_runs = dir.path().join("runs-generated");
     let g = gen_runs.to_str().unwrap();
-    json_ok(&ofql(&["report", "--runs", g, "--name", "g", "--out", out_s, "--json"]));
+    // The xtask saves what `ofql dataset generate` reported; the table shows the data's level.
+    std::fs::create_dir_all(gen_runs.join("data")).unwrap();
+    let record = r#"{"return_mean": 4000.0, "transitions": 300}"#;
+    std::fs::write(gen_runs.join("data/halfcheetah-medium-v2.json"), record).unwrap();
+    let r = json_ok(&ofql(&["report", "--runs", g, "--name", "g", "--out", out_s, "--json"]));
+    let info = ofql_data::registry::lookup("halfcheetah-medium-v2").unwrap();
+    let data_score = r["rows"][0]["data_score"].as_f64().unwrap();
+    assert!((data_score - info.normalized_score(4000.0)).abs() < 1e-9);
     let md = std::fs::read_to_string(out.join("g.md")).unwrap();
     assert!(md.contains("(generated)") && !md.contains("paper OFQL"), "{md}");
+    assert!(md.contains(&format!("| {data_score:.1} |")), "{md}");
 
     // One table never mixes the two.
     std::fs::rename(gen_runs.join("halfcheetah-medium-v2"), runs.join("generated")).unwrap();
+    std::fs::remove_dir_all(gen_runs.join("data")).unwrap();
     let bad = ofql(&["report", "--runs", runs_s, "--name", "x", "--out", out_s]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("mixes"), "{}", stderr(&bad));

@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ofql_algo::paper::{self, PaperScores};
 use ofql_algo::train::read_metrics;
+use ofql_data::registry;
 use ofql_plot::{LineChart, Series, TextRenderer};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,17 @@ pub struct ReportArgs {
     pub name: String,
     #[arg(long, default_value = "docs/results")]
     pub out: PathBuf,
+    /// The command that made the runs, quoted in the table.
+    #[arg(long)]
+    pub command: Option<String>,
+}
+
+/// What `ofql dataset generate --json` printed for a generated dataset, saved by the xtask as
+/// `<runs>/data/<dataset>.json`.
+#[derive(Debug, Clone, Deserialize)]
+struct Generated {
+    return_mean: f64,
+    transitions: usize,
 }
 
 /// What `cargo xtask reproduce-d4rl` records for one finished run.
@@ -73,6 +85,9 @@ struct Row {
     steps_per_second: Option<f64>,
     wall_hours: Option<f64>,
     episodes: Option<f64>,
+    /// Generated data: the normalised mean episode return of the dataset itself.
+    data_score: Option<f64>,
+    data_transitions: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -99,13 +114,24 @@ pub fn run(args: ReportArgs, out: &Output) -> Result<()> {
         );
     }
     let data = runs[0].data.clone();
-    let rows = aggregate(&runs)?;
+    let mut rows = aggregate(&runs)?;
+    for r in &mut rows {
+        let path = args.runs.join("data").join(format!("{}.json", r.dataset));
+        if let (Ok(text), Ok(info)) = (fs::read_to_string(&path), registry::lookup(&r.dataset)) {
+            let g: Generated = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a generated-dataset record", path.display()))?;
+            r.data_score = Some(info.normalized_score(g.return_mean));
+            r.data_transitions = Some(g.transitions);
+        }
+    }
     fs::create_dir_all(args.out.join(&args.name))
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let figures = curves(&runs, &args.out, &args.name)?;
     let table = args.out.join(format!("{}.md", args.name));
     let csv = args.out.join(format!("{}.csv", args.name));
-    fs::write(&table, markdown(&args.name, &data, &rows, &runs, &figures, &args.out))?;
+    let md =
+        markdown(&args.name, &data, &rows, &runs, &figures, &args.out, args.command.as_deref());
+    fs::write(&table, md)?;
     fs::write(&csv, to_csv(&rows, data == "d4rl"))?;
     let report = Report { name: args.name, data, runs: runs.len(), table, csv, figures, rows };
     out.report(&report, || {
@@ -179,6 +205,8 @@ fn aggregate(runs: &[RunRecord]) -> Result<Vec<Row>> {
             steps_per_second: floats("sps")?.mean(),
             wall_hours: floats("wall")?.mean(),
             episodes: floats("episodes")?.mean(),
+            data_score: None,
+            data_transitions: None,
         });
     }
     Ok(rows)
@@ -203,9 +231,13 @@ fn markdown(
     runs: &[RunRecord],
     figures: &[PathBuf],
     out: &Path,
+    command: Option<&str>,
 ) -> String {
     let d4rl = data == "d4rl";
     let mut md = format!("# Results: `{name}`\n\n");
+    if let Some(c) = command {
+        let _ = writeln!(md, "Made by `{c}`.\n");
+    }
     if d4rl {
         md += "D4RL datasets. Normalised scores (D4RL's constants), mean ± std over seeds, for the \
                last and the best checkpoint (each re-evaluated after training with the paper's \
@@ -218,16 +250,21 @@ fn markdown(
                the data differ from D4RL's, so the paper's numbers are deliberately not shown \
                beside them. Mean ± std over seeds, last and best checkpoint, each re-evaluated \
                after training with the paper's protocol (EMA actor, 50 candidates, \
-               softmax(w · min Q')).\n\n";
+               softmax(w · min Q')). \"data\" is the dataset's own mean episode return, \
+               normalised the same way: the behaviour policy's level.\n\n";
     }
     let suffix = if d4rl { "" } else { " (generated)" };
     md += "| dataset | variant | seeds | steps | episodes | last | best |";
     if d4rl {
         md += " paper OFQL | Δ | DQL | FQL | BC |";
+    } else {
+        md += " data |";
     }
     md += " steps/s | wall (h) |\n|---|---|---|---|---|---|---|";
     if d4rl {
         md += "---|---|---|---|---|";
+    } else {
+        md += "---|";
     }
     md += "---|---|\n";
     for r in rows {
@@ -244,6 +281,8 @@ fn markdown(
         );
         if d4rl {
             md += &paper_cells(paper::lookup(&r.dataset), r.last_mean);
+        } else {
+            let _ = write!(md, " {} |", opt(r.data_score, 1));
         }
         let _ = writeln!(md, " {} | {} |", opt(r.steps_per_second, 1), opt(r.wall_hours, 2));
     }
@@ -285,6 +324,8 @@ fn markdown(
                 ofql: avg(|p| p.ofql),
             };
             md += &paper_cells(Some(&p), last);
+        } else {
+            let _ = write!(md, " {} |", opt(mean(|r| r.data_score), 1));
         }
         md += " | |\n";
     }
@@ -303,7 +344,7 @@ fn markdown(
             score(&r.eval_best),
             r.train.steps_per_second,
             r.wall_seconds / 60.0,
-            r.dir.display()
+            relative(&r.dir).display()
         );
     }
     md += "\nSteps/s is that of the training process (evaluations during training included); \
@@ -318,6 +359,12 @@ fn markdown(
         }
     }
     md
+}
+
+/// `path` relative to the working directory when it lies below it (tables stay portable).
+fn relative(path: &Path) -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&here).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
 }
 
 fn paper_cells(p: Option<&PaperScores>, last: Option<f64>) -> String {
@@ -338,9 +385,7 @@ fn to_csv(rows: &[Row], d4rl: bool) -> String {
     let mut csv = String::from(
         "dataset,variant,seeds,steps,episodes,last_mean,last_std,best_mean,best_std,steps_per_second,wall_hours",
     );
-    if d4rl {
-        csv += ",paper_ofql,paper_dql,paper_fql,paper_bc";
-    }
+    csv += if d4rl { ",paper_ofql,paper_dql,paper_fql,paper_bc" } else { ",data_score" };
     csv += "\n";
     let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
     for r in rows {
@@ -366,6 +411,8 @@ fn to_csv(rows: &[Row], d4rl: bool) -> String {
                 }
                 None => csv += ",,,,",
             }
+        } else {
+            csv += &format!(",{}", o(r.data_score));
         }
         csv += "\n";
     }
