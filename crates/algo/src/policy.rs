@@ -5,11 +5,54 @@
 use anyhow::Result;
 use candle_core::{D, DType, Tensor};
 use ofql_flow::{clamp_actions, gaussian, one_step_sample};
+use ofql_nets::OneStepPolicy;
 use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::Ofql;
 use crate::config::EvalConfig;
+use crate::prepare::ObsNorm;
+
+/// One observation in, one action out, by the plain protocol (one sample at temperature 1),
+/// on the compiled EMA actor ([`OneStepPolicy`]): the deployment path. It computes what
+/// `select_actions(.., Protocol::Plain, ..)` computes for a batch of one, up to the order of
+/// float32 sums, without tensors or allocations.
+pub struct PlainDecider {
+    policy: OneStepPolicy,
+    obs_norm: Option<ObsNorm>,
+    obs: Vec<f32>,
+    noise: Vec<f32>,
+}
+
+impl PlainDecider {
+    /// Compile the agent's EMA actor as it is now.
+    pub fn new(agent: &Ofql) -> Result<PlainDecider> {
+        let policy = OneStepPolicy::new(&agent.actor_ema)?;
+        let (s, a) = (policy.obs_dim(), policy.act_dim());
+        Ok(PlainDecider {
+            policy,
+            obs_norm: agent.obs_norm.clone(),
+            obs: vec![0.0; s],
+            noise: vec![0.0; a],
+        })
+    }
+
+    /// `action` in [-1, 1] for the raw observation `obs`.
+    pub fn act<R: Rng>(&mut self, obs: &[f32], rng: &mut R, action: &mut [f32]) {
+        self.obs.copy_from_slice(obs);
+        if let Some(norm) = &self.obs_norm {
+            norm.apply(&mut self.obs);
+        }
+        for z in &mut self.noise {
+            *z = StandardNormal.sample(rng);
+        }
+        self.policy.sample(&self.obs, &self.noise, action);
+        for a in action.iter_mut() {
+            *a = a.clamp(-1.0, 1.0);
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Protocol {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 use clap::Args;
-use ofql_algo::policy::{Protocol, select_actions};
+use ofql_algo::policy::{PlainDecider, Protocol, select_actions};
 use ofql_algo::{Config, Ofql};
 use ofql_data::{NextObs, ReplayBuffer, Transitions};
 use rand::{Rng, SeedableRng};
@@ -52,8 +52,11 @@ struct Measured {
     steps_per_second: f64,
     /// Achieved FLOP/s of the training step (model FLOPs / time).
     train_gflops: f64,
-    /// One observation in, one action out, plain one-step sampling.
+    /// One observation in, one action out, plain one-step sampling, on the compiled actor
+    /// (`PlainDecider`, the deployment path).
     decision_us: f64,
+    /// The same decision through candle tensors (`select_actions`, as evaluation batches it).
+    decision_tensor_us: f64,
     /// One observation, 50 candidates, Q-softmax (the paper's protocol).
     decision50_us: f64,
     /// A 1024^3 f32 matrix product: the GEMM peak of this machine with these threads.
@@ -177,8 +180,20 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
         }
         Ok(t0.elapsed().as_secs_f64() / args.decisions as f64)
     };
-    let decision = decide(Protocol::Plain)?;
+    let decision_tensor = decide(Protocol::Plain)?;
     let decision50 = decide(cleandiffuser)?;
+    let mut decider = PlainDecider::new(&agent)?;
+    let obs_row = buffer.transitions().observations[..OBS].to_vec();
+    let mut action = [0f32; ACT];
+    for _ in 0..1000 {
+        decider.act(&obs_row, &mut rng, &mut action);
+    }
+    let t0 = Instant::now();
+    for _ in 0..args.decisions * 10 {
+        decider.act(std::hint::black_box(&obs_row), &mut rng, &mut action);
+        std::hint::black_box(&action);
+    }
+    let decision = t0.elapsed().as_secs_f64() / (args.decisions * 10) as f64;
 
     let a = Tensor::randn(0f32, 1.0, (1024, 1024), &dev)?;
     let b = Tensor::randn(0f32, 1.0, (1024, 1024), &dev)?;
@@ -196,6 +211,7 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
         steps_per_second: 1.0 / step,
         train_gflops: step_flops(256) / step / 1e9,
         decision_us: decision * 1e6,
+        decision_tensor_us: decision_tensor * 1e6,
         decision50_us: decision50 * 1e6,
         gemm_gflops: gemm / 1e9,
     })
@@ -237,19 +253,20 @@ fn step_flops(b: usize) -> f64 {
 fn text(r: &Report) -> String {
     let mut s = format!(
         "OFQL step at batch {} ({}): {:.2} GFLOP per step\n\
-         threads  ms/step  steps/s  GFLOP/s  decision us  decision(50) us  GEMM GFLOP/s\n",
+         threads  ms/step  steps/s  GFLOP/s  decision us (tensor path)  decision(50) us  GEMM GFLOP/s\n",
         r.batch,
         r.sizes,
         r.flops_per_step / 1e9
     );
     for m in &r.runs {
         s.push_str(&format!(
-            "{:>7}  {:>7.2}  {:>7.1}  {:>7.1}  {:>11.1}  {:>15.1}  {:>12.1}\n",
+            "{:>7}  {:>7.2}  {:>7.1}  {:>7.1}  {:>11.2} ({:>11.1})  {:>15.1}  {:>12.1}\n",
             m.threads,
             m.train_step_ms,
             m.steps_per_second,
             m.train_gflops,
             m.decision_us,
+            m.decision_tensor_us,
             m.decision50_us,
             m.gemm_gflops
         ));
