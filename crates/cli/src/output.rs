@@ -10,9 +10,9 @@ impl Output {
     /// Print a command's result: the JSON object under `--json`, else the text form.
     pub fn report<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.json {
-            println!("{}", serde_json::to_string(value).expect("serialisable report"));
+            emit(&serde_json::to_string(value).expect("serialisable report"));
         } else {
-            println!("{}", text());
+            emit(&text());
         }
     }
 
@@ -20,8 +20,18 @@ impl Output {
         eprintln!("error: {err:#}");
         // The command printed its own report already: a second JSON object would break it.
         if self.json && !err.is::<Reported>() {
-            println!("{}", serde_json::json!({ "error": format!("{err:#}") }));
+            emit(&serde_json::json!({ "error": format!("{err:#}") }).to_string());
         }
+    }
+}
+
+/// One line on stdout. A reader that went away (a closed pipe: the caller was interrupted)
+/// is reported on stderr instead of panicking like `println!`; the work is done and saved.
+pub fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        eprintln!("could not write the result to stdout ({e}); it was: {line}");
     }
 }
 

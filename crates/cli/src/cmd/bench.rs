@@ -84,7 +84,7 @@ struct Report {
 pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
     if args.worker {
         let m = measure(&args)?;
-        println!("{}", serde_json::to_string(&m)?);
+        crate::output::emit(&serde_json::to_string(&m)?);
         return Ok(());
     }
     let exe = std::env::current_exe().context("cannot find the ofql executable")?;
