@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 use ndarray::{Array1, Array2};
-use ofql_data::Dataset;
+use ofql_data::{Dataset, Stats};
 use ofql_envs::{Env, EnvId};
 use ofql_nets::Checkpoint;
 use rand::{Rng, SeedableRng};
@@ -159,6 +159,12 @@ pub fn generate(
         ("command", json!(command)),
         ("env", json!(env.to_string())),
     ];
+    // The random policy's level, recorded in every file beside the medium and expert returns
+    // (D4RL's normalisation puts 0 there): 10 episodes from their own seeded stream.
+    let random = Actor::Random(sim.action_bounds());
+    let mut random_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7A2D_0A11);
+    let probe = rollout(&mut sim, &random, 10 * 1000, &mut random_rng)?;
+    meta.push(("policy/random_return", json!(Stats::of(&probe).return_mean)));
     let mut data = match kind {
         Kind::Random => {
             let random = Actor::Random(sim.action_bounds());

@@ -52,6 +52,8 @@ fn behaviour_snapshots_make_datasets_that_verify() {
         assert!(r["max_abs_reward_err"].as_f64().unwrap() < 1e-5, "{kind}: {r}");
         let info = json_ok(&ofql(&["dataset", "info", file, "--env", "hopper", "--json"]));
         assert!(info["transitions"].as_u64().unwrap() > 0);
+        let random = &info["metadata"]["policy/random_return"];
+        assert!(random.as_f64().is_some_and(|r| r.is_finite()), "{kind}: {info}");
     }
 
     // medium-replay: the run's own transitions up to the medium snapshot, states included.
