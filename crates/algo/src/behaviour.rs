@@ -80,8 +80,8 @@ pub struct BehaviourSummary {
 /// run made them.
 #[derive(Debug, Clone, Default)]
 pub struct StateLog {
-    pub qpos: Vec<f32>,
-    pub qvel: Vec<f32>,
+    pub qpos: Vec<f64>,
+    pub qvel: Vec<f64>,
     pub timeouts: Vec<bool>,
 }
 
@@ -193,8 +193,8 @@ pub fn train_behaviour(
             let s = Tensor::from_slice(&obs, (1, d), &Device::Cpu)?;
             sac.actor.sample(&s, &mut sac.rng)?.0.flatten_all()?.to_vec1()?
         };
-        states.qpos.extend(env.qpos().iter().map(|&x| x as f32));
-        states.qvel.extend(env.qvel().iter().map(|&x| x as f32));
+        states.qpos.extend_from_slice(env.qpos());
+        states.qvel.extend_from_slice(env.qvel());
         let out_step = env.step(&action)?;
         let next: Vec<f32> = out_step.obs.iter().map(|&x| x as f32).collect();
         buffer.push(&obs, &action, out_step.reward as f32, &next, out_step.terminated);
@@ -338,8 +338,9 @@ pub fn state_log_from(ck: &Checkpoint, rows: usize, nq: usize, nv: usize) -> Res
             format!("checkpoint has no {k}: it was made before behaviour runs recorded states")
         })
     };
-    let qpos: Vec<f32> = get("states.qpos")?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-    let qvel: Vec<f32> = get("states.qvel")?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    // Float64 (checkpoints made before states were kept exactly hold f32: widened).
+    let qpos: Vec<f64> = get("states.qpos")?.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+    let qvel: Vec<f64> = get("states.qvel")?.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
     let cut: Vec<u8> = get("states.timeout")?.to_dtype(DType::U8)?.to_vec1()?;
     if qpos.len() != rows * nq || qvel.len() != rows * nv || cut.len() != rows {
         bail!("the checkpoint's state log does not match its {rows}-row replay buffer");

@@ -94,8 +94,23 @@ fn load_actor(run: &Path, snap: &Snapshot, obs_dim: usize, act_dim: usize) -> Re
     Ok(Actor::Sac(actor))
 }
 
+/// The exact (float64) simulator state before each row of a generated dataset. They are
+/// written as `infos/qpos` and `infos/qvel` at full precision (`write_states_f64`), so that
+/// the file replays exactly.
+#[derive(Debug, Clone)]
+pub struct States {
+    pub qpos: Array2<f64>,
+    pub qvel: Array2<f64>,
+}
+
+/// A generated dataset (its `qpos`/`qvel` left empty) and its exact states.
+pub struct Generated {
+    pub data: Dataset,
+    pub states: States,
+}
+
 /// `steps` transitions of `actor`, in episodes of at most 1000 steps.
-fn rollout(env: &mut Env, actor: &Actor, steps: usize, rng: &mut ChaCha8Rng) -> Result<Dataset> {
+fn rollout(env: &mut Env, actor: &Actor, steps: usize, rng: &mut ChaCha8Rng) -> Result<Generated> {
     let (d, a, nq, nv) = (env.obs_dim(), env.act_dim(), env.nq(), env.nv());
     let mut obs = Vec::with_capacity(steps * d);
     let mut next = Vec::with_capacity(steps * d);
@@ -105,8 +120,8 @@ fn rollout(env: &mut Env, actor: &Actor, steps: usize, rng: &mut ChaCha8Rng) -> 
     let mut o: Vec<f32> = env.reset(rng).iter().map(|&x| x as f32).collect();
     for _ in 0..steps {
         // Row i holds the state at which observations[i] was taken (before the step).
-        qpos.extend(env.qpos().iter().map(|&x| x as f32));
-        qvel.extend(env.qvel().iter().map(|&x| x as f32));
+        qpos.extend_from_slice(env.qpos());
+        qvel.extend_from_slice(env.qvel());
         let u = actor.act(&o, rng)?;
         let step = env.step(&u)?;
         let n: Vec<f32> = step.obs.iter().map(|&x| x as f32).collect();
@@ -135,9 +150,11 @@ fn rollout(env: &mut Env, actor: &Actor, steps: usize, rng: &mut ChaCha8Rng) -> 
         Array1::from(timeouts),
     );
     data.next_observations = Some(Array2::from_shape_vec((n, d), next)?);
-    data.qpos = Some(Array2::from_shape_vec((n, nq), qpos)?);
-    data.qvel = Some(Array2::from_shape_vec((n, nv), qvel)?);
-    Ok(data)
+    let states = States {
+        qpos: Array2::from_shape_vec((n, nq), qpos)?,
+        qvel: Array2::from_shape_vec((n, nv), qvel)?,
+    };
+    Ok(Generated { data, states })
 }
 
 /// Generate a dataset of `kind` in environment `env` (`policy_run` is a behaviour run
@@ -149,7 +166,7 @@ pub fn generate(
     policy_run: Option<&Path>,
     seed: u64,
     command: &str,
-) -> Result<Dataset> {
+) -> Result<Generated> {
     let mut sim = Env::new(env)?;
     let (d, a) = (sim.obs_dim(), sim.act_dim());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -164,8 +181,8 @@ pub fn generate(
     let random = Actor::Random(sim.action_bounds());
     let mut random_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7A2D_0A11);
     let probe = rollout(&mut sim, &random, 10 * 1000, &mut random_rng)?;
-    meta.push(("policy/random_return", json!(Stats::of(&probe).return_mean)));
-    let mut data = match kind {
+    meta.push(("policy/random_return", json!(Stats::of(&probe.data).return_mean)));
+    let mut out = match kind {
         Kind::Random => {
             let random = Actor::Random(sim.action_bounds());
             rollout(&mut sim, &random, steps, &mut rng)?
@@ -191,13 +208,13 @@ pub fn generate(
         }
     };
     for (k, v) in meta {
-        data.metadata.insert(k.to_string(), v);
+        out.data.metadata.insert(k.to_string(), v);
     }
-    Ok(data)
+    Ok(out)
 }
 
 /// The first `rows` transitions of the behaviour run's replay buffer, with their states.
-fn replay_until(run: &Path, rows: u64, sim: &Env) -> Result<Dataset> {
+fn replay_until(run: &Path, rows: u64, sim: &Env) -> Result<Generated> {
     let path = run.join("checkpoint.safetensors");
     let ck = Checkpoint::load(&path, &Device::Cpu).with_context(|| {
         format!(
@@ -231,21 +248,20 @@ fn replay_until(run: &Path, rows: u64, sim: &Env) -> Result<Dataset> {
     );
     data.next_observations =
         Some(Array2::from_shape_vec((n, d), t.next_observations[..n * d].to_vec())?);
-    data.qpos = Some(Array2::from_shape_vec((n, nq), states.qpos[..n * nq].to_vec())?);
-    data.qvel = Some(Array2::from_shape_vec((n, nv), states.qvel[..n * nv].to_vec())?);
-    Ok(data)
+    let states = States {
+        qpos: Array2::from_shape_vec((n, nq), states.qpos[..n * nq].to_vec())?,
+        qvel: Array2::from_shape_vec((n, nv), states.qvel[..n * nv].to_vec())?,
+    };
+    Ok(Generated { data, states })
 }
 
-fn concat(x: &Dataset, y: &Dataset) -> Result<Dataset> {
+fn concat(x: &Generated, y: &Generated) -> Result<Generated> {
     use ndarray::concatenate;
+    let (x, xs, y, ys) = (&x.data, &x.states, &y.data, &y.states);
     let cat2 =
         |p: &Array2<f32>, q: &Array2<f32>| concatenate(ndarray::Axis(0), &[p.view(), q.view()]);
-    let opt = |p: &Option<Array2<f32>>, q: &Option<Array2<f32>>| -> Result<Option<Array2<f32>>> {
-        Ok(match (p, q) {
-            (Some(p), Some(q)) => Some(cat2(p, q)?),
-            _ => None,
-        })
-    };
+    let cat64 =
+        |p: &Array2<f64>, q: &Array2<f64>| concatenate(ndarray::Axis(0), &[p.view(), q.view()]);
     let mut out = Dataset::new(
         cat2(&x.observations, &y.observations)?,
         cat2(&x.actions, &y.actions)?,
@@ -253,8 +269,10 @@ fn concat(x: &Dataset, y: &Dataset) -> Result<Dataset> {
         concatenate(ndarray::Axis(0), &[x.terminals.view(), y.terminals.view()])?,
         concatenate(ndarray::Axis(0), &[x.timeouts.view(), y.timeouts.view()])?,
     );
-    out.next_observations = opt(&x.next_observations, &y.next_observations)?;
-    out.qpos = opt(&x.qpos, &y.qpos)?;
-    out.qvel = opt(&x.qvel, &y.qvel)?;
-    Ok(out)
+    out.next_observations = match (&x.next_observations, &y.next_observations) {
+        (Some(p), Some(q)) => Some(cat2(p, q)?),
+        _ => None,
+    };
+    let states = States { qpos: cat64(&xs.qpos, &ys.qpos)?, qvel: cat64(&xs.qvel, &ys.qvel)? };
+    Ok(Generated { data: out, states })
 }

@@ -66,6 +66,7 @@ fn sac_run_saves_evaluated_snapshots_and_resumes() {
     assert!(state_log_from(&ck, 399, 6, 6).is_err(), "sizes are checked");
     // Hopper's observation is qpos[1..] and qvel: the log and the buffer must agree.
     for i in [0, 100, 249, 250, 399] {
-        assert_eq!(&buffer.observations[i * 11..i * 11 + 5], &states.qpos[i * 6 + 1..i * 6 + 6]);
+        let qpos: Vec<f32> = states.qpos[i * 6 + 1..i * 6 + 6].iter().map(|&x| x as f32).collect();
+        assert_eq!(&buffer.observations[i * 11..i * 11 + 5], &qpos[..]);
     }
 }

@@ -1,5 +1,5 @@
 //! `ofql behaviour train` then `ofql dataset generate` and `verify`: datasets made by the
-//! project's own policies replay in the simulator up to float32 storage rounding.
+//! project's own policies replay in the simulator exactly (error 0).
 
 mod common;
 
@@ -47,9 +47,9 @@ fn behaviour_snapshots_make_datasets_that_verify() {
         let r = json_ok(&ofql(&["dataset", "verify", file, "--env", "hopper-v4", "--json"]));
         assert_eq!(r["rows_checked"], 600);
         assert_eq!(r["termination_mismatches"], 0, "{kind}");
-        // Only the float32 storage of the states separates the replay from the recording.
-        assert!(r["max_abs_obs_err"].as_f64().unwrap() < 1e-5, "{kind}: {r}");
-        assert!(r["max_abs_reward_err"].as_f64().unwrap() < 1e-5, "{kind}: {r}");
+        // Exact states, compared at the file's float32: the replay is the recording.
+        assert_eq!(r["max_abs_obs_err"].as_f64(), Some(0.0), "{kind}: {r}");
+        assert_eq!(r["max_abs_reward_err"].as_f64(), Some(0.0), "{kind}: {r}");
         let info = json_ok(&ofql(&["dataset", "info", file, "--env", "hopper", "--json"]));
         assert!(info["transitions"].as_u64().unwrap() > 0);
         let random = &info["metadata"]["policy/random_return"];
@@ -80,7 +80,8 @@ fn behaviour_snapshots_make_datasets_that_verify() {
     let r = json_ok(&ofql(&["dataset", "verify", file, "--env", "hopper-v4", "--json"]));
     assert_eq!(r["rows_checked"], rows);
     assert_eq!(r["termination_mismatches"], 0);
-    assert!(r["max_abs_obs_err"].as_f64().unwrap() < 1e-5, "{r}");
+    assert_eq!(r["max_abs_obs_err"].as_f64(), Some(0.0), "{r}");
+    assert_eq!(r["max_abs_reward_err"].as_f64(), Some(0.0), "{r}");
 
     // Export: the medium and expert weights alone still make datasets; replay needs the run.
     let shipped = dir.path().join("shipped");

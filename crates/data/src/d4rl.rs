@@ -195,3 +195,18 @@ impl Reader<'_> {
         Ok(Array1::from_vec(flags))
     }
 }
+
+/// Add exact simulator states to a D4RL file written without them: `infos/qpos` and
+/// `infos/qvel` as float64. A generator that keeps its states at full precision records them
+/// this way, so that `ofql dataset verify` replays the file with an error of exactly 0.
+pub fn write_states_f64(path: &Path, qpos: &Array2<f64>, qvel: &Array2<f64>) -> Result<()> {
+    let file = hdf5::File::open_rw(path)
+        .with_context(|| format!("open HDF5 file {} for writing", path.display()))?;
+    if file.link_exists("infos") {
+        anyhow::bail!("{} already has infos/: write it without qpos/qvel first", path.display());
+    }
+    let infos = file.create_group("infos")?;
+    hdf5_io::write_array(&infos, "qpos", qpos.view())?;
+    hdf5_io::write_array(&infos, "qvel", qvel.view())?;
+    Ok(())
+}

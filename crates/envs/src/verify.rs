@@ -30,12 +30,16 @@ pub struct VerifyOptions {
     /// How many of the worst rows to list.
     pub worst: usize,
     pub threads: usize,
+    /// Compare at float32 precision: round what the simulator gives to f32 first, as the file
+    /// stored its observations and rewards. A file whose states are stored exactly (f64)
+    /// then replays with an error of exactly 0.
+    pub stored_as_f32: bool,
 }
 
 impl Default for VerifyOptions {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        VerifyOptions { max_rows: None, worst: 10, threads }
+        VerifyOptions { max_rows: None, worst: 10, threads, stored_as_f32: false }
     }
 }
 
@@ -178,6 +182,13 @@ pub fn verify<A: ActionScalar>(
         }
     };
 
+    // The simulator's values as the file would have stored them.
+    let stored = |mut v: Vec<f64>| -> Vec<f64> {
+        if options.stored_as_f32 {
+            v.iter_mut().for_each(|x| *x = *x as f32 as f64);
+        }
+        v
+    };
     let check_rows = |range: std::ops::Range<usize>| -> Result<Partial, EnvError> {
         let mut env = Env::with_model(id, model.clone());
         let mut part = Partial::default();
@@ -199,11 +210,14 @@ pub fn verify<A: ActionScalar>(
                 env.set_state(qpos(i), qvel(i))?;
                 env.observation()
             };
+            let obs = stored(obs);
             let obs_err =
                 part.observations.add(i, &data.observations[i * obs_dim..(i + 1) * obs_dim], &obs);
             let info = env.step_into(action(i), &mut next)?;
+            let next = stored(next.clone());
             let next_obs_err = next_obs(i).map(|rec| part.next_observations.add(i, rec, &next));
-            let reward_err = part.rewards.add(i, &data.rewards[i..=i], &[info.reward]);
+            let reward = stored(vec![info.reward]);
+            let reward_err = part.rewards.add(i, &data.rewards[i..=i], &reward);
             if info.terminated != data.terminals[i] {
                 part.mismatches.push(i);
             }

@@ -62,7 +62,7 @@ impl Data {
 }
 
 fn options(threads: usize) -> VerifyOptions {
-    VerifyOptions { max_rows: None, worst: 3, threads }
+    VerifyOptions { max_rows: None, worst: 3, threads, stored_as_f32: false }
 }
 
 fn run(id: &str, data: &Recorded<'_, f64>, threads: usize) -> VerifyReport {
@@ -120,6 +120,19 @@ fn float32_data_shows_only_rounding_error() {
     let report = run("Walker2d-v4", &narrowed.recorded(true), 2);
     assert!(report.max_abs_obs_err > 0.0 && report.max_abs_obs_err < 1e-3, "{report:?}");
     assert!(report.max_abs_reward_err < 1e-3);
+
+    // Exact (f64) states with float32 observations and rewards, compared at float32: the
+    // replay is the recording, rounded the same way, so the error is exactly 0.
+    let mut f32_values = data.clone();
+    f32_values.observations = round(&data.observations);
+    f32_values.next_observations = round(&data.next_observations);
+    f32_values.rewards = round(&data.rewards);
+    let at_f32 = VerifyOptions { stored_as_f32: true, ..options(2) };
+    let report =
+        verify("Walker2d-v4".parse().unwrap(), &f32_values.recorded(true), &at_f32).unwrap();
+    assert_eq!((report.max_abs_obs_err, report.max_abs_reward_err), (0.0, 0.0), "{report:?}");
+    // Compared at f64 the same file shows its rounding.
+    assert!(run("Walker2d-v4", &f32_values.recorded(true), 2).max_abs_obs_err > 0.0);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 use ofql_algo::generate::{Kind, generate};
-use ofql_data::{Dtype, Stats, write_d4rl};
+use ofql_data::{Dtype, Stats, write_d4rl, write_states_f64};
 use ofql_envs::EnvId;
 use serde::Serialize;
 
@@ -55,8 +55,11 @@ pub fn run(args: GenerateArgs, out: &Output) -> Result<()> {
         bail!("{} exists: pass --force to replace it", args.out.display());
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let data = generate(id, kind, args.steps, args.policy.as_deref(), args.seed, &command)?;
+    let generated = generate(id, kind, args.steps, args.policy.as_deref(), args.seed, &command)?;
+    let data = generated.data;
+    // Float32 data as D4RL's, exact float64 states so that `verify` replays it exactly.
     write_d4rl(&args.out, &data, Dtype::F32)?;
+    write_states_f64(&args.out, &generated.states.qpos, &generated.states.qvel)?;
     let stats = Stats::of(&data);
     let report = Generated {
         file: args.out.clone(),

@@ -137,6 +137,8 @@ pub fn run(args: VerifyArgs, out: &Output) -> Result<()> {
     let mut options =
         VerifyOptions { max_rows: args.max_rows, worst: args.worst, ..Default::default() };
     options.threads = args.threads.unwrap_or(options.threads);
+    // Compare at the precision the file stored its observations in.
+    options.stored_as_f32 = data.dtype == Dtype::F32;
     eprintln!(
         "replaying {} rows of {} in {id}",
         args.max_rows.map_or(data.len(), |m| m.min(data.len())),
