@@ -8,7 +8,7 @@ use hdf5::types::{FloatSize, TypeDescriptor};
 use ndarray::{Array1, Array2, array};
 use ofql_data::{
     Dtype, Format, NextObs, TransitionOptions, Transitions, load, read_d4rl, read_minari,
-    read_parquet, write_d4rl, write_minari, write_parquet,
+    read_parquet, write_d4rl, write_minari, write_parquet, write_states_f64,
 };
 
 fn descriptor(file: &hdf5::File, key: &str) -> TypeDescriptor {
@@ -32,6 +32,29 @@ fn d4rl_float32_file_round_trips_gzip_compressed() {
     assert_eq!(descriptor(&file, "terminals"), TypeDescriptor::Boolean);
     assert_eq!(file.dataset("rewards").unwrap().shape(), vec![12]);
     assert_eq!(read_d4rl(&path).unwrap(), data);
+}
+
+#[test]
+fn exact_states_are_added_as_float64() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.hdf5");
+    let mut data = sample_dataset();
+    let qpos = Array2::from_shape_fn((12, 4), |(i, j)| 0.1 * i as f64 + 1e-12 * j as f64);
+    let qvel = Array2::from_shape_fn((12, 3), |(i, j)| -(i as f64) / 3.0 + j as f64);
+    // Written with the data's own (f32) states, the file refuses a second set.
+    write_d4rl(&path, &data, Dtype::F32).unwrap();
+    let err = write_states_f64(&path, &qpos, &qvel).unwrap_err();
+    assert!(format!("{err:#}").contains("infos"), "{err:#}");
+    // Without them, the exact states go in as float64 and read back bit for bit.
+    (data.qpos, data.qvel) = (None, None);
+    let path = dir.path().join("e.hdf5");
+    write_d4rl(&path, &data, Dtype::F32).unwrap();
+    write_states_f64(&path, &qpos, &qvel).unwrap();
+    let file = hdf5::File::open(&path).unwrap();
+    assert_eq!(descriptor(&file, "infos/qpos"), TypeDescriptor::Float(FloatSize::U8));
+    assert_eq!(file.dataset("infos/qpos").unwrap().read_2d::<f64>().unwrap(), qpos);
+    assert_eq!(file.dataset("infos/qvel").unwrap().read_2d::<f64>().unwrap(), qvel);
+    assert_eq!(read_d4rl(&path).unwrap().qpos.unwrap().dim(), (12, 4));
 }
 
 #[test]
