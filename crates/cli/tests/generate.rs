@@ -94,6 +94,10 @@ fn behaviour_snapshots_make_datasets_that_verify() {
     let g =
         json_ok(&ofql(&[&args[..], &["--kind", "expert", "--steps", "300", "--json"]].concat()));
     assert_eq!(g["transitions"], 300);
+    let steps = ["--kind", "medium-replay", "--steps", "100", "--force"];
+    let out = ofql(&[&args[..], &steps[..]].concat());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--steps does not apply"));
     let out = ofql(&[&args[..], &["--kind", "medium-replay", "--force"]].concat());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoint"));

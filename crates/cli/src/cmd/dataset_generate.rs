@@ -22,9 +22,9 @@ pub struct GenerateArgs {
     /// A behaviour run directory (`ofql behaviour train --out`); needed except for random.
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Transitions to record.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub steps: usize,
+    /// Transitions to record [default: 1000000; medium-replay takes the run's own count].
+    #[arg(long)]
+    pub steps: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output file (D4RL layout, gzip HDF5).
@@ -48,14 +48,19 @@ struct Generated {
 pub fn run(args: GenerateArgs, out: &Output) -> Result<()> {
     let id: EnvId = args.env.parse()?;
     let kind: Kind = args.kind.parse()?;
-    if args.steps == 0 {
-        bail!("--steps must be at least 1");
-    }
+    let steps = match (kind, args.steps) {
+        (Kind::MediumReplay, Some(_)) => bail!(
+            "--steps does not apply to medium-replay: its size is the behaviour run's step \
+             count at the medium snapshot; drop --steps"
+        ),
+        (_, Some(0)) => bail!("--steps must be at least 1"),
+        (_, steps) => steps.unwrap_or(1_000_000),
+    };
     if args.out.exists() && !args.force {
         bail!("{} exists: pass --force to replace it", args.out.display());
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let generated = generate(id, kind, args.steps, args.policy.as_deref(), args.seed, &command)?;
+    let generated = generate(id, kind, steps, args.policy.as_deref(), args.seed, &command)?;
     let data = generated.data;
     // Float32 data as D4RL's, exact float64 states so that `verify` replays it exactly.
     write_d4rl(&args.out, &data, Dtype::F32)?;
