@@ -37,7 +37,8 @@ Options:
                          generated: the same datasets made by this project's behaviour policies
                          (`ofql dataset generate`), labelled as generated everywhere [default: d4rl]
   --policies DIR         behaviour policies for --data generated, one folder per environment
-                         (e.g. DIR/halfcheetah-v4) [default: data/behaviour]
+                         (e.g. DIR/halfcheetah-v4) [default: data/behaviour]; medium-replay
+                         needs behaviour run folders (`ofql behaviour train --out DIR/<env>`)
   --generated-steps N    transitions per generated dataset [default: 1000000]
   --flow-ratio-ablation  the paper's Table 3: actor.flow_ratio = 1, 0.75, 0.5, 0.25, 0 on the
                          halfcheetah datasets (or --datasets)
@@ -459,16 +460,12 @@ impl Ctx {
                     let mut c = self.command();
                     c.args(["dataset", "generate", "--env", &env, "--kind", &kind, "--policy"])
                         .arg(&policy)
-                        .args([
-                            "--steps",
-                            &self.o.generated_steps.to_string(),
-                            "--seed",
-                            "0",
-                            "--force",
-                            "--json",
-                            "--out",
-                        ])
+                        .args(["--seed", "0", "--force", "--json", "--out"])
                         .arg(&part);
+                    // medium-replay's size is the behaviour run's own step count.
+                    if kind != "medium-replay" {
+                        c.args(["--steps", &self.o.generated_steps.to_string()]);
+                    }
                     let json = self.run_logged(&mut c, None).with_context(|| {
                         format!(
                             "cannot generate {kind} data for {env} (behaviour policies in {})",
