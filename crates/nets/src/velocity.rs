@@ -101,15 +101,20 @@ impl VelocityNet {
 
     /// [emb(t), emb(r)] as the MLP's input sees them, shape (B, 2 * time_dim).
     pub fn time_embeddings(&self, t: &Tensor, r: &Tensor) -> Result<Tensor> {
-        let (emb_t, emb_r) = match &self.time_r {
+        let (emb_t, emb_r) = self.embed(t, r)?;
+        Tensor::cat(&[emb_t, emb_r], 1)
+    }
+
+    /// (emb(t), emb(r)) with the autodiff graph: one pass through a shared time-MLP.
+    fn embed(&self, t: &Tensor, r: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok(match &self.time_r {
             None => {
                 let b = t.dim(0)?;
                 let both = self.time_t.forward(&Tensor::cat(&[t, r], 0)?)?;
                 (both.narrow(0, 0, b)?, both.narrow(0, b, b)?)
             }
             Some(time_r) => (self.time_t.forward(t)?, time_r.forward(r)?),
-        };
-        Tensor::cat(&[emb_t, emb_r], 1)
+        })
     }
 
     pub fn mlp(&self) -> &Mlp {
@@ -123,14 +128,7 @@ impl VelocityNet {
     /// u(a_t, r, t | s) with the autodiff graph. Shapes: a_t (B, A), r and t (B, 1), s (B, S)
     /// (with S = 0 the state is ignored: the toy experiment).
     pub fn forward(&self, a_t: &Tensor, r: &Tensor, t: &Tensor, s: &Tensor) -> Result<Tensor> {
-        let (emb_t, emb_r) = match &self.time_r {
-            None => {
-                let b = t.dim(0)?;
-                let both = self.time_t.forward(&Tensor::cat(&[t, r], 0)?)?;
-                (both.narrow(0, 0, b)?, both.narrow(0, b, b)?)
-            }
-            Some(time_r) => (self.time_t.forward(t)?, time_r.forward(r)?),
-        };
+        let (emb_t, emb_r) = self.embed(t, r)?;
         self.mlp.forward(&self.inputs(a_t, s, emb_t, emb_r)?)
     }
 
