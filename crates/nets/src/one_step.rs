@@ -22,24 +22,45 @@ struct Layer {
     inputs: usize,
 }
 
-impl Layer {
-    /// out = bias + sum_i x_i * row_i, then Mish unless this is the last layer, compiled for
-    /// the widest vector unit this CPU has (checked once, at run time).
-    fn apply(&self, x: &[f32], out: &mut [f32], mish: bool) {
+/// The widest vector unit of this CPU, found once when a policy is compiled.
+#[derive(Debug, Clone, Copy)]
+enum Simd {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+impl Simd {
+    fn detect() -> Simd {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports the features the function is compiled for.
-                return unsafe { self.apply_avx512(x, out, mish) };
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Simd::Avx512;
             }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
-                // SAFETY: as above.
-                return unsafe { self.apply_avx2(x, out, mish) };
+                return Simd::Avx2;
             }
         }
-        self.kernel::<false>(x, out, mish)
+        Simd::Baseline
+    }
+}
+
+impl Layer {
+    /// out = bias + sum_i x_i * row_i, then Mish unless this is the last layer, with the loop
+    /// compiled for `simd`.
+    fn apply(&self, simd: Simd, x: &[f32], out: &mut [f32], mish: bool) {
+        match simd {
+            // SAFETY: `Simd::detect` found the features these functions are compiled for.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { self.apply_avx512(x, out, mish) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { self.apply_avx2(x, out, mish) },
+            _ => self.kernel::<false>(x, out, mish),
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -79,6 +100,7 @@ pub struct OneStepPolicy {
     obs_dim: usize,
     act_dim: usize,
     layers: Vec<Layer>,
+    simd: Simd,
     /// Two activation buffers of the widest layer.
     scratch: (Vec<f32>, Vec<f32>),
 }
@@ -122,6 +144,7 @@ impl OneStepPolicy {
             obs_dim: s,
             act_dim: a,
             layers,
+            simd: Simd::detect(),
             scratch: (vec![0.0; widest], vec![0.0; widest]),
         })
     }
@@ -145,7 +168,7 @@ impl OneStepPolicy {
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             let n = layer.bias.len();
-            layer.apply(&x[..layer.inputs], &mut y[..n], i != last);
+            layer.apply(self.simd, &x[..layer.inputs], &mut y[..n], i != last);
             std::mem::swap(x, y);
         }
         for ((a, z), u) in action.iter_mut().zip(noise).zip(&x[..self.act_dim]) {
