@@ -187,15 +187,12 @@ fn aggregate(runs: &[RunRecord]) -> Result<Vec<Row>> {
     // One group per (dataset, variant), in the runs' order (the paper's rows first).
     let mut rows = vec![];
     for group in df.partition_by_stable(["dataset", "variant"], true)? {
-        let text = |name: &str| -> Result<String> {
-            Ok(group.column(name)?.str()?.get(0).unwrap_or_default().to_string())
-        };
         let floats =
             |name: &str| -> Result<Float64Chunked> { Ok(group.column(name)?.f64()?.clone()) };
         let (last, best) = (floats("last")?, floats("best")?);
         rows.push(Row {
-            dataset: text("dataset")?,
-            variant: text("variant")?,
+            dataset: key(&group, "dataset")?,
+            variant: key(&group, "variant")?,
             seeds: group.height() as u64,
             steps: floats("steps")?.mean().unwrap_or(0.0),
             last_mean: last.mean(),
@@ -361,6 +358,11 @@ fn markdown(
     md
 }
 
+/// A partition's key column `name` (the same value on every row).
+fn key(group: &DataFrame, name: &str) -> Result<String> {
+    Ok(group.column(name)?.str()?.get(0).unwrap_or_default().to_string())
+}
+
 /// `path` relative to the working directory when it lies below it (tables stay portable).
 fn relative(path: &Path) -> PathBuf {
     let here = std::env::current_dir().unwrap_or_default();
@@ -440,41 +442,25 @@ fn curves(runs: &[RunRecord], out: &Path, name: &str) -> Result<Vec<PathBuf>> {
     // Mean and std over seeds at each evaluation step, per (dataset, variant).
     let mut points = vec![];
     for group in df.partition_by_stable(["dataset", "variant", "step"], true)? {
-        let text = |name: &str| -> Result<String> {
-            Ok(group.column(name)?.str()?.get(0).unwrap_or_default().to_string())
-        };
-        let step = group.column("step")?.u64()?.get(0).unwrap_or(0);
+        let step = group.column("step")?.u64()?.get(0).unwrap_or(0) as f64;
         let score = group.column("score")?.f64()?.clone();
-        points.push((text("dataset")?, text("variant")?, step, score.mean(), score.std(1)));
+        let (mean, std) = (score.mean().unwrap_or(f64::NAN), score.std(1));
+        points.push((key(&group, "dataset")?, key(&group, "variant")?, step, mean, std));
     }
-    points.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
-    let ds: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
-    let vs: Vec<String> = points.iter().map(|p| p.1.clone()).collect();
-    let steps: Vec<u64> = points.iter().map(|p| p.2).collect();
-    let means: Vec<Option<f64>> = points.iter().map(|p| p.3).collect();
-    let stds: Vec<Option<f64>> = points.iter().map(|p| p.4).collect();
+    points.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)).then(a.2.total_cmp(&b.2)));
 
     let font = TextRenderer::from_env()?;
     let mut files = vec![];
-    let mut names: Vec<&String> = ds.iter().collect();
-    names.dedup();
-    for d in names {
-        let mut series: Vec<Series> = vec![];
-        for i in (0..ds.len()).filter(|&i| &ds[i] == d) {
-            if series.last().is_none_or(|s| s.label != vs[i]) {
-                series.push(Series {
-                    label: vs[i].clone(),
-                    points: vec![],
-                    color: None,
-                    band: vec![],
-                });
-            }
-            let s = series.last_mut().expect("pushed");
-            let (x, m) = (steps[i] as f64, means[i].unwrap_or(f64::NAN));
-            s.points.push((x, m));
-            if let Some(sd) = stds[i].filter(|v| v.is_finite()) {
-                s.band.push((x, m - sd, m + sd));
-            }
+    for per_dataset in points.chunk_by(|a, b| a.0 == b.0) {
+        let d = &per_dataset[0].0;
+        let mut series = vec![];
+        for per_variant in per_dataset.chunk_by(|a, b| a.1 == b.1) {
+            let points = per_variant.iter().map(|p| (p.2, p.3)).collect();
+            let band = per_variant
+                .iter()
+                .filter_map(|p| p.4.filter(|v| v.is_finite()).map(|sd| (p.2, p.3 - sd, p.3 + sd)))
+                .collect();
+            series.push(Series { label: per_variant[0].1.clone(), points, color: None, band });
         }
         let chart = LineChart {
             title: format!("{d} ({name})"),
