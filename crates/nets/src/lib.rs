@@ -10,6 +10,7 @@ pub mod mlp;
 pub mod one_step;
 pub mod optim;
 pub mod params;
+pub mod simd;
 pub mod velocity;
 
 pub use checkpoint::Checkpoint;

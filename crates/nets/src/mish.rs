@@ -12,8 +12,12 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
+use crate::simd::{Kernel, run};
+
 /// Element types the kernels run on.
-pub trait MishFloat: Copy + candle_core::WithDType {
+pub trait MishFloat:
+    Copy + candle_core::WithDType + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
+{
     /// exp without libm calls so the loops vectorise (f32); exact libm for f64 (tests).
     fn exp_vec(self) -> Self;
     /// (mish(x), mish'(x)).
@@ -30,7 +34,11 @@ impl MishFloat for f32 {
         // Valid for x in [-87, 88]; callers clamp. Relative error ~1e-7.
         const LOG2E: f32 = std::f32::consts::LOG2_E;
         const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer.
-        let kf = (self * LOG2E + ROUND) - ROUND;
+        let t = self * LOG2E + ROUND;
+        let kf = t - ROUND;
+        // k = kf as an integer, read from t's mantissa (t = 1.5 * 2^23 + k exactly), so the
+        // loop stays in vector integer ops (a float-to-int `as` cast does not vectorise).
+        let k = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
         let r = self - kf * 0.693_359_4 - kf * -2.121_944_4e-4;
         let z = r * r;
         let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
@@ -39,7 +47,6 @@ impl MishFloat for f32 {
             * r
             + 0.5;
         let y = p * z + r + 1.0;
-        let k = kf as i32;
         y * f32::from_bits(((k + 127) << 23) as u32)
     }
 
@@ -83,80 +90,135 @@ pub fn mish_grad_scalar<T: MishFloat>(x: T) -> T {
     x.mish_and_grad().1
 }
 
-// ---- slice kernels (the loops LLVM vectorises) ----
+// ---- slice kernels (the loops LLVM vectorises, compiled per vector unit: crate::simd) ----
 
-fn mish_fwd_slice<T: MishFloat>(x: &[T]) -> Vec<T> {
-    let mut out = vec![T::from_f64(0.0); x.len()];
-    for (y, &x) in out.iter_mut().zip(x) {
-        *y = x.mish_and_grad().0;
+/// mish(x) for each x.
+struct MishFwd<'a, T> {
+    x: &'a [T],
+}
+
+impl<T: MishFloat> Kernel for MishFwd<'_, T> {
+    type Output = Vec<T>;
+    #[inline(always)]
+    fn run(self, _fma: bool) -> Vec<T> {
+        let mut out = vec![T::from_f64(0.0); self.x.len()];
+        for (y, &x) in out.iter_mut().zip(self.x) {
+            *y = x.mish_and_grad().0;
+        }
+        out
     }
-    out
 }
 
 /// grad_in = grad_out * mish'(z + b), rows of width b.len(). Written through pre-sized
 /// slices (no push) so the inner loops vectorise.
-fn bias_mish_bwd_slice<T: MishFloat + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
-    z: &[T],
-    b: &[T],
-    g: &[T],
-) -> Vec<T> {
-    let h = b.len();
-    let mut out = vec![T::from_f64(0.0); z.len()];
-    for (o_row, (z_row, g_row)) in
-        out.chunks_exact_mut(h).zip(z.chunks_exact(h).zip(g.chunks_exact(h)))
-    {
-        for (o, ((&z, &g), &b)) in o_row.iter_mut().zip(z_row.iter().zip(g_row).zip(b)) {
-            *o = g * (z + b).mish_and_grad().1;
+struct BiasMishBwd<'a, T> {
+    z: &'a [T],
+    b: &'a [T],
+    g: &'a [T],
+}
+
+impl<T: MishFloat> Kernel for BiasMishBwd<'_, T> {
+    type Output = Vec<T>;
+    #[inline(always)]
+    fn run(self, _fma: bool) -> Vec<T> {
+        let h = self.b.len();
+        let mut out = vec![T::from_f64(0.0); self.z.len()];
+        for (o_row, (z_row, g_row)) in
+            out.chunks_exact_mut(h).zip(self.z.chunks_exact(h).zip(self.g.chunks_exact(h)))
+        {
+            for (o, ((&z, &g), &b)) in o_row.iter_mut().zip(z_row.iter().zip(g_row).zip(self.b)) {
+                *o = g * (z + b).mish_and_grad().1;
+            }
         }
+        out
     }
-    out
 }
 
 /// mish(z + b), rows of width b.len().
-fn bias_mish_fwd_slice<T: MishFloat + std::ops::Add<Output = T>>(z: &[T], b: &[T]) -> Vec<T> {
-    let h = b.len();
-    let mut out = vec![T::from_f64(0.0); z.len()];
-    for (o_row, z_row) in out.chunks_exact_mut(h).zip(z.chunks_exact(h)) {
-        for (o, (&z, &b)) in o_row.iter_mut().zip(z_row.iter().zip(b)) {
-            *o = (z + b).mish_and_grad().0;
+struct BiasMishFwd<'a, T> {
+    z: &'a [T],
+    b: &'a [T],
+}
+
+impl<T: MishFloat> Kernel for BiasMishFwd<'_, T> {
+    type Output = Vec<T>;
+    #[inline(always)]
+    fn run(self, _fma: bool) -> Vec<T> {
+        let h = self.b.len();
+        let mut out = vec![T::from_f64(0.0); self.z.len()];
+        for (o_row, z_row) in out.chunks_exact_mut(h).zip(self.z.chunks_exact(h)) {
+            for (o, (&z, &b)) in o_row.iter_mut().zip(z_row.iter().zip(self.b)) {
+                *o = (z + b).mish_and_grad().0;
+            }
         }
+        out
     }
-    out
+}
+
+/// The sum of the rows of a (rows, h) matrix: a bias's gradient. Each column is summed from
+/// row 0 down, the order candle's own sum over dim 0 uses, so the result is the same to the
+/// bit, without candle's per-element index arithmetic.
+struct ColumnSum<'a, T> {
+    x: &'a [T],
+    h: usize,
+}
+
+impl<T: MishFloat> Kernel for ColumnSum<'_, T> {
+    type Output = Vec<T>;
+    #[inline(always)]
+    fn run(self, _fma: bool) -> Vec<T> {
+        let mut acc = vec![T::from_f64(0.0); self.h];
+        for row in self.x.chunks_exact(self.h) {
+            for (a, &x) in acc.iter_mut().zip(row) {
+                *a += x;
+            }
+        }
+        acc
+    }
 }
 
 /// The tangent step of a linear layer + activation on a stacked (2B, H) pre-activation whose
 /// first B rows are x W^T and last B rows are x_dot W^T: returns (2B, H) holding
 /// act(z + b) on top and act'(z + b) * z_dot below.
-fn bias_act_tangent_slice<T: MishFloat + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
-    zz: &[T],
-    b: &[T],
+struct BiasActTangentKernel<'a, T> {
+    zz: &'a [T],
+    b: &'a [T],
     mish: bool,
-) -> Vec<T> {
-    let h = b.len();
-    let half = zz.len() / 2;
-    let (z, z_dot) = zz.split_at(half);
-    if !mish {
-        let mut out = Vec::with_capacity(zz.len());
-        for z_row in z.chunks_exact(h) {
-            out.extend(z_row.iter().zip(b).map(|(&z, &b)| z + b));
+}
+
+impl<T: MishFloat> Kernel for BiasActTangentKernel<'_, T> {
+    type Output = Vec<T>;
+    #[inline(always)]
+    fn run(self, _fma: bool) -> Vec<T> {
+        let (zz, b) = (self.zz, self.b);
+        let h = b.len();
+        let half = zz.len() / 2;
+        let (z, z_dot) = zz.split_at(half);
+        // Written through pre-sized slices (no push) so the inner loops vectorise.
+        let mut out = vec![T::from_f64(0.0); zz.len()];
+        let (y, y_dot) = out.split_at_mut(half);
+        if !self.mish {
+            for (y_row, z_row) in y.chunks_exact_mut(h).zip(z.chunks_exact(h)) {
+                for (y, (&z, &b)) in y_row.iter_mut().zip(z_row.iter().zip(b)) {
+                    *y = z + b;
+                }
+            }
+            y_dot.copy_from_slice(z_dot);
+            return out;
         }
-        out.extend_from_slice(z_dot);
-        return out;
-    }
-    // Written through pre-sized slices (no push) so the inner loop vectorises.
-    let mut out = vec![T::from_f64(0.0); zz.len()];
-    let (y, y_dot) = out.split_at_mut(half);
-    let rows = y.chunks_exact_mut(h).zip(y_dot.chunks_exact_mut(h));
-    for ((y_row, yd_row), (z_row, zd_row)) in rows.zip(z.chunks_exact(h).zip(z_dot.chunks_exact(h)))
-    {
-        let cols = y_row.iter_mut().zip(yd_row.iter_mut());
-        for ((y, yd), ((&z, &zd), &b)) in cols.zip(z_row.iter().zip(zd_row).zip(b)) {
-            let (m, d) = (z + b).mish_and_grad();
-            *y = m;
-            *yd = d * zd;
+        let rows = y.chunks_exact_mut(h).zip(y_dot.chunks_exact_mut(h));
+        for ((y_row, yd_row), (z_row, zd_row)) in
+            rows.zip(z.chunks_exact(h).zip(z_dot.chunks_exact(h)))
+        {
+            let cols = y_row.iter_mut().zip(yd_row.iter_mut());
+            for ((y, yd), ((&z, &zd), &b)) in cols.zip(z_row.iter().zip(zd_row).zip(b)) {
+                let (m, d) = (z + b).mish_and_grad();
+                *y = m;
+                *yd = d * zd;
+            }
         }
+        out
     }
-    out
 }
 
 // ---- storage plumbing ----
@@ -187,7 +249,7 @@ impl CustomOp1 for Mish {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = dispatch!(self.name(), s => |x| mish_fwd_slice(contiguous(x, l, "mish")?));
+        let out = dispatch!(self.name(), s => |x| run(MishFwd { x: contiguous(x, l, "mish")? }));
         Ok((out, l.shape().clone()))
     }
 
@@ -215,10 +277,10 @@ impl CustomOp2 for BiasMish {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         check_bias(l1, l2, self.name())?;
-        let out = dispatch!(self.name(), s1, s2 => |z, b| bias_mish_fwd_slice(
-            contiguous(z, l1, "bias-mish z")?,
-            contiguous(b, l2, "bias-mish b")?,
-        ));
+        let out = dispatch!(self.name(), s1, s2 => |z, b| run(BiasMishFwd {
+            z: contiguous(z, l1, "bias-mish z")?,
+            b: contiguous(b, l2, "bias-mish b")?,
+        }));
         Ok((out, l1.shape().clone()))
     }
 
@@ -234,7 +296,7 @@ impl CustomOp2 for BiasMish {
             &grad.contiguous()?,
             &BiasMishBackward,
         )?;
-        let gb = gz.flatten_to(z.rank() - 2)?.sum(0)?;
+        let gb = column_sum(&gz)?;
         Ok((Some(gz), Some(gb)))
     }
 }
@@ -277,11 +339,11 @@ impl CustomOp3 for BiasMishBackward {
                 l1.dims()
             );
         }
-        let out = dispatch!(self.name(), s1, s2, s3 => |z, b, g| bias_mish_bwd_slice(
-            contiguous(z, l1, "z")?,
-            contiguous(b, l2, "b")?,
-            contiguous(g, l3, "grad")?,
-        ));
+        let out = dispatch!(self.name(), s1, s2, s3 => |z, b, g| run(BiasMishBwd {
+            z: contiguous(z, l1, "z")?,
+            b: contiguous(b, l2, "b")?,
+            g: contiguous(g, l3, "grad")?,
+        }));
         Ok((out, l1.shape().clone()))
     }
 }
@@ -308,13 +370,36 @@ impl CustomOp2 for BiasActTangent {
             candle_core::bail!("{}: stacked input needs an even number of rows", self.name());
         }
         let mish = self.mish;
-        let out = dispatch!(self.name(), s1, s2 => |z, b| bias_act_tangent_slice(
-            contiguous(z, l1, "z")?,
-            contiguous(b, l2, "b")?,
+        let out = dispatch!(self.name(), s1, s2 => |z, b| run(BiasActTangentKernel {
+            zz: contiguous(z, l1, "z")?,
+            b: contiguous(b, l2, "b")?,
             mish,
-        ));
+        }));
         Ok((out, l1.shape().clone()))
     }
+}
+
+/// The sum over all leading dims of a (.., H) tensor, as a (H) tensor (no autodiff).
+struct ColumnSumOp;
+
+impl CustomOp1 for ColumnSumOp {
+    fn name(&self) -> &'static str {
+        "column-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let h = *l.dims().last().unwrap_or(&0);
+        if h == 0 {
+            candle_core::bail!("column-sum: needs a last dim of at least 1, got {:?}", l.dims());
+        }
+        let out = dispatch!(self.name(), s => |x| run(ColumnSum { x: contiguous(x, l, "column-sum")?, h }));
+        Ok((out, Shape::from(h)))
+    }
+}
+
+/// Sum of the rows of x (.., H): the gradient of a bias broadcast over those rows.
+pub fn column_sum(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&ColumnSumOp)
 }
 
 /// Fused mish(x).
@@ -347,4 +432,67 @@ pub fn mish_grad_unfused(x: &Tensor) -> Result<Tensor> {
     let sech2 = tsp.sqr()?.affine(-1.0, 1.0)?;
     let sigmoid = (x.neg()?.exp()?.affine(1.0, 1.0)?).recip()?;
     tsp + (x * sech2)? * sigmoid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::{Simd, run_on};
+
+    /// The exp as first written (with a float-to-int cast), the reference for the bit trick.
+    fn exp_cast(x: f32) -> f32 {
+        let kf = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+        let r = x - kf * 0.693_359_4 - kf * -2.121_944_4e-4;
+        let z = r * r;
+        let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
+            * r
+            + 1.666_666_5e-1)
+            * r
+            + 0.5;
+        (p * z + r + 1.0) * f32::from_bits((((kf as i32) + 127) << 23) as u32)
+    }
+
+    #[test]
+    fn exp_is_bit_identical_to_the_cast_version_over_the_clamped_range() {
+        let mut x = CLAMP_LO as f32;
+        while x <= CLAMP_HI as f32 {
+            assert_eq!(x.exp_vec().to_bits(), exp_cast(x).to_bits(), "x = {x}");
+            let rel = (x.exp_vec() as f64 - (x as f64).exp()).abs() / (x as f64).exp();
+            assert!(rel < 3e-7, "exp({x}): relative error {rel}");
+            x += 0.000_37;
+        }
+    }
+
+    /// Every vector unit this CPU has gives the same bits as the baseline loop, including
+    /// the remainders of rows (width 37) and values beyond the clamps.
+    #[test]
+    fn vector_variants_agree_to_the_bit() {
+        let h = 37;
+        let z: Vec<f32> = (0..5 * h).map(|i| (i as f32 * 0.7391).sin() * 30.0 - 5.0).collect();
+        let mut z = z;
+        z[3] = -200.0;
+        z[4] = 150.0;
+        let b: Vec<f32> = (0..h).map(|i| (i as f32 * 0.3).cos()).collect();
+        let g: Vec<f32> = (0..5 * h).map(|i| (i as f32 * 1.3).sin()).collect();
+        let zz: Vec<f32> = z.iter().chain(&g).copied().collect();
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let all = |simd| {
+            (
+                bits(run_on(simd, MishFwd { x: &z })),
+                bits(run_on(simd, BiasMishFwd { z: &z, b: &b })),
+                bits(run_on(simd, BiasMishBwd { z: &z, b: &b, g: &g })),
+                bits(run_on(simd, BiasActTangentKernel { zz: &zz, b: &b, mish: true })),
+                bits(run_on(simd, BiasActTangentKernel { zz: &zz, b: &b, mish: false })),
+                bits(run_on(simd, ColumnSum { x: &g, h })),
+            )
+        };
+        let base = all(Simd::Baseline);
+        assert_eq!(all(Simd::Avx2), base);
+        assert_eq!(all(Simd::Avx512), base);
+        // And the values are Mish's (f64 reference).
+        for (i, (&y, &x)) in run_on(Simd::Baseline, MishFwd { x: &z }).iter().zip(&z).enumerate() {
+            let want = mish_scalar(x as f64);
+            assert!((y as f64 - want).abs() <= 1e-6 * want.abs().max(1e-6), "{i}: {y} vs {want}");
+        }
+    }
 }

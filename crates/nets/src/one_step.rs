@@ -12,6 +12,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 
 use crate::mish::mish_scalar;
+use crate::simd::{Kernel, run};
 use crate::velocity::VelocityNet;
 
 #[derive(Debug, Clone)]
@@ -22,72 +23,29 @@ struct Layer {
     inputs: usize,
 }
 
-/// The widest vector unit of this CPU, found once when a policy is compiled.
-#[derive(Debug, Clone, Copy)]
-enum Simd {
-    Avx512,
-    Avx2,
-    Baseline,
+/// One layer on one input: out = bias + sum_i x_i * row_i, then Mish unless it is the last.
+struct LayerKernel<'a> {
+    layer: &'a Layer,
+    x: &'a [f32],
+    out: &'a mut [f32],
+    mish: bool,
 }
 
-impl Simd {
-    fn detect() -> Simd {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Simd::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Simd::Avx2;
-            }
-        }
-        Simd::Baseline
-    }
-}
+impl Kernel for LayerKernel<'_> {
+    type Output = ();
 
-impl Layer {
-    /// out = bias + sum_i x_i * row_i, then Mish unless this is the last layer, with the loop
-    /// compiled for `simd`.
-    fn apply(&self, simd: Simd, x: &[f32], out: &mut [f32], mish: bool) {
-        match simd {
-            // SAFETY: `Simd::detect` found the features these functions are compiled for.
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { self.apply_avx512(x, out, mish) },
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { self.apply_avx2(x, out, mish) },
-            _ => self.kernel::<false>(x, out, mish),
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,fma")]
-    fn apply_avx512(&self, x: &[f32], out: &mut [f32], mish: bool) {
-        self.kernel::<true>(x, out, mish)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn apply_avx2(&self, x: &[f32], out: &mut [f32], mish: bool) {
-        self.kernel::<true>(x, out, mish)
-    }
-
-    /// The loop itself, inlined into each of the above so LLVM vectorises it for their
-    /// features. `FMA`: fused multiply-add (only where the CPU has it; else a libm call).
+    /// `fma`: fused multiply-add (only where the CPU has it; else a libm call).
     #[inline(always)]
-    fn kernel<const FMA: bool>(&self, x: &[f32], out: &mut [f32], mish: bool) {
-        let n = self.bias.len();
-        out.copy_from_slice(&self.bias);
-        for (xi, row) in x.iter().zip(self.weight_t.chunks_exact(n)) {
-            for (o, w) in out.iter_mut().zip(row) {
-                *o = if FMA { xi.mul_add(*w, *o) } else { *o + xi * w };
+    fn run(self, fma: bool) {
+        let n = self.layer.bias.len();
+        self.out.copy_from_slice(&self.layer.bias);
+        for (xi, row) in self.x.iter().zip(self.layer.weight_t.chunks_exact(n)) {
+            for (o, w) in self.out.iter_mut().zip(row) {
+                *o = if fma { xi.mul_add(*w, *o) } else { *o + xi * w };
             }
         }
-        if mish {
-            for o in out.iter_mut() {
+        if self.mish {
+            for o in self.out.iter_mut() {
                 *o = mish_scalar(*o);
             }
         }
@@ -100,7 +58,6 @@ pub struct OneStepPolicy {
     obs_dim: usize,
     act_dim: usize,
     layers: Vec<Layer>,
-    simd: Simd,
     /// Two activation buffers of the widest layer.
     scratch: (Vec<f32>, Vec<f32>),
 }
@@ -144,7 +101,6 @@ impl OneStepPolicy {
             obs_dim: s,
             act_dim: a,
             layers,
-            simd: Simd::detect(),
             scratch: (vec![0.0; widest], vec![0.0; widest]),
         })
     }
@@ -168,7 +124,8 @@ impl OneStepPolicy {
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             let n = layer.bias.len();
-            layer.apply(self.simd, &x[..layer.inputs], &mut y[..n], i != last);
+            let mish = i != last;
+            run(LayerKernel { layer, x: &x[..layer.inputs], out: &mut y[..n], mish });
             std::mem::swap(x, y);
         }
         for ((a, z), u) in action.iter_mut().zip(noise).zip(&x[..self.act_dim]) {

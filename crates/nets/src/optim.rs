@@ -8,6 +8,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::mlp::Kernels;
+use crate::simd::{Kernel, run};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -204,7 +205,7 @@ impl FusedAdam {
         let (shape, dev) = (theta.shape().clone(), theta.device().clone());
         let out = if slices_f32.len() == 4 {
             let [t, g, m, v] = [slices_f32[0], slices_f32[1], slices_f32[2], slices_f32[3]];
-            let (t, m, v) = self.run_f32(t, g, m, v);
+            let (t, m, v) = run(AdamKernel { c: self, theta: t, g, m, v });
             (
                 Tensor::from_vec(t, shape.clone(), &dev)?,
                 Tensor::from_vec(m, shape.clone(), &dev)?,
@@ -212,7 +213,7 @@ impl FusedAdam {
             )
         } else if slices_f64.len() == 4 {
             let [t, g, m, v] = [slices_f64[0], slices_f64[1], slices_f64[2], slices_f64[3]];
-            let (t, m, v) = self.run_f64(t, g, m, v);
+            let (t, m, v) = run(AdamKernel { c: self, theta: t, g, m, v });
             (
                 Tensor::from_vec(t, shape.clone(), &dev)?,
                 Tensor::from_vec(m, shape.clone(), &dev)?,
@@ -225,36 +226,45 @@ impl FusedAdam {
     }
 }
 
-macro_rules! fused_adam_loop {
-    ($name:ident, $t:ty) => {
-        impl FusedAdam {
-            fn $name(
-                &self,
-                theta: &[$t],
-                g: &[$t],
-                m: &[$t],
-                v: &[$t],
-            ) -> (Vec<$t>, Vec<$t>, Vec<$t>) {
-                let (b1, b2, eps) = (self.beta1 as $t, self.beta2 as $t, self.eps as $t);
+/// The loop of [`FusedAdam`] over one parameter, compiled per vector unit (crate::simd).
+/// Outputs are pre-sized (no push) so it vectorises; the arithmetic is the scalar formula's,
+/// element by element, so every variant rounds alike.
+struct AdamKernel<'a, T> {
+    c: &'a FusedAdam,
+    theta: &'a [T],
+    g: &'a [T],
+    m: &'a [T],
+    v: &'a [T],
+}
+
+macro_rules! adam_kernel {
+    ($t:ty) => {
+        impl Kernel for AdamKernel<'_, $t> {
+            type Output = (Vec<$t>, Vec<$t>, Vec<$t>);
+            #[inline(always)]
+            fn run(self, _fma: bool) -> Self::Output {
+                let c = self.c;
+                let (b1, b2, eps) = (c.beta1 as $t, c.beta2 as $t, c.eps as $t);
                 let (step, inv_bc2, decay) =
-                    (self.step_size as $t, (1.0 / self.sqrt_bc2) as $t, self.decay as $t);
-                let n = theta.len();
-                let (mut t_out, mut m_out, mut v_out) =
-                    (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-                for i in 0..n {
-                    let mi = b1 * m[i] + (1.0 - b1) * g[i];
-                    let vi = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-                    t_out.push(decay * theta[i] - step * mi / (vi.sqrt() * inv_bc2 + eps));
-                    m_out.push(mi);
-                    v_out.push(vi);
+                    (c.step_size as $t, (1.0 / c.sqrt_bc2) as $t, c.decay as $t);
+                let n = self.theta.len();
+                let (mut t_out, mut m_out, mut v_out) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+                let outs = t_out.iter_mut().zip(m_out.iter_mut()).zip(v_out.iter_mut());
+                let ins = self.theta.iter().zip(self.g).zip(self.m.iter().zip(self.v));
+                for (((t_o, m_o), v_o), ((&theta, &g), (&m, &v))) in outs.zip(ins) {
+                    let mi = b1 * m + (1.0 - b1) * g;
+                    let vi = b2 * v + (1.0 - b2) * g * g;
+                    *t_o = decay * theta - step * mi / (vi.sqrt() * inv_bc2 + eps);
+                    *m_o = mi;
+                    *v_o = vi;
                 }
                 (t_out, m_out, v_out)
             }
         }
     };
 }
-fused_adam_loop!(run_f32, f32);
-fused_adam_loop!(run_f64, f64);
+adam_kernel!(f32);
+adam_kernel!(f64);
 
 /// Scale all gradients of `vars` so their global L2 norm is at most `max_norm` (PyTorch's
 /// clip_grad_norm_: factor max_norm / (norm + 1e-6) when norm > max_norm). Returns the
