@@ -7,7 +7,9 @@ pub mod sample;
 pub mod time;
 pub mod toy;
 
-pub use loss::{LossStats, MeanFlowConfig, flow_matching_loss, meanflow_loss};
+pub use loss::{
+    LossStats, MeanFlowConfig, MeanFlowDraw, flow_matching_loss, meanflow_loss, meanflow_sq_error,
+};
 pub use noise::gaussian;
 pub use sample::{clamp_actions, euler_sample, mean_flow_sample, one_step_sample};
 pub use time::{TimeDist, sample_t_r};

@@ -45,6 +45,13 @@ impl DoubleQ {
         Ok((self.q1.forward(&x)?, self.q2.forward(&x)?))
     }
 
+    /// (Q_1(s, a), Q_2(s, a)) with the critics' weights held constant (gradients reach s and
+    /// a only; see [`Mlp::forward_frozen`]).
+    pub fn forward_frozen(&self, s: &Tensor, a: &Tensor) -> Result<(Tensor, Tensor)> {
+        let x = Tensor::cat(&[s, a], 1)?;
+        Ok((self.q1.forward_frozen(&x)?, self.q2.forward_frozen(&x)?))
+    }
+
     /// min_i Q_i(s, a), (B, 1).
     pub fn min(&self, s: &Tensor, a: &Tensor) -> Result<Tensor> {
         let (q1, q2) = self.forward(s, a)?;

@@ -56,14 +56,26 @@ impl TimeEmbedding {
         self.mlp.forward(&self.sinusoid(&t.detach())?)
     }
 
-    /// (emb(t), d emb/dt * t_dot), no graph. d/dt [cos, sin](k t f) = [-sin, cos] * k f.
+    /// (emb(t), d emb/dt * t_dot), no graph.
     pub fn forward_with_tangent(&self, t: &Tensor, t_dot: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (feat, feat_dot) = self.sinusoid_with_tangent(t, t_dot)?;
+        self.mlp.forward_with_tangent(&feat, &feat_dot)
+    }
+
+    /// (emb(t) with the autodiff graph, d emb/dt * t_dot without one).
+    pub fn forward_and_tangent(&self, t: &Tensor, t_dot: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (feat, feat_dot) = self.sinusoid_with_tangent(t, t_dot)?;
+        self.mlp.forward_and_tangent(&feat, &feat_dot)
+    }
+
+    /// The sinusoid features of t and their tangent: d/dt [cos, sin](k t f) = [-sin, cos] * k f.
+    fn sinusoid_with_tangent(&self, t: &Tensor, t_dot: &Tensor) -> Result<(Tensor, Tensor)> {
         let phase = t.detach().broadcast_mul(&self.scaled_freqs)?;
         let (cos, sin) = (phase.cos()?, phase.sin()?);
         let feat = Tensor::cat(&[&cos, &sin], 1)?;
         let d_phase = t_dot.detach().broadcast_mul(&self.scaled_freqs)?;
         let feat_dot = Tensor::cat(&[(sin.neg()? * &d_phase)?, (cos * d_phase)?], 1)?;
-        self.mlp.forward_with_tangent(&feat, &feat_dot)
+        Ok((feat, feat_dot))
     }
 }
 

@@ -412,6 +412,15 @@ pub fn bias_mish(z: &Tensor, b: &Tensor) -> Result<Tensor> {
     z.contiguous()?.apply_op2(&b.contiguous()?, BiasMish)
 }
 
+/// z_dot * mish'(z + b): the tangent of mish(z + b) along z_dot (no autodiff graph).
+pub fn bias_mish_tangent(z: &Tensor, b: &Tensor, z_dot: &Tensor) -> Result<Tensor> {
+    z.detach().contiguous()?.apply_op3_no_bwd(
+        &b.detach().contiguous()?,
+        &z_dot.detach().contiguous()?,
+        &BiasMishBackward,
+    )
+}
+
 /// Tangent step of (bias add, optional Mish) on a stacked (2B, H) tensor: the top B rows are
 /// the pre-activation x W^T, the bottom B rows its tangent x_dot W^T. Returns (2B, H) with
 /// act(z + b) on top and act'(z + b) * z_dot below. No autodiff graph is recorded.

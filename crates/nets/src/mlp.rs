@@ -4,7 +4,9 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::Rng;
 
 use crate::init::pytorch_linear;
-use crate::mish::{bias_act_tangent, bias_mish, mish_grad_unfused, mish_unfused};
+use crate::mish::{
+    bias_act_tangent, bias_mish, bias_mish_tangent, mish_grad_unfused, mish_unfused,
+};
 use crate::params::{NamedVars, clone_var};
 
 /// Which Mish implementation the network runs: the fused kernels, or candle's separate ops
@@ -38,11 +40,6 @@ impl Linear {
 
     pub fn deep_clone(&self) -> Result<Linear> {
         Ok(Linear { weight: clone_var(&self.weight)?, bias: clone_var(&self.bias)? })
-    }
-
-    /// x W^T without the bias (the bias is fused into the activation kernel).
-    fn matmul(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight.t()?)
     }
 
     fn matmul_detached(&self, x: &Tensor) -> Result<Tensor> {
@@ -96,16 +93,29 @@ impl Mlp {
 
     /// y = f(x) with the autodiff graph.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_impl(x, false)
+    }
+
+    /// y = f(x) with the weights held constant: gradients still flow to x (and to whatever
+    /// x came from) but none are computed for this network's own parameters. For a loss
+    /// that only trains what feeds this network (the actor's Q term through the critics).
+    pub fn forward_frozen(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_impl(x, true)
+    }
+
+    fn forward_impl(&self, x: &Tensor, frozen: bool) -> Result<Tensor> {
+        let param = |v: &Var| if frozen { v.as_detached_tensor() } else { v.as_tensor().clone() };
         let last = self.layers.len() - 1;
         let mut h = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            let z = layer.matmul(&h)?;
+            let (w, b) = (param(&layer.weight), param(&layer.bias));
+            let z = h.matmul(&w.t()?)?;
             h = if i == last {
-                z.broadcast_add(layer.bias.as_tensor())?
+                z.broadcast_add(&b)?
             } else {
                 match self.kernels {
-                    Kernels::Fused => bias_mish(&z, layer.bias.as_tensor())?,
-                    Kernels::Unfused => mish_unfused(&z.broadcast_add(layer.bias.as_tensor())?)?,
+                    Kernels::Fused => bias_mish(&z, &b)?,
+                    Kernels::Unfused => mish_unfused(&z.broadcast_add(&b)?)?,
                 }
             };
         }
@@ -118,6 +128,30 @@ impl Mlp {
             Kernels::Fused => self.tangent_fused(x, x_dot),
             Kernels::Unfused => self.tangent_unfused(x, x_dot),
         }
+    }
+
+    /// (y, y_dot): y = f(x) with the autodiff graph, y_dot = J(x) x_dot without one
+    /// (stop-gradient). For a loss that needs both (MeanFlow's): the tangent reuses the
+    /// forward's pre-activations, so it costs one product on x_dot's rows per layer instead
+    /// of a second pass over x and x_dot.
+    pub fn forward_and_tangent(&self, x: &Tensor, x_dot: &Tensor) -> Result<(Tensor, Tensor)> {
+        if self.kernels == Kernels::Unfused {
+            let (_, y_dot) = self.tangent_unfused(x, x_dot)?;
+            return Ok((self.forward(x)?, y_dot));
+        }
+        let last = self.layers.len() - 1;
+        let (mut h, mut h_dot) = (x.clone(), x_dot.detach());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let z = h.matmul(&layer.weight.t()?)?;
+            let z_dot = layer.matmul_detached(&h_dot)?;
+            let b = layer.bias.as_tensor();
+            (h, h_dot) = if i == last {
+                (z.broadcast_add(b)?, z_dot)
+            } else {
+                (bias_mish(&z, b)?, bias_mish_tangent(&z, b, &z_dot)?)
+            };
+        }
+        Ok((h, h_dot))
     }
 
     /// x and x_dot travel as one stacked (2B, .) tensor: one matmul and one fused kernel per

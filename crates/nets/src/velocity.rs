@@ -145,10 +145,48 @@ impl VelocityNet {
         r_dot: &Tensor,
         t_dot: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
+        let (x, x_dot) = self.inputs_with_tangent(a_t, r, t, s, a_t_dot, r_dot, t_dot, false)?;
+        self.mlp.forward_with_tangent(&x, &x_dot)
+    }
+
+    /// (u with the autodiff graph, du without one): what the MeanFlow loss needs, in one
+    /// pass (see [`Mlp::forward_and_tangent`]). Same arguments as `forward_with_tangent`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_and_tangent(
+        &self,
+        a_t: &Tensor,
+        r: &Tensor,
+        t: &Tensor,
+        s: &Tensor,
+        a_t_dot: &Tensor,
+        r_dot: &Tensor,
+        t_dot: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (x, x_dot) = self.inputs_with_tangent(a_t, r, t, s, a_t_dot, r_dot, t_dot, true)?;
+        self.mlp.forward_and_tangent(&x, &x_dot)
+    }
+
+    /// The MLP's input and its tangent; the time embeddings with their graph when `graph`.
+    #[allow(clippy::too_many_arguments)]
+    fn inputs_with_tangent(
+        &self,
+        a_t: &Tensor,
+        r: &Tensor,
+        t: &Tensor,
+        s: &Tensor,
+        a_t_dot: &Tensor,
+        r_dot: &Tensor,
+        t_dot: &Tensor,
+        graph: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let embed = |e: &TimeEmbedding, x: &Tensor, x_dot: &Tensor| {
+            if graph { e.forward_and_tangent(x, x_dot) } else { e.forward_with_tangent(x, x_dot) }
+        };
         let ((emb_t, emb_t_dot), (emb_r, emb_r_dot)) = match &self.time_r {
             None => {
                 let b = t.dim(0)?;
-                let (e, e_dot) = self.time_t.forward_with_tangent(
+                let (e, e_dot) = embed(
+                    &self.time_t,
                     &Tensor::cat(&[t, r], 0)?,
                     &Tensor::cat(&[t_dot, r_dot], 0)?,
                 )?;
@@ -157,15 +195,12 @@ impl VelocityNet {
                     (e.narrow(0, b, b)?, e_dot.narrow(0, b, b)?),
                 )
             }
-            Some(time_r) => (
-                self.time_t.forward_with_tangent(t, t_dot)?,
-                time_r.forward_with_tangent(r, r_dot)?,
-            ),
+            Some(time_r) => (embed(&self.time_t, t, t_dot)?, embed(time_r, r, r_dot)?),
         };
         let x = self.inputs(&a_t.detach(), &s.detach(), emb_t, emb_r)?;
         let s_dot = s.zeros_like()?;
         let x_dot = self.inputs(&a_t_dot.detach(), &s_dot, emb_t_dot, emb_r_dot)?;
-        self.mlp.forward_with_tangent(&x, &x_dot)
+        Ok((x, x_dot))
     }
 }
 

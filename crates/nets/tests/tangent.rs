@@ -47,6 +47,13 @@ fn mlp_tangent_fused_and_unfused_match_finite_differences() {
         assert!(max_abs(&(y - mlp.forward(&x).unwrap()).unwrap()) < 1e-14);
         let err = max_abs(&(&y_dot - &fd).unwrap());
         assert!(err < 1e-9 * max_abs(&fd), "{kernels:?}: error {err}");
+        // The one-pass version: the same tangent, and y with its graph.
+        let (y, y_dot) = mlp.forward_and_tangent(&x, &x_dot).unwrap();
+        assert!(max_abs(&(&y - mlp.forward(&x).unwrap()).unwrap()) < 1e-14);
+        let err = max_abs(&(&y_dot - &fd).unwrap());
+        assert!(err < 1e-9 * max_abs(&fd), "{kernels:?}, one pass: error {err}");
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert!(mlp.named_vars().iter().all(|(_, v)| grads.get(v.as_tensor()).is_some()));
     }
 }
 
@@ -85,6 +92,11 @@ fn check_velocity(time_scale: f64, share: bool, h: f64, tol: f64) {
         let err = max_abs(&(&u_dot - &fd).unwrap());
         let scale = max_abs(&fd);
         assert!(err < tol * scale, "k={time_scale} share={share}: error {err} vs |du| {scale}");
+        // The one-pass version (u with its graph) gives the same u and tangent.
+        let (u, u_dot) = net.forward_and_tangent(&a, &r, &t, &s, &v, r_dot, t_dot).unwrap();
+        assert!(max_abs(&(u - net.forward(&a, &r, &t, &s).unwrap()).unwrap()) < 1e-13);
+        let err = max_abs(&(&u_dot - &fd).unwrap());
+        assert!(err < tol * scale, "one pass, k={time_scale}: error {err} vs |du| {scale}");
     }
 }
 
@@ -113,6 +125,12 @@ fn tangent_pass_records_no_graph() {
     let (u, u_dot) = net.forward_with_tangent(&a, &t, &t, &s, &a, &t, &t).unwrap();
     let grads = (u + u_dot).unwrap().sum_all().unwrap().backward().unwrap();
     assert!(net.vars().iter().all(|v| grads.get(v.as_tensor()).is_none()));
+    // The one-pass version: u reaches every parameter, its tangent none.
+    let (u, u_dot) = net.forward_and_tangent(&a, &t, &t, &s, &a, &t, &t).unwrap();
+    let g = u_dot.sum_all().unwrap().backward().unwrap();
+    assert!(net.vars().iter().all(|v| g.get(v.as_tensor()).is_none()));
+    let grads = u.sum_all().unwrap().backward().unwrap();
+    assert!(net.vars().iter().all(|v| grads.get(v.as_tensor()).is_some()));
     // ... whereas the plain forward does reach every parameter.
     let grads = net.forward(&a, &t, &t, &s).unwrap().sum_all().unwrap().backward().unwrap();
     assert!(net.vars().iter().all(|v| grads.get(v.as_tensor()).is_some()));
