@@ -9,18 +9,24 @@
 //! generator owned by the agent, so a seed fixes the run and a checkpoint can resume it.
 
 use anyhow::{Context, Result};
-use candle_core::{D, DType, Device, Tensor};
+use std::ops::Range;
+
+use candle_core::backprop::GradStore;
+use candle_core::{D, DType, Device, Tensor, Var};
 use ofql_data::replay::Batch;
-use ofql_flow::{MeanFlowConfig, clamp_actions, gaussian, meanflow_loss, one_step_sample};
+use ofql_flow::{
+    MeanFlowConfig, MeanFlowDraw, clamp_actions, gaussian, meanflow_sq_error, one_step_sample,
+};
 use ofql_nets::{
     Adam, AdamConfig, Checkpoint, DoubleQ, NamedVars, VelocityConfig, VelocityNet, clip_grad_norm,
     copy_params, cosine_lr, ema_update, soft_update,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{Config, CriticConfig};
 use crate::prepare::ObsNorm;
 
 /// The numbers one update reports (all from the batch it trained on).
@@ -62,6 +68,8 @@ pub struct Ofql {
     device: Device,
     /// Set when the data was normalised: the policy normalises what it observes the same way.
     pub obs_norm: Option<ObsNorm>,
+    /// Threads (batch shards) per update; see [`Ofql::update`].
+    threads: usize,
 }
 
 impl Ofql {
@@ -98,7 +106,14 @@ impl Ofql {
             act_dim,
             device: device.clone(),
             obs_norm: None,
+            threads: candle_core::utils::get_num_threads(),
         })
+    }
+
+    /// Threads for [`Ofql::update`] (default: candle's count, RAYON_NUM_THREADS or the
+    /// cores). A seed and a thread count fix a run's numbers.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
     }
 
     /// Gradient steps taken so far.
@@ -119,10 +134,17 @@ impl Ofql {
     }
 
     /// One iteration of Algorithm 1 on `batch`.
+    ///
+    /// Every random number of the update is drawn first, in one order (target noise, the
+    /// MeanFlow sample, the policy noise, the Q term's head). With several threads the batch
+    /// is then cut into row shards, one per thread, as data-parallel training does: each
+    /// shard's loss is its rows' share of the batch loss, and the shards' gradients are added
+    /// before one optimiser step. A seed and a thread count fix every number; the shards only
+    /// change the order in which a gradient's rows are summed (1e-7 relative).
     pub fn update(&mut self, batch: &Batch) -> Result<Losses> {
-        let (s, a) = (&batch.observations, &batch.actions);
-        let (r, s2, done) = (&batch.rewards, &batch.next_observations, &batch.dones);
         let (cfg_a, cfg_c) = (self.cfg.actor.clone(), self.cfg.critic.clone());
+        let (n, act_dim) = batch.actions.dims2()?;
+        let shards = shards(n, self.threads);
 
         // Cosine decay of both learning rates over the run (DQL's setting).
         let total = self.cfg.train.steps;
@@ -131,28 +153,60 @@ impl Ofql {
         self.actor_opt.set_lr(actor_lr);
         self.critic_opt.set_lr(critic_lr);
 
-        // 1. Critic: y = r + gamma (1 - d) min_i Q'_i(s', a'), a' from the EMA actor.
-        let target = self.critic_target_value(r, s2, done)?;
-        let (q1, q2) = self.critic.forward(s, a)?;
-        let critic_loss = ((mse(&q1, &target)? + mse(&q2, &target)?)?).contiguous()?;
-        let mut grads = critic_loss.backward()?;
+        let k = if cfg_c.max_q_backup { cfg_c.max_q_samples } else { 1 };
+        let target_noise = self.noise(n * k)?;
+        let flow_cfg = MeanFlowConfig { flow_ratio: cfg_a.flow_ratio, ..MeanFlowConfig::default() };
+        let flow_draw =
+            MeanFlowDraw::new(n, act_dim, &flow_cfg, DType::F32, &self.device, &mut self.rng)?;
+        let policy_noise = self.noise(n)?;
+        let head_1 = self.rng.random::<f64>() > 0.5;
+
+        // 1. Critic: y = r + gamma (1 - d) min_i Q'_i(s', a'), a' from the EMA actor;
+        //    L = mse(Q_1, y) + mse(Q_2, y).
+        let parts = on_shards(&shards, |_, rows| {
+            let b = rows_of(batch, &rows)?;
+            let noise = target_noise.narrow(0, rows.start * k, rows.len() * k)?;
+            let y = td_target(&cfg_c, &self.actor_ema, &self.critic_target, &b, &noise)?;
+            let (q1, q2) = self.critic.forward(&b.observations, &b.actions)?;
+            let loss =
+                ((sq_error_sum(&q1, &y)? / n as f64)? + (sq_error_sum(&q2, &y)? / n as f64)?)?;
+            Ok((loss.backward()?, loss, q1.sum_all()?))
+        })?;
         let critic_vars = self.critic_opt.vars();
+        let (mut grads, critic_loss, q1_sum) = merge(parts, &critic_vars)?;
         let critic_grad_norm = clip_grad_norm(&mut grads, &critic_vars, cfg_c.grad_norm)?;
         self.critic_opt.step(&grads)?;
 
-        // 2. Actor: L_FBC + eta * q_loss, with DQL's normalised Q term on a random head.
-        let flow_cfg = MeanFlowConfig { flow_ratio: cfg_a.flow_ratio, ..MeanFlowConfig::default() };
-        let (flow_loss, _) = meanflow_loss(&self.actor, s, a, &flow_cfg, &mut self.rng)?;
-        let noise = self.noise(s.dim(0)?)?;
-        let a_pi = clamp_actions(&one_step_sample(&self.actor, s, &noise)?, -1.0, 1.0)?;
-        let (q1_pi, q2_pi) = self.critic.forward(s, &a_pi)?;
-        let (q_main, q_norm) =
-            if self.rng.random::<f64>() > 0.5 { (q1_pi, q2_pi) } else { (q2_pi, q1_pi) };
-        let q_loss = (q_main.mean_all()?.neg()? / q_norm.abs()?.mean_all()?.detach())?;
-        let actor_loss = (&flow_loss + (&q_loss * cfg_a.eta)?)?;
-        let mut grads = actor_loss.backward()?;
-        // The critics get gradients from this loss too; only the actor's are applied.
+        // 2. Actor: L_FBC + eta * q_loss, DQL's normalised Q term on a random head of the
+        //    updated critics (whose weights are held constant: this loss trains the actor).
+        //    The normaliser mean |Q_other| is over the whole batch, so every shard's forward
+        //    pass comes before any backward pass.
+        let forward = on_shards(&shards, |_, rows| {
+            let b = rows_of(batch, &rows)?;
+            let (s, a) = (&b.observations, &b.actions);
+            let draw = flow_draw.rows(rows.clone())?;
+            let (flow_sum, _, _) = meanflow_sq_error(&self.actor, s, a, &draw)?;
+            let flow = (flow_sum / (n * act_dim) as f64)?;
+            let noise = policy_noise.narrow(0, rows.start, rows.len())?;
+            let a_pi = clamp_actions(&one_step_sample(&self.actor, s, &noise)?, -1.0, 1.0)?;
+            let (q1_pi, q2_pi) = self.critic.forward_frozen(s, &a_pi)?;
+            let (q_main, q_norm) = if head_1 { (q1_pi, q2_pi) } else { (q2_pi, q1_pi) };
+            Ok((flow, q_main.sum_all()?, q_norm.abs()?.sum_all()?.detach()))
+        })?;
+        let mut norm_sum = forward[0].2.clone();
+        for f in &forward[1..] {
+            norm_sum = (norm_sum + &f.2)?;
+        }
+        let q_norm = (norm_sum / n as f64)?;
+        let parts = on_shards(&shards, |i, _| {
+            let (flow, q_main_sum, _) = &forward[i];
+            let q = ((q_main_sum / n as f64)?.neg()? / &q_norm)?;
+            let loss = (flow + (&q * cfg_a.eta)?)?;
+            Ok((loss.backward()?, flow.clone(), q))
+        })?;
         let actor_vars = self.actor_opt.vars();
+        let (mut grads, flow_loss, q_loss) = merge(parts, &actor_vars)?;
+        let actor_loss = (&flow_loss + (&q_loss * cfg_a.eta)?)?;
         let actor_grad_norm = clip_grad_norm(&mut grads, &actor_vars, cfg_a.grad_norm)?;
         self.actor_opt.step(&grads)?;
 
@@ -172,36 +226,12 @@ impl Ofql {
             flow: scalar(&flow_loss)?,
             q: scalar(&q_loss)?,
             actor: scalar(&actor_loss)?,
-            q_mean: scalar(&q1.mean_all()?)?,
+            q_mean: scalar(&(q1_sum / n as f64)?)?,
             critic_grad_norm,
             actor_grad_norm,
             actor_lr,
             critic_lr,
         })
-    }
-
-    /// The TD target, without gradient. With the max-Q backup (AntMaze), s' is repeated
-    /// `max_q_samples` times and each target head takes its max over the samples.
-    fn critic_target_value(&mut self, r: &Tensor, s2: &Tensor, done: &Tensor) -> Result<Tensor> {
-        let c = self.cfg.critic.clone();
-        let b = s2.dim(0)?;
-        let min_q = if c.max_q_backup {
-            let k = c.max_q_samples;
-            // repeat_interleave: row i of s' becomes rows i*k .. i*k+k-1.
-            let s2k = s2.unsqueeze(1)?.repeat((1, k, 1))?.reshape((b * k, s2.dim(1)?))?;
-            let noise = self.noise(b * k)?;
-            let a2 = clamp_actions(&one_step_sample(&self.actor_ema, &s2k, &noise)?, -1.0, 1.0)?;
-            let (q1, q2) = self.critic_target.forward(&s2k, &a2)?;
-            let q1 = q1.reshape((b, k))?.max_keepdim(D::Minus1)?;
-            let q2 = q2.reshape((b, k))?.max_keepdim(D::Minus1)?;
-            q1.minimum(&q2)?
-        } else {
-            let noise = self.noise(b)?;
-            let a2 = clamp_actions(&one_step_sample(&self.actor_ema, s2, &noise)?, -1.0, 1.0)?;
-            self.critic_target.min(s2, &a2)?
-        };
-        let not_done = (1.0 - done)?;
-        Ok((r + (not_done * min_q)?.affine(c.gamma, 0.0)?)?.detach())
     }
 
     /// e ~ N(0, I), shape (n, act_dim), from the agent's own generator.
@@ -260,8 +290,92 @@ impl Ofql {
     }
 }
 
-fn mse(x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
-    (x - y)?.sqr()?.mean_all()
+/// The TD target, without gradient, with a' = one step of the EMA actor from `noise`
+/// (B x k rows). With the max-Q backup (AntMaze), s' is repeated k = `max_q_samples`
+/// times and each target head takes its max over the samples.
+fn td_target(
+    c: &CriticConfig,
+    actor_ema: &VelocityNet,
+    critic_target: &DoubleQ,
+    batch: &Batch,
+    noise: &Tensor,
+) -> Result<Tensor> {
+    let (r, s2, done) = (&batch.rewards, &batch.next_observations, &batch.dones);
+    let b = s2.dim(0)?;
+    let min_q = if c.max_q_backup {
+        let k = c.max_q_samples;
+        // repeat_interleave: row i of s' becomes rows i*k .. i*k+k-1.
+        let s2k = s2.unsqueeze(1)?.repeat((1, k, 1))?.reshape((b * k, s2.dim(1)?))?;
+        let a2 = clamp_actions(&one_step_sample(actor_ema, &s2k, noise)?, -1.0, 1.0)?;
+        let (q1, q2) = critic_target.forward(&s2k, &a2)?;
+        let q1 = q1.reshape((b, k))?.max_keepdim(D::Minus1)?;
+        let q2 = q2.reshape((b, k))?.max_keepdim(D::Minus1)?;
+        q1.minimum(&q2)?
+    } else {
+        let a2 = clamp_actions(&one_step_sample(actor_ema, s2, noise)?, -1.0, 1.0)?;
+        critic_target.min(s2, &a2)?
+    };
+    let not_done = (1.0 - done)?;
+    Ok((r + (not_done * min_q)?.affine(c.gamma, 0.0)?)?.detach())
+}
+
+/// Row ranges that split a batch of `n` rows over `threads` threads: one shard per thread,
+/// each of at least 64 rows (a matrix product on fewer rows wastes most of a core).
+fn shards(n: usize, threads: usize) -> Vec<Range<usize>> {
+    let parts = threads.min(n / 64).max(1);
+    let len = n.div_ceil(parts);
+    (0..parts).map(|i| i * len..((i + 1) * len).min(n)).filter(|r| !r.is_empty()).collect()
+}
+
+/// `f(i, rows)` for every shard, on rayon's threads when there are several; results in
+/// shard order.
+fn on_shards<T: Send>(
+    shards: &[Range<usize>],
+    f: impl Fn(usize, Range<usize>) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    if let [only] = shards {
+        return Ok(vec![f(0, only.clone())?]);
+    }
+    shards.par_iter().enumerate().map(|(i, rows)| f(i, rows.clone())).collect()
+}
+
+/// The rows `rows` of every tensor of a batch.
+fn rows_of(batch: &Batch, rows: &Range<usize>) -> Result<Batch> {
+    let part = |t: &Tensor| t.narrow(0, rows.start, rows.len());
+    Ok(Batch {
+        observations: part(&batch.observations)?,
+        actions: part(&batch.actions)?,
+        rewards: part(&batch.rewards)?,
+        next_observations: part(&batch.next_observations)?,
+        dones: part(&batch.dones)?,
+    })
+}
+
+/// The shards' gradients added per parameter of `vars`, and their two loss parts added.
+fn merge(
+    parts: Vec<(GradStore, Tensor, Tensor)>,
+    vars: &[Var],
+) -> Result<(GradStore, Tensor, Tensor)> {
+    let mut parts = parts.into_iter();
+    let (mut grads, mut x, mut y) = parts.next().context("a batch has at least one shard")?;
+    for (g, x2, y2) in parts {
+        for var in vars {
+            if let Some(d) = g.get(var.as_tensor()) {
+                let sum = match grads.remove(var.as_tensor()) {
+                    Some(acc) => (acc + d)?,
+                    None => d.clone(),
+                };
+                grads.insert(var.as_tensor(), sum);
+            }
+        }
+        (x, y) = ((x + x2)?, (y + y2)?);
+    }
+    Ok((grads, x, y))
+}
+
+/// Sum over all elements of (x - y)^2.
+fn sq_error_sum(x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+    (x - y)?.sqr()?.sum_all()
 }
 
 fn scalar(t: &Tensor) -> Result<f64> {

@@ -1,7 +1,8 @@
 //! Optimisations must not change the numbers: the losses of the first OFQL updates from a
 //! fixed seed and batch, and a fingerprint of the trained parameters, are compared with the
 //! values recorded before the kernels were optimised (`tests/data/numerics.json`) to 1e-6
-//! relative. Both the plain TD target and the max-Q backup are covered.
+//! relative, on one thread and on two. Both the plain TD target and the max-Q backup are
+//! covered.
 //!
 //! To record new reference values (only when the method itself changes, never to make a
 //! speed-up pass): `OFQL_BLESS=1 cargo test -p ofql-algo --test numerics`.
@@ -29,11 +30,12 @@ struct Record {
     params: Vec<[f64; 2]>,
 }
 
-/// Odd sizes (72 wide, batch 40) so vector loops also run their remainders.
+/// Odd widths (72) so vector loops also run their remainders; 128 rows so that two threads
+/// split the batch into two shards.
 fn config(max_q_backup: bool) -> Config {
     let mut c = Config::default();
     c.train.steps = 100;
-    c.train.batch_size = 40;
+    c.train.batch_size = 128;
     c.train.seed = 3;
     c.actor.hidden = 72;
     c.critic.hidden = 72;
@@ -69,9 +71,10 @@ fn fingerprint(net: &dyn NamedVars) -> [f64; 2] {
     [s, s2]
 }
 
-fn run(max_q_backup: bool) -> Record {
+fn run(max_q_backup: bool, threads: usize) -> Record {
     let cfg = config(max_q_backup);
     let mut agent = Ofql::new(&cfg, OBS, ACT, &Device::Cpu).unwrap();
+    agent.set_threads(threads);
     let mut rng = ChaCha8Rng::seed_from_u64(17);
     let losses = (0..STEPS)
         .map(|_| {
@@ -95,7 +98,7 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn losses_and_parameters_match_the_recorded_values() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/numerics.json");
-    let now = [("plain", run(false)), ("max_q_backup", run(true))];
+    let now = [("plain", run(false, 1)), ("max_q_backup", run(true, 1))];
     if std::env::var_os("OFQL_BLESS").is_some() {
         let map: serde_json::Map<String, serde_json::Value> =
             now.iter().map(|(k, r)| (k.to_string(), serde_json::to_value(r).unwrap())).collect();
@@ -104,8 +107,11 @@ fn losses_and_parameters_match_the_recorded_values() {
     }
     let text = std::fs::read_to_string(&path).expect("tests/data/numerics.json (see the header)");
     let recorded: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
-    for (name, got) in &now {
-        let want: Record = serde_json::from_value(recorded[*name].clone()).unwrap();
+    // One thread, and two (the batch in two shards whose gradients are added).
+    let two = [("plain, 2 threads", run(false, 2)), ("max_q_backup, 2 threads", run(true, 2))];
+    for (name, got) in now.iter().chain(&two) {
+        let key = name.split(',').next().unwrap();
+        let want: Record = serde_json::from_value(recorded[key].clone()).unwrap();
         for (step, (g, w)) in got.losses.iter().zip(&want.losses).enumerate() {
             for (k, (&g, &w)) in g.iter().zip(w).enumerate() {
                 assert!(close(g, w), "{name}: update {step}, loss field {k}: {g} vs recorded {w}");

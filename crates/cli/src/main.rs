@@ -49,7 +49,25 @@ enum Command {
     Report(cmd::report::ReportArgs),
 }
 
+/// The process's threading policy, set before any thread starts. The OFQL update splits
+/// its batch over the threads itself (`Ofql::update`), so inside it every matrix product
+/// and element-wise op should stay on the thread that issued it:
+/// - candle runs large element-wise ops on a pool with one worker per extra thread, and each
+///   worker spins (25,000 rounds) after every op, taking cycles from the other shard. Our
+///   heavy element-wise loops are our own kernels anyway. A user's CANDLE_NUM_THREADS wins.
+/// - gemm splits a product over threads above 590k multiply-adds; the update's are 8-17M
+///   and run two at once. Only products above 2^25 (the evaluation's 2500-row batches) are
+///   split now.
+fn threading_policy() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: the first thing main does; no other thread exists yet.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+    gemm::set_threading_threshold(1 << 25);
+}
+
 fn main() -> ExitCode {
+    threading_policy();
     let cli = Cli::parse();
     let out = output::Output { json: cli.json };
     let result = match cli.command {

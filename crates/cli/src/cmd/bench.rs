@@ -237,16 +237,19 @@ fn macs(dims: &[usize]) -> f64 {
     dims.windows(2).map(|w| (w[0] * w[1]) as f64).sum()
 }
 
-/// Model FLOPs of one OFQL step at batch `b` (2 per multiply-add; a backward pass counts
-/// twice its forward: input and weight gradients; the tangent pass once more than forward).
+/// The FLOPs one OFQL step at batch `b` cannot do without (2 per multiply-add), so that the
+/// floor is a floor: a backward pass is twice its forward (input and weight gradients); the
+/// MeanFlow tangent shares the forward's pre-activations, so it adds one forward's worth;
+/// the Q term needs both critics' values but the gradient of one only, and only towards
+/// its input (the critics' weights are not trained by it).
 fn step_flops(b: usize) -> f64 {
     let time_mlp = 2.0 * macs(&[64, 128, 64]); // t and r
     let actor = macs(&[ACT + OBS + 128, 256, 256, 256, ACT]) + time_mlp;
     let critics = 2.0 * macs(&[OBS + ACT, 256, 256, 256, 1]);
     let target = actor + critics; // EMA actor and target critics, forward only
     let critic = 3.0 * critics; // forward + backward
-    let meanflow = 2.0 * actor + 3.0 * actor; // tangent pass + forward/backward
-    let q_term = 3.0 * actor + 3.0 * critics; // one-step sample and critics, forward/backward
+    let meanflow = 4.0 * actor; // forward, tangent, backward
+    let q_term = 3.0 * actor + 1.5 * critics; // sample fwd/bwd; critics fwd, one head's input grad
     2.0 * b as f64 * (target + critic + meanflow + q_term)
 }
 
