@@ -283,9 +283,14 @@ fn markdown(
         }
         let _ = writeln!(md, " {} | {} |", opt(r.steps_per_second, 1), opt(r.wall_hours, 2));
     }
-    // The MuJoCo average, per variant, over the paper's datasets present.
-    let mut variants: Vec<&str> = rows.iter().map(|r| r.variant.as_str()).collect();
-    variants.dedup();
+    // The MuJoCo average, per variant (in order of appearance, each once), over the paper's
+    // datasets present.
+    let mut variants: Vec<&str> = vec![];
+    for r in rows {
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+    }
     for v in variants {
         let sel: Vec<&Row> =
             rows.iter().filter(|r| r.variant == v && paper::lookup(&r.dataset).is_some()).collect();
@@ -475,4 +480,43 @@ fn curves(runs: &[RunRecord], out: &Path, name: &str) -> Result<Vec<PathBuf>> {
         files.push(file);
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(dataset: &str, variant: &str, last: f64) -> Row {
+        Row {
+            dataset: dataset.into(),
+            variant: variant.into(),
+            seeds: 1,
+            steps: 1000.0,
+            last_mean: Some(last),
+            last_std: None,
+            best_mean: Some(last),
+            best_std: None,
+            steps_per_second: None,
+            wall_hours: None,
+            episodes: Some(5.0),
+            data_score: Some(10.0),
+            data_transitions: None,
+        }
+    }
+
+    /// A sweep over two datasets gives one average row per variant (not one per dataset).
+    #[test]
+    fn one_average_row_per_variant() {
+        let rows = [
+            row("halfcheetah-medium-v2", "actor.eta=0.01", 20.0),
+            row("halfcheetah-medium-v2", "actor.eta=0.1", 10.0),
+            row("walker2d-medium-v2", "actor.eta=0.01", 30.0),
+            row("walker2d-medium-v2", "actor.eta=0.1", 40.0),
+        ];
+        let md = markdown("t", "generated", &rows, &[], &[], Path::new("."), None);
+        let averages: Vec<&str> = md.lines().filter(|l| l.contains("average of these")).collect();
+        assert_eq!(averages.len(), 2, "{md}");
+        assert!(averages[0].contains("actor.eta=0.01") && averages[0].contains("| 25.0 |"));
+        assert!(averages[1].contains("actor.eta=0.1") && averages[1].contains("| 25.0 |"));
+    }
 }
