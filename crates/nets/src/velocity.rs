@@ -145,8 +145,8 @@ impl VelocityNet {
         r_dot: &Tensor,
         t_dot: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let (x, x_dot) = self.inputs_with_tangent(a_t, r, t, s, a_t_dot, r_dot, t_dot, false)?;
-        self.mlp.forward_with_tangent(&x, &x_dot)
+        let (u, du) = self.forward_and_tangent(a_t, r, t, s, a_t_dot, r_dot, t_dot)?;
+        Ok((u.detach(), du))
     }
 
     /// (u with the autodiff graph, du without one): what the MeanFlow loss needs, in one
@@ -162,11 +162,11 @@ impl VelocityNet {
         r_dot: &Tensor,
         t_dot: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let (x, x_dot) = self.inputs_with_tangent(a_t, r, t, s, a_t_dot, r_dot, t_dot, true)?;
+        let (x, x_dot) = self.inputs_with_tangent(a_t, r, t, s, a_t_dot, r_dot, t_dot)?;
         self.mlp.forward_and_tangent(&x, &x_dot)
     }
 
-    /// The MLP's input and its tangent; the time embeddings with their graph when `graph`.
+    /// The MLP's input (with the time embeddings' graph) and its tangent.
     #[allow(clippy::too_many_arguments)]
     fn inputs_with_tangent(
         &self,
@@ -177,11 +177,8 @@ impl VelocityNet {
         a_t_dot: &Tensor,
         r_dot: &Tensor,
         t_dot: &Tensor,
-        graph: bool,
     ) -> Result<(Tensor, Tensor)> {
-        let embed = |e: &TimeEmbedding, x: &Tensor, x_dot: &Tensor| {
-            if graph { e.forward_and_tangent(x, x_dot) } else { e.forward_with_tangent(x, x_dot) }
-        };
+        let embed = |e: &TimeEmbedding, x: &Tensor, x_dot: &Tensor| e.forward_and_tangent(x, x_dot);
         let ((emb_t, emb_t_dot), (emb_r, emb_r_dot)) = match &self.time_r {
             None => {
                 let b = t.dim(0)?;
