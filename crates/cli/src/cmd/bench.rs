@@ -301,8 +301,11 @@ mod tests {
         // Actor: 151*256 + 2*256*256 + 256*6 = 171264 MACs, time MLP 2*(64*128 + 128*64).
         let actor = 171_264.0 + 32_768.0;
         let critics = 2.0 * (23.0 * 256.0 + 2.0 * 65_536.0 + 256.0);
-        let per_sample = (actor + critics) + 3.0 * critics + 5.0 * actor + 3.0 * (actor + critics);
+        // Target (forward), critic step (fwd + bwd), MeanFlow (fwd, tangent, bwd), Q term
+        // (sample fwd + bwd; both critics' values, one head's input gradient).
+        let per_sample =
+            (actor + critics) + 3.0 * critics + 4.0 * actor + (3.0 * actor + 1.5 * critics);
         assert_eq!(step_flops(1), 2.0 * per_sample);
-        assert!((step_flops(256) / 1e9 - 1.92).abs() < 0.01, "{}", step_flops(256) / 1e9);
+        assert!((step_flops(256) / 1e9 - 1.61).abs() < 0.01, "{}", step_flops(256) / 1e9);
     }
 }
