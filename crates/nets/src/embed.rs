@@ -56,12 +56,6 @@ impl TimeEmbedding {
         self.mlp.forward(&self.sinusoid(&t.detach())?)
     }
 
-    /// (emb(t), d emb/dt * t_dot), no graph.
-    pub fn forward_with_tangent(&self, t: &Tensor, t_dot: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (feat, feat_dot) = self.sinusoid_with_tangent(t, t_dot)?;
-        self.mlp.forward_with_tangent(&feat, &feat_dot)
-    }
-
     /// (emb(t) with the autodiff graph, d emb/dt * t_dot without one).
     pub fn forward_and_tangent(&self, t: &Tensor, t_dot: &Tensor) -> Result<(Tensor, Tensor)> {
         let (feat, feat_dot) = self.sinusoid_with_tangent(t, t_dot)?;

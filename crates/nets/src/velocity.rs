@@ -162,28 +162,10 @@ impl VelocityNet {
         r_dot: &Tensor,
         t_dot: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let (x, x_dot) = self.inputs_with_tangent(a_t, r, t, s, a_t_dot, r_dot, t_dot)?;
-        self.mlp.forward_and_tangent(&x, &x_dot)
-    }
-
-    /// The MLP's input (with the time embeddings' graph) and its tangent.
-    #[allow(clippy::too_many_arguments)]
-    fn inputs_with_tangent(
-        &self,
-        a_t: &Tensor,
-        r: &Tensor,
-        t: &Tensor,
-        s: &Tensor,
-        a_t_dot: &Tensor,
-        r_dot: &Tensor,
-        t_dot: &Tensor,
-    ) -> Result<(Tensor, Tensor)> {
-        let embed = |e: &TimeEmbedding, x: &Tensor, x_dot: &Tensor| e.forward_and_tangent(x, x_dot);
         let ((emb_t, emb_t_dot), (emb_r, emb_r_dot)) = match &self.time_r {
             None => {
                 let b = t.dim(0)?;
-                let (e, e_dot) = embed(
-                    &self.time_t,
+                let (e, e_dot) = self.time_t.forward_and_tangent(
                     &Tensor::cat(&[t, r], 0)?,
                     &Tensor::cat(&[t_dot, r_dot], 0)?,
                 )?;
@@ -192,12 +174,14 @@ impl VelocityNet {
                     (e.narrow(0, b, b)?, e_dot.narrow(0, b, b)?),
                 )
             }
-            Some(time_r) => (embed(&self.time_t, t, t_dot)?, embed(time_r, r, r_dot)?),
+            Some(time_r) => {
+                (self.time_t.forward_and_tangent(t, t_dot)?, time_r.forward_and_tangent(r, r_dot)?)
+            }
         };
         let x = self.inputs(&a_t.detach(), &s.detach(), emb_t, emb_r)?;
         let s_dot = s.zeros_like()?;
         let x_dot = self.inputs(&a_t_dot.detach(), &s_dot, emb_t_dot, emb_r_dot)?;
-        Ok((x, x_dot))
+        self.mlp.forward_and_tangent(&x, &x_dot)
     }
 }
 
