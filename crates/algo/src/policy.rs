@@ -3,9 +3,9 @@
 //! (50 candidates at temperature 0.5, one drawn from softmax(w * min_i Q'_i(s, a_k))).
 
 use anyhow::Result;
-use candle_core::{D, DType, Tensor};
+use candle_core::{DType, Tensor};
 use ofql_flow::{clamp_actions, gaussian, one_step_sample};
-use ofql_nets::OneStepPolicy;
+use ofql_nets::{CompiledDoubleQ, OneStepPolicy};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
@@ -14,27 +14,45 @@ use crate::agent::Ofql;
 use crate::config::EvalConfig;
 use crate::prepare::ObsNorm;
 
-/// One observation in, one action out, by the plain protocol (one sample at temperature 1),
-/// on the compiled EMA actor ([`OneStepPolicy`]): the deployment path. It computes what
-/// `select_actions(.., Protocol::Plain, ..)` computes for a batch of one, up to the order of
-/// float32 sums, without tensors or allocations.
-pub struct PlainDecider {
+/// One observation in, one action out: the deployment path. The EMA actor compiled
+/// ([`OneStepPolicy`]) and, for the Q-softmax protocol, the target critics compiled
+/// ([`CompiledDoubleQ`]). For the same random stream it decides what
+/// `select_actions(.., protocol, ..)` decides for a batch of one, up to the order of float32
+/// sums, without tensors, graphs or allocations.
+pub struct Decider {
+    protocol: Protocol,
     policy: OneStepPolicy,
+    /// Present for the Q-softmax protocol.
+    critic: Option<CompiledDoubleQ>,
     obs_norm: Option<ObsNorm>,
     obs: Vec<f32>,
+    /// candidates x act_dim, and the candidates' actions and values.
     noise: Vec<f32>,
+    actions: Vec<f32>,
+    q: Vec<f32>,
 }
 
-impl PlainDecider {
-    /// Compile the agent's EMA actor as it is now.
-    pub fn new(agent: &Ofql) -> Result<PlainDecider> {
+impl Decider {
+    /// Compile the agent's EMA actor (and target critics) as they are now.
+    pub fn new(agent: &Ofql, protocol: Protocol) -> Result<Decider> {
         let policy = OneStepPolicy::new(&agent.actor_ema)?;
         let (s, a) = (policy.obs_dim(), policy.act_dim());
-        Ok(PlainDecider {
+        let (k, critic) = match protocol {
+            Protocol::Plain => (1, None),
+            Protocol::CleanDiffuser { candidates, .. } => {
+                anyhow::ensure!(candidates > 0, "the Q-softmax protocol needs candidates >= 1");
+                (candidates, Some(CompiledDoubleQ::new(&agent.critic_target, a)?))
+            }
+        };
+        Ok(Decider {
+            protocol,
             policy,
+            critic,
             obs_norm: agent.obs_norm.clone(),
             obs: vec![0.0; s],
-            noise: vec![0.0; a],
+            noise: vec![0.0; k * a],
+            actions: vec![0.0; k * a],
+            q: vec![0.0; k],
         })
     }
 
@@ -44,13 +62,32 @@ impl PlainDecider {
         if let Some(norm) = &self.obs_norm {
             norm.apply(&mut self.obs);
         }
+        // The noise is drawn as `gaussian` draws it (row-major, scaled in f32).
+        let (temperature, q_weight) = match self.protocol {
+            Protocol::Plain => (1.0, 0.0),
+            Protocol::CleanDiffuser { temperature, q_weight, .. } => (temperature as f32, q_weight),
+        };
         for z in &mut self.noise {
-            *z = StandardNormal.sample(rng);
+            *z = temperature * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, rng);
         }
-        self.policy.sample(&self.obs, &self.noise, action);
-        for a in action.iter_mut() {
+        let Some(critic) = &mut self.critic else {
+            self.policy.sample(&self.obs, &self.noise, action);
+            for a in action.iter_mut() {
+                *a = a.clamp(-1.0, 1.0);
+            }
+            return;
+        };
+        self.policy.sample_many(&self.obs, &self.noise, &mut self.actions);
+        for a in &mut self.actions {
             *a = a.clamp(-1.0, 1.0);
         }
+        critic.min_q(&self.obs, &self.actions, &mut self.q);
+        for q in &mut self.q {
+            *q *= q_weight as f32;
+        }
+        let choice = draw_softmax(&self.q, rng);
+        let n = action.len();
+        action.copy_from_slice(&self.actions[choice * n..(choice + 1) * n]);
     }
 }
 
@@ -107,23 +144,23 @@ pub fn select_actions<R: Rng>(
     }
 }
 
-/// One categorical draw per row of softmax(logits), stable for large logits.
+/// One categorical draw per row of softmax(logits).
 fn sample_rows<R: Rng + ?Sized>(logits: &Tensor, rng: &mut R) -> Result<Vec<usize>> {
-    let logits = logits.broadcast_sub(&logits.max_keepdim(D::Minus1)?)?;
     let rows: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let weights: Vec<f64> = row.iter().map(|&x| (x as f64).exp()).collect();
-            let total: f64 = weights.iter().sum();
-            let mut u = rng.random::<f64>() * total;
-            for (i, w) in weights.iter().enumerate() {
-                u -= w;
-                if u <= 0.0 {
-                    return i;
-                }
-            }
-            weights.len() - 1
-        })
-        .collect())
+    Ok(rows.iter().map(|row| draw_softmax(row, rng)).collect())
+}
+
+/// One draw from softmax(logits), stable for large logits (the largest is subtracted first).
+fn draw_softmax<R: Rng + ?Sized>(logits: &[f32], rng: &mut R) -> usize {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights = logits.iter().map(|&x| ((x - max) as f64).exp());
+    let total: f64 = weights.clone().sum();
+    let mut u = rng.random::<f64>() * total;
+    for (i, w) in weights.enumerate() {
+        u -= w;
+        if u <= 0.0 {
+            return i;
+        }
+    }
+    logits.len() - 1
 }

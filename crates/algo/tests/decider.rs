@@ -1,9 +1,9 @@
-//! The deployment path (`PlainDecider`: compiled EMA actor, observation normalisation,
-//! noise, clamp) decides what the tensor path (`select_actions`, plain protocol) decides for
-//! the same observation and the same random stream.
+//! The deployment path (`Decider`: compiled EMA actor and target critics, observation
+//! normalisation, noise, clamp, Q-softmax) decides what the tensor path (`select_actions`)
+//! decides for the same observation and the same random stream, under both protocols.
 
 use candle_core::{Device, Tensor};
-use ofql_algo::policy::{PlainDecider, Protocol, select_actions};
+use ofql_algo::policy::{Decider, Protocol, select_actions};
 use ofql_algo::prepare::ObsNorm;
 use ofql_algo::{Config, Ofql};
 use rand::{Rng, SeedableRng};
@@ -11,6 +11,19 @@ use rand_chacha::ChaCha8Rng;
 
 #[test]
 fn plain_decider_matches_select_actions() {
+    decider_matches_select_actions(Protocol::Plain);
+}
+
+#[test]
+fn q_softmax_decider_matches_select_actions() {
+    // A small q_weight so the draw is not always the argmax: the random stream matters too.
+    for q_weight in [50.0, 0.5] {
+        let protocol = Protocol::CleanDiffuser { candidates: 50, temperature: 0.5, q_weight };
+        decider_matches_select_actions(protocol);
+    }
+}
+
+fn decider_matches_select_actions(protocol: Protocol) {
     let (d, a) = (17, 6);
     let mut agent = Ofql::new(&Config::default(), d, a, &Device::Cpu).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -19,23 +32,26 @@ fn plain_decider_matches_select_actions() {
         std: (0..d).map(|_| rng.random_range(0.5..2.0)).collect(),
     };
     agent.obs_norm = Some(norm.clone());
-    let mut decider = PlainDecider::new(&agent).unwrap();
+    let mut decider = Decider::new(&agent, protocol).unwrap();
     let mut clamped = 0;
     for seed in 0..20 {
         let raw: Vec<f32> = (0..d).map(|_| rng.random_range(-4.0..4.0)).collect();
         let mut fast = vec![0f32; a];
-        decider.act(&raw, &mut ChaCha8Rng::seed_from_u64(seed), &mut fast);
+        let mut decider_stream = ChaCha8Rng::seed_from_u64(seed);
+        decider.act(&raw, &mut decider_stream, &mut fast);
 
         let mut normed = raw.clone();
         norm.apply(&mut normed);
         let obs = Tensor::from_slice(&normed, (1, d), &Device::Cpu).unwrap();
         let mut same_stream = ChaCha8Rng::seed_from_u64(seed);
-        let slow = select_actions(&agent, &obs, Protocol::Plain, &mut same_stream).unwrap();
+        let slow = select_actions(&agent, &obs, protocol, &mut same_stream).unwrap();
         let slow: Vec<f32> = slow.flatten_all().unwrap().to_vec1().unwrap();
         for (f, s) in fast.iter().zip(&slow) {
-            assert!((f - s).abs() < 1e-5, "seed {seed}: {fast:?} vs {slow:?}");
+            assert!((f - s).abs() < 1e-5, "{protocol:?} seed {seed}: {fast:?} vs {slow:?}");
             clamped += (s.abs() == 1.0) as usize;
         }
+        // Both consumed the same draws.
+        assert_eq!(decider_stream.random::<u64>(), same_stream.random::<u64>(), "seed {seed}");
     }
     assert!(clamped < 20 * a, "some actions must be inside the bounds to compare anything");
 }

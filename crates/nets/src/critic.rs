@@ -3,6 +3,7 @@
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::Rng;
 
+use crate::dense::CompiledMlp;
 use crate::mlp::{Kernels, Mlp};
 use crate::params::NamedVars;
 
@@ -64,5 +65,39 @@ impl NamedVars for DoubleQ {
         let q1 = self.q1.named_vars().into_iter().map(|(n, v)| (format!("q1.{n}"), v));
         let q2 = self.q2.named_vars().into_iter().map(|(n, v)| (format!("q2.{n}"), v));
         q1.chain(q2).collect()
+    }
+}
+
+/// min(Q_1, Q_2) of a [`DoubleQ`] frozen at the moment it was compiled, on plain f32 slices:
+/// the Q-softmax protocol's scoring of K candidate actions for one observation. The
+/// observation's share of each head's first layer is computed once per call, not per action.
+#[derive(Debug, Clone)]
+pub struct CompiledDoubleQ {
+    obs_dim: usize,
+    act_dim: usize,
+    q1: CompiledMlp,
+    q2: CompiledMlp,
+}
+
+impl CompiledDoubleQ {
+    /// Compile `q`, whose heads read concat(s, a) with `act_dim` action columns.
+    pub fn new(q: &DoubleQ, act_dim: usize) -> Result<CompiledDoubleQ> {
+        let q1 = CompiledMlp::new(q.q1.layers(), &[])?;
+        let q2 = CompiledMlp::new(q.q2.layers(), &[])?;
+        assert!(act_dim <= q1.in_dim(), "critic input {} < act_dim {act_dim}", q1.in_dim());
+        Ok(CompiledDoubleQ { obs_dim: q1.in_dim() - act_dim, act_dim, q1, q2 })
+    }
+
+    /// out[k] = min_i Q_i(obs, actions[k]) for the K rows of `actions` (K x act_dim).
+    pub fn min_q(&mut self, obs: &[f32], actions: &[f32], out: &mut [f32]) {
+        let (s, a) = (self.obs_dim, self.act_dim);
+        assert_eq!(obs.len(), s, "observation size");
+        assert_eq!(actions.len(), out.len() * a, "actions size");
+        let k = out.len();
+        out.copy_from_slice(self.q1.forward_rows(actions, s..s + a, obs, 0..s, k));
+        let q2 = self.q2.forward_rows(actions, s..s + a, obs, 0..s, k);
+        for (o, q) in out.iter_mut().zip(q2) {
+            *o = o.min(*q);
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod critic;
+mod dense;
 pub mod embed;
 pub mod init;
 pub mod mish;
@@ -14,7 +15,7 @@ pub mod simd;
 pub mod velocity;
 
 pub use checkpoint::Checkpoint;
-pub use critic::DoubleQ;
+pub use critic::{CompiledDoubleQ, DoubleQ};
 pub use embed::TimeEmbedding;
 pub use mlp::{Kernels, Linear, Mlp};
 pub use one_step::OneStepPolicy;

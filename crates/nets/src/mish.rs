@@ -27,27 +27,49 @@ pub trait MishFloat:
 const CLAMP_LO: f64 = -80.0;
 const CLAMP_HI: f64 = 20.0;
 
+/// a * b + c, fused (one rounding) when `fma`. Without it the result is what `a * b + c`
+/// gives, so the training kernels, which never pass `fma`, stay the same to the bit on every
+/// vector unit.
+#[inline(always)]
+fn madd(a: f32, b: f32, c: f32, fma: bool) -> f32 {
+    if fma { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// Cephes expf: x = k ln2 + r, exp(r) by a degree-6 polynomial, 2^k from the exponent bits.
+/// Valid for x in [-87, 88]; callers clamp. Relative error ~1e-7.
+#[inline(always)]
+fn exp_f32(x: f32, fma: bool) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer.
+    let t = madd(x, LOG2E, ROUND, fma);
+    let kf = t - ROUND;
+    // k = kf as an integer, read from t's mantissa (t = 1.5 * 2^23 + k exactly), so the
+    // loop stays in vector integer ops (a float-to-int `as` cast does not vectorise).
+    let k = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let r = madd(-kf, -2.121_944_4e-4, madd(-kf, 0.693_359_4, x, fma), fma);
+    let z = r * r;
+    let mut p = 1.987_569_1e-4;
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+        p = madd(p, r, c, fma);
+    }
+    let y = madd(p, z, r, fma) + 1.0;
+    y * f32::from_bits(((k + 127) << 23) as u32)
+}
+
+/// mish(x) for acting (the compiled policies), with fused multiply-adds where the CPU has
+/// them and one division: within a few float32 roundings of [`mish_scalar`].
+#[inline(always)]
+pub(crate) fn mish_f32(x: f32, fma: bool) -> f32 {
+    let xc = x.clamp(CLAMP_LO as f32, CLAMP_HI as f32);
+    let e = exp_f32(xc, fma);
+    let n = e * (e + 2.0);
+    x.max(xc) * (n / (n + 2.0))
+}
+
 impl MishFloat for f32 {
     #[inline(always)]
     fn exp_vec(self) -> f32 {
-        // Cephes expf: x = k ln2 + r, exp(r) by a degree-6 polynomial, 2^k from the exponent bits.
-        // Valid for x in [-87, 88]; callers clamp. Relative error ~1e-7.
-        const LOG2E: f32 = std::f32::consts::LOG2_E;
-        const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer.
-        let t = self * LOG2E + ROUND;
-        let kf = t - ROUND;
-        // k = kf as an integer, read from t's mantissa (t = 1.5 * 2^23 + k exactly), so the
-        // loop stays in vector integer ops (a float-to-int `as` cast does not vectorise).
-        let k = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-        let r = self - kf * 0.693_359_4 - kf * -2.121_944_4e-4;
-        let z = r * r;
-        let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
-            * r
-            + 1.666_666_5e-1)
-            * r
-            + 0.5;
-        let y = p * z + r + 1.0;
-        y * f32::from_bits(((k + 127) << 23) as u32)
+        exp_f32(self, false)
     }
 
     #[inline(always)]
@@ -107,6 +129,39 @@ impl<T: MishFloat> Kernel for MishFwd<'_, T> {
         }
         out
     }
+}
+
+/// x = act(x + b) in place, rows of width b.len(), act Mish or the identity: the compiled
+/// policies' bias and activation after a product.
+struct BiasActInPlace<'a> {
+    x: &'a mut [f32],
+    b: &'a [f32],
+    mish: bool,
+}
+
+impl Kernel for BiasActInPlace<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self, fma: bool) {
+        for row in self.x.chunks_exact_mut(self.b.len()) {
+            if self.mish {
+                for (x, b) in row.iter_mut().zip(self.b) {
+                    *x = mish_f32(*x + b, fma);
+                }
+            } else {
+                for (x, b) in row.iter_mut().zip(self.b) {
+                    *x += b;
+                }
+            }
+        }
+    }
+}
+
+/// x = act(x + b) for each row of x (width b.len()), act Mish (see [`mish_f32`]) or the
+/// identity, compiled for this CPU's vector unit.
+pub(crate) fn bias_act_in_place(x: &mut [f32], b: &[f32], mish: bool) {
+    assert!(x.len().is_multiple_of(b.len().max(1)), "bias_act_in_place: row width");
+    run(BiasActInPlace { x, b, mish });
 }
 
 /// grad_in = grad_out * mish'(z + b), rows of width b.len(). Written through pre-sized
@@ -502,6 +557,32 @@ mod tests {
         for (i, (&y, &x)) in run_on(Simd::Baseline, MishFwd { x: &z }).iter().zip(&z).enumerate() {
             let want = mish_scalar(x as f64);
             assert!((y as f64 - want).abs() <= 1e-6 * want.abs().max(1e-6), "{i}: {y} vs {want}");
+        }
+    }
+
+    /// The acting path's Mish (fused multiply-adds where the CPU has them, one division) stays
+    /// within a few float32 roundings of Mish on every vector unit, beyond the clamps too;
+    /// without Mish it adds the bias exactly.
+    #[test]
+    fn acting_bias_and_mish_are_close_on_every_vector_unit() {
+        let h = 37;
+        let mut z: Vec<f32> = (0..5 * h).map(|i| (i as f32 * 0.7391).sin() * 30.0 - 5.0).collect();
+        z[3] = -200.0;
+        z[4] = 150.0;
+        let b: Vec<f32> = (0..h).map(|i| (i as f32 * 0.3).cos()).collect();
+        for simd in [Simd::Baseline, Simd::Avx2, Simd::Avx512] {
+            let mut y = z.clone();
+            run_on(simd, BiasActInPlace { x: &mut y, b: &b, mish: true });
+            for (i, (&y, &x)) in y.iter().zip(&z).enumerate() {
+                let want = mish_scalar(x as f64 + b[i % h] as f64);
+                let err = (y as f64 - want).abs();
+                assert!(err <= 1e-6 * want.abs().max(1e-6), "{simd:?} {i}: {y} vs {want}");
+            }
+            let mut y = z.clone();
+            run_on(simd, BiasActInPlace { x: &mut y, b: &b, mish: false });
+            for (i, (&y, &x)) in y.iter().zip(&z).enumerate() {
+                assert_eq!(y, x + b[i % h], "{simd:?} {i}");
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The compiled one-step policy computes the same function as the velocity network it was
-//! compiled from: a = noise - u(noise, r = 0, t = 1 | s), for separate and shared time-MLPs.
+//! compiled from: a = noise - u(noise, r = 0, t = 1 | s), for separate and shared time-MLPs,
+//! one noise vector or K of them; the compiled critics compute the critics' min.
 
 use candle_core::{DType, Device, Tensor};
-use ofql_nets::{OneStepPolicy, VelocityConfig, VelocityNet};
+use ofql_nets::{CompiledDoubleQ, DoubleQ, OneStepPolicy, VelocityConfig, VelocityNet};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -38,5 +39,53 @@ fn compiled_policy_matches_the_network() {
         }
         // Only the order of float32 sums differs from the GEMM's.
         assert!(worst < 1e-5, "share_time_mlp {share}: worst relative difference {worst}");
+    }
+}
+
+/// K candidates for one observation (the Q-softmax protocol's batch) give, row for row, the
+/// single-sample result.
+#[test]
+fn many_samples_match_one_at_a_time() {
+    let dev = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let cfg = VelocityConfig { obs_dim: 17, act_dim: 6, ..VelocityConfig::default() };
+    let net = VelocityNet::new(&cfg, DType::F32, &dev, &mut rng).unwrap();
+    let mut policy = OneStepPolicy::new(&net).unwrap();
+    let obs: Vec<f32> = (0..17).map(|_| rng.random_range(-3.0..3.0)).collect();
+    for k in [1, 7, 50] {
+        let noise: Vec<f32> = (0..k * 6).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let mut many = vec![0f32; k * 6];
+        policy.sample_many(&obs, &noise, &mut many);
+        for (row, z) in noise.chunks(6).enumerate() {
+            let mut one = [0f32; 6];
+            policy.sample(&obs, z, &mut one);
+            for (m, o) in many[row * 6..row * 6 + 6].iter().zip(&one) {
+                assert!((m - o).abs() <= 1e-5 * o.abs().max(1.0), "k {k} row {row}: {m} vs {o}");
+            }
+        }
+    }
+}
+
+/// The compiled critics score K actions of one observation as the network does.
+#[test]
+fn compiled_critics_match_the_network() {
+    let dev = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let (s, a, k) = (17, 6, 50);
+    let q = DoubleQ::new(s, a, 256, 3, DType::F32, &dev, &mut rng).unwrap();
+    let mut compiled = CompiledDoubleQ::new(&q, a).unwrap();
+    let obs: Vec<f32> = (0..s).map(|_| rng.random_range(-3.0..3.0)).collect();
+    let acts: Vec<f32> = (0..k * a).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut fast = vec![0f32; k];
+    compiled.min_q(&obs, &acts, &mut fast);
+
+    let obs_k: Vec<f32> = obs.iter().copied().cycle().take(k * s).collect();
+    let obs_k = Tensor::from_vec(obs_k, (k, s), &dev).unwrap();
+    let acts = Tensor::from_vec(acts, (k, a), &dev).unwrap();
+    let slow: Vec<f32> = q.min(&obs_k, &acts).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let spread = slow.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(spread > 1e-3, "the values must differ from zero to compare anything");
+    for (f, s) in fast.iter().zip(&slow) {
+        assert!((f - s).abs() <= 1e-5 * s.abs().max(1.0), "{fast:?} vs {slow:?}");
     }
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 use clap::Args;
-use ofql_algo::policy::{PlainDecider, Protocol, select_actions};
+use ofql_algo::policy::{Decider, Protocol, select_actions};
 use ofql_algo::{Config, Ofql};
 use ofql_data::{NextObs, ReplayBuffer, Transitions};
 use rand::{Rng, SeedableRng};
@@ -53,12 +53,15 @@ struct Measured {
     /// Achieved FLOP/s of the training step (model FLOPs / time).
     train_gflops: f64,
     /// One observation in, one action out, plain one-step sampling, on the compiled actor
-    /// (`PlainDecider`, the deployment path).
+    /// (`Decider`, the deployment path).
     decision_us: f64,
     /// The same decision through candle tensors (`select_actions`, as evaluation batches it).
     decision_tensor_us: f64,
-    /// One observation, 50 candidates, Q-softmax (the paper's protocol).
+    /// One observation, 50 candidates, Q-softmax (the paper's protocol), on the compiled
+    /// actor and target critics (`Decider`).
     decision50_us: f64,
+    /// The same through candle tensors.
+    decision50_tensor_us: f64,
     /// A 1024^3 f32 matrix product: the GEMM peak of this machine with these threads.
     gemm_gflops: f64,
 }
@@ -167,10 +170,11 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
     }
     let step = t0.elapsed().as_secs_f64() / args.steps as f64;
 
-    let obs = Tensor::from_slice(&buffer.transitions().observations[..OBS], (1, OBS), &dev)?;
+    let obs_row = buffer.transitions().observations[..OBS].to_vec();
+    let obs = Tensor::from_slice(&obs_row, (1, OBS), &dev)?;
     let cleandiffuser =
         Protocol::CleanDiffuser { candidates: 50, temperature: 0.5, q_weight: 50.0 };
-    let mut decide = |protocol: Protocol| -> Result<f64> {
+    let mut through_tensors = |protocol: Protocol| -> Result<f64> {
         for _ in 0..50 {
             select_actions(&agent, &obs, protocol, &mut rng)?;
         }
@@ -180,20 +184,24 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
         }
         Ok(t0.elapsed().as_secs_f64() / args.decisions as f64)
     };
-    let decision_tensor = decide(Protocol::Plain)?;
-    let decision50 = decide(cleandiffuser)?;
-    let mut decider = PlainDecider::new(&agent)?;
-    let obs_row = buffer.transitions().observations[..OBS].to_vec();
-    let mut action = [0f32; ACT];
-    for _ in 0..1000 {
-        decider.act(&obs_row, &mut rng, &mut action);
-    }
-    let t0 = Instant::now();
-    for _ in 0..args.decisions * 10 {
-        decider.act(std::hint::black_box(&obs_row), &mut rng, &mut action);
-        std::hint::black_box(&action);
-    }
-    let decision = t0.elapsed().as_secs_f64() / (args.decisions * 10) as f64;
+    let decision_tensor = through_tensors(Protocol::Plain)?;
+    let decision50_tensor = through_tensors(cleandiffuser)?;
+    // The compiled path is timed over more decisions: a plain one takes microseconds.
+    let compiled = |protocol: Protocol, reps: usize, rng: &mut ChaCha8Rng| -> Result<f64> {
+        let mut decider = Decider::new(&agent, protocol)?;
+        let mut action = [0f32; ACT];
+        for _ in 0..reps / 10 {
+            decider.act(&obs_row, rng, &mut action);
+        }
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            decider.act(std::hint::black_box(&obs_row), rng, &mut action);
+            std::hint::black_box(&action);
+        }
+        Ok(t0.elapsed().as_secs_f64() / reps as f64)
+    };
+    let decision = compiled(Protocol::Plain, args.decisions * 10, &mut rng)?;
+    let decision50 = compiled(cleandiffuser, args.decisions, &mut rng)?;
 
     let a = Tensor::randn(0f32, 1.0, (1024, 1024), &dev)?;
     let b = Tensor::randn(0f32, 1.0, (1024, 1024), &dev)?;
@@ -213,6 +221,7 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
         decision_us: decision * 1e6,
         decision_tensor_us: decision_tensor * 1e6,
         decision50_us: decision50 * 1e6,
+        decision50_tensor_us: decision50_tensor * 1e6,
         gemm_gflops: gemm / 1e9,
     })
 }
@@ -256,14 +265,14 @@ fn step_flops(b: usize) -> f64 {
 fn text(r: &Report) -> String {
     let mut s = format!(
         "OFQL step at batch {} ({}): {:.2} GFLOP per step\n\
-         threads  ms/step  steps/s  GFLOP/s  decision us (tensor path)  decision(50) us  GEMM GFLOP/s\n",
+         threads  ms/step  steps/s  GFLOP/s  decision us (tensor path)  decision(50) us (tensor path)  GEMM GFLOP/s\n",
         r.batch,
         r.sizes,
         r.flops_per_step / 1e9
     );
     for m in &r.runs {
         s.push_str(&format!(
-            "{:>7}  {:>7.2}  {:>7.1}  {:>7.1}  {:>11.2} ({:>11.1})  {:>15.1}  {:>12.1}\n",
+            "{:>7}  {:>7.2}  {:>7.1}  {:>7.1}  {:>11.2} ({:>11.1})  {:>15.1} ({:>11.1})  {:>12.1}\n",
             m.threads,
             m.train_step_ms,
             m.steps_per_second,
@@ -271,6 +280,7 @@ fn text(r: &Report) -> String {
             m.decision_us,
             m.decision_tensor_us,
             m.decision50_us,
+            m.decision50_tensor_us,
             m.gemm_gflops
         ));
     }
