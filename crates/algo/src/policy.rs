@@ -8,6 +8,7 @@ use ofql_flow::{clamp_actions, gaussian, one_step_sample};
 use ofql_nets::{CompiledDoubleQ, OneStepPolicy};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::Ofql;
@@ -18,12 +19,13 @@ use crate::prepare::ObsNorm;
 /// ([`OneStepPolicy`]) and, for the Q-softmax protocol, the target critics compiled
 /// ([`CompiledDoubleQ`]). For the same random stream it decides what
 /// `select_actions(.., protocol, ..)` decides for a batch of one, up to the order of float32
-/// sums, without tensors, graphs or allocations.
+/// sums, without tensors, graphs or allocations. With several threads the candidates are
+/// split between them (each has its own copy of the networks), so the result does not
+/// depend on the thread count beyond float32 rounding.
 pub struct Decider {
     protocol: Protocol,
-    policy: OneStepPolicy,
-    /// Present for the Q-softmax protocol.
-    critic: Option<CompiledDoubleQ>,
+    /// One per thread scoring candidates (one for the plain protocol).
+    lanes: Vec<Lane>,
     obs_norm: Option<ObsNorm>,
     obs: Vec<f32>,
     /// candidates x act_dim, and the candidates' actions and values.
@@ -32,22 +34,43 @@ pub struct Decider {
     q: Vec<f32>,
 }
 
+/// The compiled networks one thread scores its share of the candidates with.
+#[derive(Clone)]
+struct Lane {
+    policy: OneStepPolicy,
+    /// Present for the Q-softmax protocol.
+    critic: Option<CompiledDoubleQ>,
+}
+
+/// A thread's lane with its noise rows, action rows and values.
+type Share<'a> = (((&'a mut Lane, &'a [f32]), &'a mut [f32]), &'a mut [f32]);
+
+/// Fewer candidates than this per thread are not worth waking a thread for.
+const MIN_CANDIDATES_PER_THREAD: usize = 16;
+
 impl Decider {
-    /// Compile the agent's EMA actor (and target critics) as they are now.
+    /// Compile the agent's EMA actor (and target critics) as they are now, to score the
+    /// candidates on rayon's threads (RAYON_NUM_THREADS, else the cores).
     pub fn new(agent: &Ofql, protocol: Protocol) -> Result<Decider> {
+        Decider::with_threads(agent, protocol, rayon::current_num_threads())
+    }
+
+    /// As [`Decider::new`], on at most `threads` threads.
+    pub fn with_threads(agent: &Ofql, protocol: Protocol, threads: usize) -> Result<Decider> {
         let policy = OneStepPolicy::new(&agent.actor_ema)?;
         let (s, a) = (policy.obs_dim(), policy.act_dim());
-        let (k, critic) = match protocol {
-            Protocol::Plain => (1, None),
+        let (k, lane) = match protocol {
+            Protocol::Plain => (1, Lane { policy, critic: None }),
             Protocol::CleanDiffuser { candidates, .. } => {
                 anyhow::ensure!(candidates > 0, "the Q-softmax protocol needs candidates >= 1");
-                (candidates, Some(CompiledDoubleQ::new(&agent.critic_target, a)?))
+                let critic = CompiledDoubleQ::new(&agent.critic_target, a)?;
+                (candidates, Lane { policy, critic: Some(critic) })
             }
         };
+        let lanes = threads.clamp(1, k.div_ceil(MIN_CANDIDATES_PER_THREAD).max(1));
         Ok(Decider {
             protocol,
-            policy,
-            critic,
+            lanes: vec![lane; lanes],
             obs_norm: agent.obs_norm.clone(),
             obs: vec![0.0; s],
             noise: vec![0.0; k * a],
@@ -70,24 +93,38 @@ impl Decider {
         for z in &mut self.noise {
             *z = temperature * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, rng);
         }
-        let Some(critic) = &mut self.critic else {
-            self.policy.sample(&self.obs, &self.noise, action);
+        if self.protocol == Protocol::Plain {
+            self.lanes[0].policy.sample(&self.obs, &self.noise, action);
             for a in action.iter_mut() {
                 *a = a.clamp(-1.0, 1.0);
             }
             return;
-        };
-        self.policy.sample_many(&self.obs, &self.noise, &mut self.actions);
-        for a in &mut self.actions {
-            *a = a.clamp(-1.0, 1.0);
         }
-        critic.min_q(&self.obs, &self.actions, &mut self.q);
+        // Each thread: its candidates' actions (clamped) and min_i Q'_i.
+        let (a, obs) = (action.len(), &self.obs);
+        let per = self.q.len().div_ceil(self.lanes.len());
+        let score = |(((lane, noise), acts), q): Share| {
+            lane.policy.sample_many(obs, noise, acts);
+            for x in acts.iter_mut() {
+                *x = x.clamp(-1.0, 1.0);
+            }
+            if let Some(critic) = &mut lane.critic {
+                critic.min_q(obs, acts, q);
+            }
+        };
+        let (noise, acts, q) = (&self.noise, &mut self.actions, &mut self.q);
+        if self.lanes.len() == 1 {
+            let lanes = self.lanes.iter_mut().zip(noise.chunks(per * a));
+            lanes.zip(acts.chunks_mut(per * a)).zip(q.chunks_mut(per)).for_each(score);
+        } else {
+            let lanes = self.lanes.par_iter_mut().zip(noise.par_chunks(per * a));
+            lanes.zip(acts.par_chunks_mut(per * a)).zip(q.par_chunks_mut(per)).for_each(score);
+        }
         for q in &mut self.q {
             *q *= q_weight as f32;
         }
         let choice = draw_softmax(&self.q, rng);
-        let n = action.len();
-        action.copy_from_slice(&self.actions[choice * n..(choice + 1) * n]);
+        action.copy_from_slice(&self.actions[choice * a..(choice + 1) * a]);
     }
 }
 

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 #[test]
 fn plain_decider_matches_select_actions() {
-    decider_matches_select_actions(Protocol::Plain);
+    decider_matches_select_actions(Protocol::Plain, 1);
 }
 
 #[test]
@@ -19,11 +19,14 @@ fn q_softmax_decider_matches_select_actions() {
     // A small q_weight so the draw is not always the argmax: the random stream matters too.
     for q_weight in [50.0, 0.5] {
         let protocol = Protocol::CleanDiffuser { candidates: 50, temperature: 0.5, q_weight };
-        decider_matches_select_actions(protocol);
+        // Split between 1, 2 and 3 threads (shares of 50, 25 and 17 candidates).
+        for threads in [1, 2, 3] {
+            decider_matches_select_actions(protocol, threads);
+        }
     }
 }
 
-fn decider_matches_select_actions(protocol: Protocol) {
+fn decider_matches_select_actions(protocol: Protocol, threads: usize) {
     let (d, a) = (17, 6);
     let mut agent = Ofql::new(&Config::default(), d, a, &Device::Cpu).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -32,7 +35,7 @@ fn decider_matches_select_actions(protocol: Protocol) {
         std: (0..d).map(|_| rng.random_range(0.5..2.0)).collect(),
     };
     agent.obs_norm = Some(norm.clone());
-    let mut decider = Decider::new(&agent, protocol).unwrap();
+    let mut decider = Decider::with_threads(&agent, protocol, threads).unwrap();
     let mut clamped = 0;
     for seed in 0..20 {
         let raw: Vec<f32> = (0..d).map(|_| rng.random_range(-4.0..4.0)).collect();
@@ -47,7 +50,10 @@ fn decider_matches_select_actions(protocol: Protocol) {
         let slow = select_actions(&agent, &obs, protocol, &mut same_stream).unwrap();
         let slow: Vec<f32> = slow.flatten_all().unwrap().to_vec1().unwrap();
         for (f, s) in fast.iter().zip(&slow) {
-            assert!((f - s).abs() < 1e-5, "{protocol:?} seed {seed}: {fast:?} vs {slow:?}");
+            assert!(
+                (f - s).abs() < 1e-5,
+                "{protocol:?} {threads} threads, seed {seed}: {fast:?} vs {slow:?}"
+            );
             clamped += (s.abs() == 1.0) as usize;
         }
         // Both consumed the same draws.
