@@ -136,11 +136,14 @@ impl Ofql {
     /// One iteration of Algorithm 1 on `batch`.
     ///
     /// Every random number of the update is drawn first, in one order (target noise, the
-    /// MeanFlow sample, the policy noise, the Q term's head). With several threads the batch
-    /// is then cut into row shards, one per thread, as data-parallel training does: each
-    /// shard's loss is its rows' share of the batch loss, and the shards' gradients are added
-    /// before one optimiser step. A seed and a thread count fix every number; the shards only
-    /// change the order in which a gradient's rows are summed (1e-7 relative).
+    /// MeanFlow sample, the policy noise, the Q term's head). With several threads the work
+    /// is then split two ways: the TD target and the Q term are cut into row shards, one per
+    /// thread (each shard's loss is its rows' share of the batch loss, and the shards'
+    /// gradients are added before the optimiser step), and the critic loss and the MeanFlow
+    /// loss, which do not depend on each other, run side by side on the whole batch (so their
+    /// weight-gradient products keep all 256 rows). A seed and a thread count fix every
+    /// number; threads only change the order in which a gradient's rows are summed (1e-7
+    /// relative).
     pub fn update(&mut self, batch: &Batch) -> Result<Losses> {
         let (cfg_a, cfg_c) = (self.cfg.actor.clone(), self.cfg.critic.clone());
         let (n, act_dim) = batch.actions.dims2()?;
@@ -161,51 +164,60 @@ impl Ofql {
         let policy_noise = self.noise(n)?;
         let head_1 = self.rng.random::<f64>() > 0.5;
 
-        // 1. Critic: y = r + gamma (1 - d) min_i Q'_i(s', a'), a' from the EMA actor;
+        // 1. Critic: y = r + gamma (1 - d) min_i Q'_i(s', a'), a' from the EMA actor
+        //    (no gradient: the row shards compute it side by side);
         //    L = mse(Q_1, y) + mse(Q_2, y).
-        let parts = on_shards(&shards, |_, rows| {
+        let y = on_shards(&shards, |_, rows| {
             let b = rows_of(batch, &rows)?;
             let noise = target_noise.narrow(0, rows.start * k, rows.len() * k)?;
-            let y = td_target(&cfg_c, &self.actor_ema, &self.critic_target, &b, &noise)?;
-            let (q1, q2) = self.critic.forward(&b.observations, &b.actions)?;
+            td_target(&cfg_c, &self.actor_ema, &self.critic_target, &b, &noise)
+        })?;
+        let y = Tensor::cat(&y, 0)?;
+        let (s, a) = (&batch.observations, &batch.actions);
+        let critic = || -> Result<(GradStore, Tensor, Tensor)> {
+            let (q1, q2) = self.critic.forward(s, a)?;
             let loss =
                 ((sq_error_sum(&q1, &y)? / n as f64)? + (sq_error_sum(&q2, &y)? / n as f64)?)?;
             Ok((loss.backward()?, loss, q1.sum_all()?))
-        })?;
+        };
+        //    The actor's MeanFlow loss L_FBC needs no critic: with two threads it trains
+        //    beside the critic (both on the whole batch; the two take about equal work).
+        let flow = || -> Result<(GradStore, Tensor)> {
+            let (flow_sum, _, _) = meanflow_sq_error(&self.actor, s, a, &flow_draw)?;
+            let flow = (flow_sum / (n * act_dim) as f64)?;
+            Ok((flow.backward()?, flow))
+        };
+        let (critic, flow) = both(shards.len() > 1, critic, flow);
+        let ((mut grads, critic_loss, q1_sum), (flow_grads, flow_loss)) = (critic?, flow?);
         let critic_vars = self.critic_opt.vars();
-        let (mut grads, critic_loss, q1_sum) = merge(parts, &critic_vars)?;
         let critic_grad_norm = clip_grad_norm(&mut grads, &critic_vars, cfg_c.grad_norm)?;
         self.critic_opt.step(&grads)?;
 
         // 2. Actor: L_FBC + eta * q_loss, DQL's normalised Q term on a random head of the
-        //    updated critics (whose weights are held constant: this loss trains the actor).
-        //    The normaliser mean |Q_other| is over the whole batch, so every shard's forward
-        //    pass comes before any backward pass.
+        //    updated critics (whose weights are held constant: this loss trains the actor),
+        //    by row shards. The normaliser mean |Q_other| is over the whole batch, so every
+        //    shard's forward pass comes before any backward pass.
         let forward = on_shards(&shards, |_, rows| {
             let b = rows_of(batch, &rows)?;
-            let (s, a) = (&b.observations, &b.actions);
-            let draw = flow_draw.rows(rows.clone())?;
-            let (flow_sum, _, _) = meanflow_sq_error(&self.actor, s, a, &draw)?;
-            let flow = (flow_sum / (n * act_dim) as f64)?;
             let noise = policy_noise.narrow(0, rows.start, rows.len())?;
+            let s = &b.observations;
             let a_pi = clamp_actions(&one_step_sample(&self.actor, s, &noise)?, -1.0, 1.0)?;
             let (q1_pi, q2_pi) = self.critic.forward_frozen(s, &a_pi)?;
             let (q_main, q_norm) = if head_1 { (q1_pi, q2_pi) } else { (q2_pi, q1_pi) };
-            Ok((flow, q_main.sum_all()?, q_norm.abs()?.sum_all()?.detach()))
+            Ok((q_main.sum_all()?, q_norm.abs()?.sum_all()?.detach()))
         })?;
-        let mut norm_sum = forward[0].2.clone();
+        let mut norm_sum = forward[0].1.clone();
         for f in &forward[1..] {
-            norm_sum = (norm_sum + &f.2)?;
+            norm_sum = (norm_sum + &f.1)?;
         }
         let q_norm = (norm_sum / n as f64)?;
         let parts = on_shards(&shards, |i, _| {
-            let (flow, q_main_sum, _) = &forward[i];
-            let q = ((q_main_sum / n as f64)?.neg()? / &q_norm)?;
-            let loss = (flow + (&q * cfg_a.eta)?)?;
-            Ok((loss.backward()?, flow.clone(), q))
+            let q = ((&forward[i].0 / n as f64)?.neg()? / &q_norm)?;
+            Ok(((&q * cfg_a.eta)?.backward()?, q))
         })?;
         let actor_vars = self.actor_opt.vars();
-        let (mut grads, flow_loss, q_loss) = merge(parts, &actor_vars)?;
+        let (grads, q_loss) = merge(parts, &actor_vars)?;
+        let mut grads = add_grads(grads, &flow_grads, &actor_vars)?;
         let actor_loss = (&flow_loss + (&q_loss * cfg_a.eta)?)?;
         let actor_grad_norm = clip_grad_norm(&mut grads, &actor_vars, cfg_a.grad_norm)?;
         self.actor_opt.step(&grads)?;
@@ -351,26 +363,38 @@ fn rows_of(batch: &Batch, rows: &Range<usize>) -> Result<Batch> {
     })
 }
 
-/// The shards' gradients added per parameter of `vars`, and their two loss parts added.
-fn merge(
-    parts: Vec<(GradStore, Tensor, Tensor)>,
-    vars: &[Var],
-) -> Result<(GradStore, Tensor, Tensor)> {
+/// The shards' gradients added per parameter of `vars`, and their losses added.
+fn merge(parts: Vec<(GradStore, Tensor)>, vars: &[Var]) -> Result<(GradStore, Tensor)> {
     let mut parts = parts.into_iter();
-    let (mut grads, mut x, mut y) = parts.next().context("a batch has at least one shard")?;
-    for (g, x2, y2) in parts {
-        for var in vars {
-            if let Some(d) = g.get(var.as_tensor()) {
-                let sum = match grads.remove(var.as_tensor()) {
-                    Some(acc) => (acc + d)?,
-                    None => d.clone(),
-                };
-                grads.insert(var.as_tensor(), sum);
-            }
-        }
-        (x, y) = ((x + x2)?, (y + y2)?);
+    let (mut grads, mut loss) = parts.next().context("a batch has at least one shard")?;
+    for (g, part) in parts {
+        grads = add_grads(grads, &g, vars)?;
+        loss = (loss + part)?;
     }
-    Ok((grads, x, y))
+    Ok((grads, loss))
+}
+
+/// `grads` + `more`, per parameter of `vars`.
+fn add_grads(mut grads: GradStore, more: &GradStore, vars: &[Var]) -> Result<GradStore> {
+    for var in vars {
+        if let Some(d) = more.get(var.as_tensor()) {
+            let sum = match grads.remove(var.as_tensor()) {
+                Some(acc) => (acc + d)?,
+                None => d.clone(),
+            };
+            grads.insert(var.as_tensor(), sum);
+        }
+    }
+    Ok(grads)
+}
+
+/// (f(), g()), side by side on rayon's threads when `parallel`.
+fn both<A: Send, B: Send>(
+    parallel: bool,
+    f: impl FnOnce() -> A + Send,
+    g: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if parallel { rayon::join(f, g) } else { (f(), g()) }
 }
 
 /// Sum over all elements of (x - y)^2.
