@@ -1478,7 +1478,12 @@ impl Map2 for MatMul {
         let dst_rs = dst_strides[0];
         let dst_cs = dst_strides[1];
 
-        let mut dst = vec![T::zero(); b * m * n];
+        // ofql patch (vendor/README.md): gemm writes every element of dst (alpha = 0, read_dst
+        // = false: it stores zeros or products and never reads dst, also for k = 0), so the
+        // buffer is not zeroed first; its length is set once gemm has written it.
+        let len = b * m * n;
+        let mut dst: Vec<T> = Vec::with_capacity(len);
+        let dst_base = dst.as_mut_ptr();
         let num_threads = crate::utils::get_num_threads();
         let parallelism = if num_threads > 1 {
             Parallelism::Rayon(num_threads)
@@ -1502,13 +1507,12 @@ impl Map2 for MatMul {
         for step in 0..b {
             let lhs_p = &lhs[step * a_skip..];
             let rhs_p = &rhs[step * b_skip..];
-            let dst_p = &mut dst[step * c_skip..];
             unsafe {
                 gemm(
                     /* m: usize = */ m,
                     /* n: usize = */ n,
                     /* k: usize = */ k,
-                    /* dst: *mut T = */ dst_p.as_mut_ptr(),
+                    /* dst: *mut T = */ dst_base.add(step * c_skip),
                     /* dst_cs: isize = */ dst_cs as isize,
                     /* dst_rs: isize = */ dst_rs as isize,
                     /* read_dst: bool = */ false,
@@ -1527,6 +1531,8 @@ impl Map2 for MatMul {
                 )
             }
         }
+        // SAFETY: the loop above wrote all b * m * n elements (see the comment at dst).
+        unsafe { dst.set_len(len) };
         Ok(dst)
     }
 
