@@ -1,6 +1,6 @@
 //! A Linear + Mish MLP whose forward pass can carry a tangent (forward-mode AD by hand).
 
-use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor, Var};
 use rand::Rng;
 
 use crate::init::pytorch_linear;
@@ -44,6 +44,96 @@ impl Linear {
 
     fn matmul_detached(&self, x: &Tensor) -> Result<Tensor> {
         x.matmul(&self.weight.as_detached_tensor().t()?)
+    }
+
+    /// x W^T with the autodiff graph, as one node (see [`LinearProduct`]); `frozen`: no
+    /// gradient for W.
+    fn product(&self, x: &Tensor, frozen: bool) -> Result<Tensor> {
+        x.apply_op2(self.weight.as_tensor(), LinearProduct { frozen })
+    }
+}
+
+/// x W^T (x: (B, in), W: (out, in)) as one autodiff node. candle's `x.matmul(&w.t())`
+/// differentiates through the transposed view, so W's gradient came out transposed and was
+/// copied once more per layer and step; here the backward pass computes it as grad^T x, in
+/// W's own layout. `frozen`: W's gradient is not computed at all (the actor's Q term goes
+/// through the critics without training them). Forward and x's gradient are the same gemm
+/// calls candle makes.
+struct LinearProduct {
+    frozen: bool,
+}
+
+impl CustomOp2 for LinearProduct {
+    fn name(&self) -> &'static str {
+        "linear-product"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ((b, k), (n, k2)) = (xl.shape().dims2()?, wl.shape().dims2()?);
+        if k != k2 {
+            candle_core::bail!("linear-product: x is (.., {k}) but W is (.., {k2})");
+        }
+        let (xs, ws) = (xl.stride(), wl.stride());
+        let parallelism = match candle_core::utils::get_num_threads() {
+            1 => gemm::Parallelism::None,
+            t => gemm::Parallelism::Rayon(t),
+        };
+        macro_rules! product {
+            ($x:expr, $w:expr, $zero:expr) => {{
+                let (x, w) = (&$x[xl.start_offset()..], &$w[wl.start_offset()..]);
+                let mut dst = vec![$zero; b * n];
+                // SAFETY: the strides and offsets are the layouts' own, for the shapes
+                // checked above; dst is a fresh (b, n) row-major buffer.
+                unsafe {
+                    gemm::gemm(
+                        b,
+                        n,
+                        k,
+                        dst.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        x.as_ptr(),
+                        xs[1] as isize,
+                        xs[0] as isize,
+                        w.as_ptr(),
+                        ws[0] as isize,
+                        ws[1] as isize,
+                        $zero,
+                        $zero + 1.0,
+                        false,
+                        false,
+                        false,
+                        parallelism,
+                    )
+                };
+                dst
+            }};
+        }
+        let out = match (x, w) {
+            (CpuStorage::F32(x), CpuStorage::F32(w)) => CpuStorage::F32(product!(x, w, 0f32)),
+            (CpuStorage::F64(x), CpuStorage::F64(w)) => CpuStorage::F64(product!(x, w, 0f64)),
+            _ => candle_core::bail!("linear-product: only f32 and f64, both of one dtype"),
+        };
+        Ok((out, Shape::from((b, n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = grad.matmul(w)?;
+        let dw = if self.frozen { None } else { Some(grad.t()?.matmul(x)?) };
+        Ok((Some(dx), dw))
     }
 }
 
@@ -104,12 +194,15 @@ impl Mlp {
     }
 
     fn forward_impl(&self, x: &Tensor, frozen: bool) -> Result<Tensor> {
-        let param = |v: &Var| if frozen { v.as_detached_tensor() } else { v.as_tensor().clone() };
         let last = self.layers.len() - 1;
         let mut h = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            let (w, b) = (param(&layer.weight), param(&layer.bias));
-            let z = h.matmul(&w.t()?)?;
+            let b = if frozen {
+                layer.bias.as_detached_tensor()
+            } else {
+                layer.bias.as_tensor().clone()
+            };
+            let z = layer.product(&h, frozen)?;
             h = if i == last {
                 z.broadcast_add(&b)?
             } else {
@@ -142,7 +235,7 @@ impl Mlp {
         let last = self.layers.len() - 1;
         let (mut h, mut h_dot) = (x.clone(), x_dot.detach());
         for (i, layer) in self.layers.iter().enumerate() {
-            let z = h.matmul(&layer.weight.t()?)?;
+            let z = layer.product(&h, false)?;
             let z_dot = layer.matmul_detached(&h_dot)?;
             let b = layer.bias.as_tensor();
             (h, h_dot) = if i == last {
