@@ -176,15 +176,18 @@ impl<T: MishFloat> Kernel for BiasMishBwd<'_, T> {
     type Output = Vec<T>;
     #[inline(always)]
     fn run(self, _fma: bool) -> Vec<T> {
-        let h = self.b.len();
-        let mut out = vec![T::from_f64(0.0); self.z.len()];
-        for (o_row, (z_row, g_row)) in
-            out.chunks_exact_mut(h).zip(self.z.chunks_exact(h).zip(self.g.chunks_exact(h)))
+        let (h, n) = (self.b.len(), self.z.len());
+        assert!(n.is_multiple_of(h) && self.g.len() == n, "bias_mish backward: row width");
+        let mut out = Vec::with_capacity(n);
+        let rows = out.spare_capacity_mut()[..n].chunks_exact_mut(h);
+        for (o_row, (z_row, g_row)) in rows.zip(self.z.chunks_exact(h).zip(self.g.chunks_exact(h)))
         {
             for (o, ((&z, &g), &b)) in o_row.iter_mut().zip(z_row.iter().zip(g_row).zip(self.b)) {
-                *o = g * (z + b).mish_and_grad().1;
+                o.write(g * (z + b).mish_and_grad().1);
             }
         }
+        // SAFETY: the rows cover all n elements (n is a multiple of h) and each was written.
+        unsafe { out.set_len(n) };
         out
     }
 }
@@ -199,13 +202,17 @@ impl<T: MishFloat> Kernel for BiasMishFwd<'_, T> {
     type Output = Vec<T>;
     #[inline(always)]
     fn run(self, _fma: bool) -> Vec<T> {
-        let h = self.b.len();
-        let mut out = vec![T::from_f64(0.0); self.z.len()];
-        for (o_row, z_row) in out.chunks_exact_mut(h).zip(self.z.chunks_exact(h)) {
+        let (h, n) = (self.b.len(), self.z.len());
+        assert!(n.is_multiple_of(h), "bias_mish: row width");
+        let mut out = Vec::with_capacity(n);
+        let rows = out.spare_capacity_mut()[..n].chunks_exact_mut(h);
+        for (o_row, z_row) in rows.zip(self.z.chunks_exact(h)) {
             for (o, (&z, &b)) in o_row.iter_mut().zip(z_row.iter().zip(self.b)) {
-                *o = (z + b).mish_and_grad().0;
+                o.write((z + b).mish_and_grad().0);
             }
         }
+        // SAFETY: the rows cover all n elements (n is a multiple of h) and each was written.
+        unsafe { out.set_len(n) };
         out
     }
 }

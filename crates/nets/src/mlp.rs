@@ -87,9 +87,12 @@ impl CustomOp2 for LinearProduct {
         macro_rules! product {
             ($x:expr, $w:expr, $zero:expr) => {{
                 let (x, w) = (&$x[xl.start_offset()..], &$w[wl.start_offset()..]);
-                let mut dst = vec![$zero; b * n];
+                // Not zeroed first: gemm writes every element (read_dst = false: alpha is
+                // 0, and it stores zeros or products without reading dst, also for k = 0).
+                let mut dst = Vec::with_capacity(b * n);
                 // SAFETY: the strides and offsets are the layouts' own, for the shapes
-                // checked above; dst is a fresh (b, n) row-major buffer.
+                // checked above; dst has room for the (b, n) row-major result, and its length
+                // is set once gemm has written all of it.
                 unsafe {
                     gemm::gemm(
                         b,
@@ -111,8 +114,9 @@ impl CustomOp2 for LinearProduct {
                         false,
                         false,
                         parallelism,
-                    )
-                };
+                    );
+                    dst.set_len(b * n);
+                }
                 dst
             }};
         }
