@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Result, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::mlp::Kernels;
@@ -77,42 +78,41 @@ impl Adam {
         let t = self.step as i32;
         let step_size = lr / (1.0 - beta1.powi(t));
         let sqrt_bc2 = (1.0 - beta2.powi(t)).sqrt();
-        for (i, (_, var)) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else { continue };
-            if self.kernels == Kernels::Fused {
-                let c = FusedAdam {
-                    beta1,
-                    beta2,
-                    eps,
-                    step_size,
-                    sqrt_bc2,
-                    decay: 1.0 - lr * weight_decay,
-                };
-                if let Some((theta, m, v)) =
-                    c.apply(&var.as_detached_tensor(), g, &self.m[i], &self.v[i])?
-                {
-                    var.set(&theta)?;
-                    self.m[i] = m;
-                    self.v[i] = v;
-                    continue;
-                }
+        // Each parameter's update is independent of the others: with several rayon threads
+        // they are computed side by side (the same numbers), then written in order.
+        let fused =
+            FusedAdam { beta1, beta2, eps, step_size, sqrt_bc2, decay: 1.0 - lr * weight_decay };
+        let update = |i: usize| -> Result<Option<(Tensor, Tensor, Tensor)>> {
+            let var = &self.vars[i].1;
+            let Some(g) = grads.get(var.as_tensor()) else { return Ok(None) };
+            let theta = var.as_detached_tensor();
+            if self.kernels == Kernels::Fused
+                && let Some(new) = fused.apply(&theta, g, &self.m[i], &self.v[i])?
+            {
+                return Ok(Some(new));
             }
             let m = ((&self.m[i] * beta1)? + (g * (1.0 - beta1))?)?;
             let v = ((&self.v[i] * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
             let denom = ((v.sqrt()? / sqrt_bc2)? + eps)?;
-            let mut theta = var.as_detached_tensor();
-            if weight_decay != 0.0 {
-                theta = (theta * (1.0 - lr * weight_decay))?;
+            let theta =
+                if weight_decay != 0.0 { (theta * (1.0 - lr * weight_decay))? } else { theta };
+            Ok(Some(((theta - ((&m / denom)? * step_size)?)?, m, v)))
+        };
+        let updates: Vec<_> = if rayon::current_num_threads() > 1 {
+            (0..self.vars.len()).into_par_iter().map(update).collect()
+        } else {
+            (0..self.vars.len()).map(update).collect()
+        };
+        for (i, new) in updates.into_iter().enumerate() {
+            if let Some((theta, m, v)) = new? {
+                self.vars[i].1.set(&theta)?;
+                self.m[i] = m;
+                self.v[i] = v;
             }
-            var.set(&(theta - ((&m / denom)? * step_size)?)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
         }
         Ok(())
     }
 
-    /// The optimiser state as named tensors: `{prefix}.m.{name}`, `{prefix}.v.{name}` and
-    /// `{prefix}.step` (a u32 pair holding the 64-bit step count).
     pub fn state_tensors(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::with_capacity(2 * self.vars.len() + 1);
         for (i, (name, _)) in self.vars.iter().enumerate() {
