@@ -49,9 +49,9 @@ enum Command {
     Report(cmd::report::ReportArgs),
 }
 
-/// The process's threading and memory policy, set before any thread starts. The OFQL update splits
-/// its batch over the threads itself (`Ofql::update`), so inside it every matrix product
-/// and element-wise op should stay on the thread that issued it:
+/// The process's threading and memory policy, set before any thread starts. The OFQL update
+/// splits its work over the threads itself (`Ofql::update`), so inside it every matrix
+/// product and element-wise op should stay on the thread that issued it:
 /// - candle runs large element-wise ops on a pool with one worker per extra thread, and each
 ///   worker spins (25,000 rounds) after every op, taking cycles from the other shard. Our
 ///   heavy element-wise loops are our own kernels anyway. A user's CANDLE_NUM_THREADS wins.

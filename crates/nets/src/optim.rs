@@ -113,6 +113,8 @@ impl Adam {
         Ok(())
     }
 
+    /// The optimiser state as named tensors: `{prefix}.m.{name}`, `{prefix}.v.{name}` and
+    /// `{prefix}.step` (a u32 pair holding the 64-bit step count).
     pub fn state_tensors(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
         let mut out = Vec::with_capacity(2 * self.vars.len() + 1);
         for (i, (name, _)) in self.vars.iter().enumerate() {
