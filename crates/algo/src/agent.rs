@@ -18,8 +18,8 @@ use ofql_flow::{
     MeanFlowConfig, MeanFlowDraw, clamp_actions, gaussian, meanflow_sq_error, one_step_sample,
 };
 use ofql_nets::{
-    Adam, AdamConfig, Checkpoint, DoubleQ, NamedVars, VelocityConfig, VelocityNet, clip_grad_norm,
-    copy_params, cosine_lr, ema_update, soft_update,
+    Adam, AdamConfig, Checkpoint, DoubleQ, NamedVars, VelocityConfig, VelocityNet, copy_params,
+    cosine_lr, ema_update, soft_update,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -188,10 +188,8 @@ impl Ofql {
             Ok((flow.backward()?, flow))
         };
         let (critic, flow) = both(shards.len() > 1, critic, flow);
-        let ((mut grads, critic_loss, q1_sum), (flow_grads, flow_loss)) = (critic?, flow?);
-        let critic_vars = self.critic_opt.vars();
-        let critic_grad_norm = clip_grad_norm(&mut grads, &critic_vars, cfg_c.grad_norm)?;
-        self.critic_opt.step(&grads)?;
+        let ((grads, critic_loss, q1_sum), (flow_grads, flow_loss)) = (critic?, flow?);
+        let critic_grad_norm = self.critic_opt.step_clipped(&grads, cfg_c.grad_norm)?;
 
         // 2. Actor: L_FBC + eta * q_loss, DQL's normalised Q term on a random head of the
         //    updated critics (whose weights are held constant: this loss trains the actor),
@@ -217,10 +215,9 @@ impl Ofql {
         })?;
         let actor_vars = self.actor_opt.vars();
         let (grads, q_loss) = merge(parts, &actor_vars)?;
-        let mut grads = add_grads(grads, &flow_grads, &actor_vars)?;
+        let grads = add_grads(grads, &flow_grads, &actor_vars)?;
         let actor_loss = (&flow_loss + (&q_loss * cfg_a.eta)?)?;
-        let actor_grad_norm = clip_grad_norm(&mut grads, &actor_vars, cfg_a.grad_norm)?;
-        self.actor_opt.step(&grads)?;
+        let actor_grad_norm = self.actor_opt.step_clipped(&grads, cfg_a.grad_norm)?;
 
         // 3. Targets: Polyak critics every step; EMA actor on DQL's schedule.
         self.step += 1;

@@ -19,6 +19,6 @@ pub use critic::{CompiledDoubleQ, DoubleQ};
 pub use embed::TimeEmbedding;
 pub use mlp::{Kernels, Linear, Mlp};
 pub use one_step::OneStepPolicy;
-pub use optim::{Adam, AdamConfig, clip_grad_norm, cosine_lr};
+pub use optim::{Adam, AdamConfig, clip_grad_norm, cosine_lr, grad_norm};
 pub use params::{NamedVars, copy_params, ema_update, soft_update};
 pub use velocity::{VelocityConfig, VelocityNet};

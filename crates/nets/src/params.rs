@@ -1,6 +1,9 @@
 //! Named parameters: stable names for checkpoints, target copies, Polyak and EMA updates.
 
-use candle_core::{Result, Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
+use rayon::prelude::*;
+
+use crate::simd::{Kernel, run};
 
 /// A network's parameters in a fixed order, each with a stable name (e.g. `l0.weight`).
 pub trait NamedVars {
@@ -46,14 +49,82 @@ fn paired<'a>(
         .collect()
 }
 
-/// Polyak averaging: target <- tau * source + (1 - tau) * target.
+/// Polyak averaging: target <- tau * source + (1 - tau) * target. Each parameter is mixed in
+/// place in one pass (the same numbers as candle's `s * tau + t * (1 - tau)`); with several
+/// rayon threads the parameters are mixed side by side.
 pub fn soft_update(target: &impl NamedVars, source: &impl NamedVars, tau: f64) -> Result<()> {
-    for (t, s) in paired(target, source)? {
+    let mix = |&(t, s): &(&Var, &Var)| -> Result<()> {
+        let fits = t.device().is_cpu()
+            && t.is_contiguous()
+            && s.is_contiguous()
+            && s.device().is_cpu()
+            && s.dtype() == t.dtype();
+        if fits {
+            return t.inplace_op2(s, &Mix { tau });
+        }
         let mixed = ((s.as_detached_tensor() * tau)? + (t.as_detached_tensor() * (1.0 - tau))?)?;
-        t.set(&mixed)?;
+        t.set(&mixed)
+    };
+    let pairs = paired(target, source)?;
+    if rayon::current_num_threads() > 1 {
+        pairs.par_iter().try_for_each(mix)
+    } else {
+        pairs.iter().try_for_each(mix)
     }
-    Ok(())
 }
+
+/// target <- tau * source + (1 - tau) * target, in the target's storage.
+struct Mix {
+    tau: f64,
+}
+
+impl InplaceOp2 for Mix {
+    fn name(&self) -> &'static str {
+        "polyak-mix"
+    }
+
+    fn cpu_fwd(&self, t: &mut CpuStorage, tl: &Layout, s: &CpuStorage, sl: &Layout) -> Result<()> {
+        let (Some((t0, t1)), Some((s0, s1))) = (tl.contiguous_offsets(), sl.contiguous_offsets())
+        else {
+            candle_core::bail!("polyak-mix: both parameters must be contiguous");
+        };
+        match (t, s) {
+            (CpuStorage::F32(t), CpuStorage::F32(s)) => {
+                run(MixKernel { tau: self.tau, t: &mut t[t0..t1], s: &s[s0..s1] })
+            }
+            (CpuStorage::F64(t), CpuStorage::F64(s)) => {
+                run(MixKernel { tau: self.tau, t: &mut t[t0..t1], s: &s[s0..s1] })
+            }
+            _ => candle_core::bail!("polyak-mix: only f32 and f64 parameters of one type"),
+        }
+        Ok(())
+    }
+}
+
+/// candle's `s * tau + t * (1 - tau)` element by element: each product is an affine op
+/// (x a + 0), then the two are added, so the bits are the same.
+struct MixKernel<'a, T> {
+    tau: f64,
+    t: &'a mut [T],
+    s: &'a [T],
+}
+
+macro_rules! mix_kernel {
+    ($t:ty) => {
+        impl Kernel for MixKernel<'_, $t> {
+            type Output = ();
+            #[inline(always)]
+            fn run(self, _fma: bool) {
+                let (a, b) = (self.tau as $t, (1.0 - self.tau) as $t);
+                for (t, &s) in self.t.iter_mut().zip(self.s) {
+                    *t = (s * a + 0.0) + (*t * b + 0.0);
+                }
+            }
+        }
+    };
+}
+mix_kernel!(f32);
+mix_kernel!(f64);
 
 /// EMA with decay beta: ema <- beta * ema + (1 - beta) * source.
 pub fn ema_update(ema: &impl NamedVars, source: &impl NamedVars, decay: f64) -> Result<()> {

@@ -2,7 +2,8 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use ofql_nets::{
-    Adam, AdamConfig, Kernels, Mlp, NamedVars, clip_grad_norm, cosine_lr, ema_update, soft_update,
+    Adam, AdamConfig, Kernels, Mlp, NamedVars, clip_grad_norm, cosine_lr, ema_update, grad_norm,
+    soft_update,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -165,4 +166,105 @@ fn polyak_and_ema_updates_mix_by_name() {
     soft_update(&source, &target.deep_clone().unwrap(), 1.0).unwrap();
     let other = Mlp::new(&[3, 4, 2], DType::F64, &dev, &mut rng).unwrap();
     assert!(soft_update(&copy, &other, 0.5).unwrap_err().to_string().contains("l1.weight"));
+}
+
+/// f32 values of mixed sign and scale, of length n.
+fn values(n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    use rand::Rng;
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0) * 10f32.powi(rng.random_range(-3..3))).collect()
+}
+
+#[test]
+fn the_gradient_norm_is_candles_sum_bit_for_bit() {
+    // The fused norm sums without a squared copy; it must give candle's own number (the
+    // clip factor and the logged norm depend on it), for lengths around its 32-wide blocks.
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let lengths = [1usize, 5, 31, 32, 33, 95, 1000, 4099];
+    let vars: Vec<Var> = lengths
+        .iter()
+        .map(|&n| Var::from_slice(&values(n, &mut rng), n, &Device::Cpu).unwrap())
+        .collect();
+    let mut loss = Tensor::new(0f32, &Device::Cpu).unwrap();
+    let mut want = 0.0f64;
+    for v in &vars {
+        let g =
+            Tensor::from_slice(&values(v.elem_count(), &mut rng), v.dims(), &Device::Cpu).unwrap();
+        want += g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        loss = (loss + (v.as_tensor() * &g).unwrap().sum_all().unwrap()).unwrap();
+    }
+    let grads = loss.backward().unwrap();
+    let got = grad_norm(&grads, vars.iter()).unwrap();
+    assert_eq!(got.to_bits(), want.sqrt().to_bits(), "{got} vs {}", want.sqrt());
+}
+
+#[test]
+fn a_clipped_step_is_clipping_then_stepping() {
+    // step_clipped applies the clip factor inside the fused loop; it must give the same bits
+    // as scaling the gradients first and taking a plain step, and stay with the candle-op
+    // reference.
+    let dev = Device::Cpu;
+    let x = Tensor::new(&[[0.5f32, -1.0, 2.0], [1.5, 0.2, -0.7]], &dev).unwrap();
+    let net = |_| Mlp::new(&[3, 8, 1], DType::F32, &dev, &mut ChaCha8Rng::seed_from_u64(6));
+    let nets: Vec<Mlp> = (0..3).map(|i| net(i).unwrap()).collect();
+    let cfg = AdamConfig { lr: 1e-2, ..Default::default() };
+    let kernels = [Kernels::Fused, Kernels::Fused, Kernels::Unfused];
+    let mut opts: Vec<Adam> = nets
+        .iter()
+        .zip(kernels)
+        .map(|(n, k)| Adam::new(n.prefixed_vars("n"), cfg).unwrap().with_kernels(k))
+        .collect();
+    for _ in 0..10 {
+        let mut norms = Vec::new();
+        for (i, (net, opt)) in nets.iter().zip(&mut opts).enumerate() {
+            let loss = net.forward(&x).unwrap().sqr().unwrap().mean_all().unwrap();
+            let mut grads = loss.backward().unwrap();
+            if i == 0 {
+                norms.push(clip_grad_norm(&mut grads, &net.vars(), 1e-3).unwrap());
+                opt.step(&grads).unwrap();
+            } else {
+                norms.push(opt.step_clipped(&grads, 1e-3).unwrap());
+            }
+        }
+        assert!(norms[0] > 1e-3, "the test must clip: norm {}", norms[0]);
+        assert_eq!(norms[0].to_bits(), norms[1].to_bits());
+    }
+    let flat = |n: &Mlp| -> Vec<f32> {
+        n.vars().iter().flat_map(|v| v.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+    };
+    let (a, b, reference) = (flat(&nets[0]), flat(&nets[1]), flat(&nets[2]));
+    assert_eq!(a, b);
+    for (x, y) in b.iter().zip(&reference) {
+        assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn the_in_place_polyak_update_gives_candles_numbers() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let dev = Device::Cpu;
+    let source = Mlp::new(&[5, 33, 2], DType::F32, &dev, &mut rng).unwrap();
+    let target = Mlp::new(&[5, 33, 2], DType::F32, &dev, &mut rng).unwrap();
+    let tau = 0.005;
+    let want: Vec<Vec<f32>> = target
+        .vars()
+        .iter()
+        .zip(source.vars())
+        .map(|(t, s)| {
+            let mixed =
+                ((s.as_tensor() * tau).unwrap() + (t.as_tensor() * (1.0 - tau)).unwrap()).unwrap();
+            mixed.flatten_all().unwrap().to_vec1().unwrap()
+        })
+        .collect();
+    soft_update(&target, &source, tau).unwrap();
+    for (t, w) in target.vars().iter().zip(&want) {
+        assert_eq!(&t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), w);
+    }
 }
