@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use std::ops::Range;
 
 use candle_core::backprop::GradStore;
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{D, DType, Device, Tensor};
 use ofql_data::replay::Batch;
 use ofql_flow::{
     MeanFlowConfig, MeanFlowDraw, clamp_actions, gaussian, meanflow_sq_error, one_step_sample,
@@ -201,7 +201,7 @@ impl Ofql {
         };
         let (critic, flow) = both(shards.len() > 1, critic, flow);
         let ((grads, critic_loss, q1_sum), (flow_grads, flow_loss)) = (critic?, flow?);
-        let critic_grad_norm = self.critic_opt.step_clipped(&grads, cfg_c.grad_norm)?;
+        let critic_grad_norm = self.critic_opt.step_clipped(&[&grads], cfg_c.grad_norm)?;
 
         // 2. Actor: L_FBC + eta * q_loss, DQL's normalised Q term on a random head of the
         //    updated critics (whose weights are held constant: this loss trains the actor),
@@ -216,19 +216,16 @@ impl Ofql {
             let (q_main, q_norm) = if head_1 { (q1_pi, q2_pi) } else { (q2_pi, q1_pi) };
             Ok((q_main.sum_all()?, q_norm.abs()?.sum_all()?.detach()))
         })?;
-        let mut norm_sum = forward[0].1.clone();
-        for f in &forward[1..] {
-            norm_sum = (norm_sum + &f.1)?;
-        }
-        let q_norm = (norm_sum / n as f64)?;
+        let q_norm = (add_all(forward.iter().map(|f| &f.1))? / n as f64)?;
         let parts = on_shards(&shards, |i, _| {
             let q = ((&forward[i].0 / n as f64)?.neg()? / &q_norm)?;
             Ok(((&q * cfg_a.eta)?.backward()?, q))
         })?;
-        let actor_vars = self.actor_opt.vars();
-        let (grads, q_loss) = merge(parts, &actor_vars)?;
-        let grads = add_grads(grads, &flow_grads, &actor_vars)?;
+        let q_loss = add_all(parts.iter().map(|(_, q)| q))?;
         let actor_loss = (&flow_loss + (&q_loss * cfg_a.eta)?)?;
+        // The actor's gradient: the Q term's shards, then L_FBC's (added inside Adam's loop).
+        let mut grads: Vec<&GradStore> = parts.iter().map(|(g, _)| g).collect();
+        grads.push(&flow_grads);
         let actor_grad_norm = self.actor_opt.step_clipped(&grads, cfg_a.grad_norm)?;
 
         // 3. Targets: Polyak critics every step; EMA actor on DQL's schedule.
@@ -372,29 +369,10 @@ fn rows_of(batch: &Batch, rows: &Range<usize>) -> Result<Batch> {
     })
 }
 
-/// The shards' gradients added per parameter of `vars`, and their losses added.
-fn merge(parts: Vec<(GradStore, Tensor)>, vars: &[Var]) -> Result<(GradStore, Tensor)> {
-    let mut parts = parts.into_iter();
-    let (mut grads, mut loss) = parts.next().context("a batch has at least one shard")?;
-    for (g, part) in parts {
-        grads = add_grads(grads, &g, vars)?;
-        loss = (loss + part)?;
-    }
-    Ok((grads, loss))
-}
-
-/// `grads` + `more`, per parameter of `vars`.
-fn add_grads(mut grads: GradStore, more: &GradStore, vars: &[Var]) -> Result<GradStore> {
-    for var in vars {
-        if let Some(d) = more.get(var.as_tensor()) {
-            let sum = match grads.remove(var.as_tensor()) {
-                Some(acc) => (acc + d)?,
-                None => d.clone(),
-            };
-            grads.insert(var.as_tensor(), sum);
-        }
-    }
-    Ok(grads)
+/// The sum of the shards' values, in order.
+fn add_all<'a>(mut parts: impl Iterator<Item = &'a Tensor>) -> Result<Tensor> {
+    let first = parts.next().context("a batch has at least one shard")?.clone();
+    Ok(parts.try_fold(first, |acc, q| acc + q)?)
 }
 
 /// (f(), g()), side by side on rayon's threads when `parallel`.

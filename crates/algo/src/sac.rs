@@ -170,13 +170,13 @@ impl Sac {
         let y = (r + ((1.0 - done)? * q_next)?.affine(self.cfg.gamma, 0.0)?)?.detach();
         let (q1, q2) = self.critic.forward(s, a)?;
         let critic_loss = ((&q1 - &y)?.sqr()?.mean_all()? + (&q2 - &y)?.sqr()?.mean_all()?)?;
-        self.critic_opt.step_clipped(&critic_loss.backward()?, self.cfg.grad_norm)?;
+        self.critic_opt.step_clipped(&[&critic_loss.backward()?], self.cfg.grad_norm)?;
 
         // Actor: minimise alpha log pi(a|s) - min Q(s, a) with the reparameterised sample.
         let (a_pi, logp) = self.actor.sample(s, &mut self.rng)?;
         let q_pi = self.critic.min(s, &a_pi)?;
         let actor_loss = ((&logp * alpha)? - q_pi)?.mean_all()?;
-        self.actor_opt.step_clipped(&actor_loss.backward()?, self.cfg.grad_norm)?;
+        self.actor_opt.step_clipped(&[&actor_loss.backward()?], self.cfg.grad_norm)?;
 
         // Temperature: minimise -log_alpha (log pi + target entropy).
         let logp = logp.detach();

@@ -114,20 +114,29 @@ impl Adam {
     /// One update from the gradients in `grads`; parameters without a gradient are left as is
     /// (their moments too), as PyTorch does.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        self.step_scaled(grads, None)
+        let grads = self.gradients(&[grads])?;
+        self.apply(&grads, None)
     }
 
-    /// Clip the gradients of this optimiser's parameters to global L2 norm `max_norm`, as
-    /// [`clip_grad_norm`] does, and take the step; the clip factor is applied inside the
-    /// step, so no scaled copy of the gradients is made. Returns the norm before clipping.
-    pub fn step_clipped(&mut self, grads: &GradStore, max_norm: f64) -> Result<f64> {
-        let norm = grad_norm(grads, self.vars.iter().map(|(_, v)| v))?;
-        self.step_scaled(grads, clip_factor(norm, max_norm))?;
+    /// One update from the gradients summed over `parts` (in order: the row shards of a
+    /// batch, a second loss), clipped to global L2 norm `max_norm` as [`clip_grad_norm`]
+    /// does. The parts are added and the clip factor applied inside the fused loop, so no
+    /// summed or scaled copy of a gradient is made. Returns the norm before clipping.
+    pub fn step_clipped(&mut self, parts: &[&GradStore], max_norm: f64) -> Result<f64> {
+        let grads = self.gradients(parts)?;
+        let norm = norm(&grads)?;
+        self.apply(&grads, clip_factor(norm, max_norm))?;
         Ok(norm)
     }
 
-    /// The step with every gradient multiplied by `scale` first (when given).
-    fn step_scaled(&mut self, grads: &GradStore, scale: Option<f64>) -> Result<()> {
+    /// Each parameter's gradient parts, as [`Gradient::new`] gathers them.
+    fn gradients(&self, parts: &[&GradStore]) -> Result<Vec<Option<Gradient>>> {
+        let in_place = self.kernels == Kernels::Fused;
+        self.vars.iter().map(|(_, var)| Gradient::new(var, parts, in_place)).collect()
+    }
+
+    /// The Adam step on `grads`, each multiplied by `scale` first (when given).
+    fn apply(&mut self, grads: &[Option<Gradient>], scale: Option<f64>) -> Result<()> {
         self.step += 1;
         let AdamConfig { lr, beta1, beta2, eps, weight_decay } = self.cfg;
         let t = self.step as i32;
@@ -140,21 +149,22 @@ impl Adam {
             decay: 1.0 - lr * weight_decay,
             scale,
         };
-        let fused = self.kernels == Kernels::Fused;
         // Each parameter's update touches only its own memory: with several rayon threads
         // they run side by side (the same numbers).
-        let update = |((_, var), moments): (&(String, Var), &mut Moments)| -> Result<()> {
-            let Some(g) = grads.get(var.as_tensor()) else { return Ok(()) };
-            if fused && c.fits(var, g) {
-                var.inplace_op2(g, &FusedAdam { c: &c, moments: RefCell::new(moments) })
-            } else {
-                c.unfused(var, g, moments)
-            }
-        };
+        let update =
+            |(((_, var), moments), g): ((&(String, Var), &mut Moments), &Option<Gradient>)| match g
+            {
+                None => Ok(()),
+                Some(Gradient::InPlace(parts)) => {
+                    let op = FusedAdam { c: &c, moments: RefCell::new(moments), rest: &parts[1..] };
+                    var.inplace_op2(&parts[0], &op)
+                }
+                Some(Gradient::Summed(g)) => c.unfused(var, g, moments),
+            };
         if rayon::current_num_threads() > 1 {
-            self.vars.par_iter().zip(self.moments.par_iter_mut()).try_for_each(update)
+            self.vars.par_iter().zip(self.moments.par_iter_mut()).zip(grads).try_for_each(update)
         } else {
-            self.vars.iter().zip(self.moments.iter_mut()).try_for_each(update)
+            self.vars.iter().zip(self.moments.iter_mut()).zip(grads).try_for_each(update)
         }
     }
 
@@ -213,6 +223,48 @@ impl Adam {
     }
 }
 
+/// One parameter's gradient: the sum, in order, of its entries in several gradient stores.
+enum Gradient {
+    /// One to three parts that the fused loops read in place and add element by element:
+    /// contiguous CPU tensors of the parameter's shape and float type.
+    InPlace(Vec<Tensor>),
+    /// The parts added with candle ops (for the reference path and other layouts).
+    Summed(Tensor),
+}
+
+impl Gradient {
+    /// None when no part has a gradient for `var`. The sum is `(p0 + p1) + p2`, as adding
+    /// the stores one after the other gives.
+    fn new(var: &Var, parts: &[&GradStore], in_place: bool) -> Result<Option<Gradient>> {
+        let parts: Vec<Tensor> =
+            parts.iter().filter_map(|g| g.get(var.as_tensor())).cloned().collect();
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        let readable = |g: &Tensor| {
+            g.device().is_cpu()
+                && g.is_contiguous()
+                && g.dims() == var.dims()
+                && g.dtype() == var.dtype()
+                && matches!(g.dtype(), DType::F32 | DType::F64)
+        };
+        let fused = in_place && var.device().is_cpu() && var.is_contiguous();
+        if fused && parts.iter().all(readable) {
+            // More than three parts (more than two row shards): the first ones are added
+            // with candle, in the same order, and the loop adds the last two.
+            let mut parts = parts;
+            while parts.len() > 3 {
+                let first_two = (&parts[0] + &parts[1])?;
+                parts.splice(0..2, [first_two]);
+            }
+            return Ok(Some(Gradient::InPlace(parts)));
+        }
+        let mut parts = parts.into_iter();
+        let first = parts.next().expect("not empty");
+        Ok(Some(Gradient::Summed(parts.try_fold(first, |acc, g| acc + g)?)))
+    }
+}
+
 /// The constants of one Adam step: m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
 /// theta' = decay theta - step_size m' / (sqrt(v') / sqrt_bc2 + eps), with g first
 /// multiplied by `scale` when gradients are clipped.
@@ -227,16 +279,6 @@ struct AdamStep {
 }
 
 impl AdamStep {
-    /// Whether the fused in-place loop can take this parameter and gradient: contiguous, on
-    /// the CPU, of one shape and float type.
-    fn fits(&self, var: &Var, g: &Tensor) -> bool {
-        var.device().is_cpu()
-            && var.is_contiguous()
-            && g.is_contiguous()
-            && g.dims() == var.dims()
-            && g.dtype() == var.dtype()
-    }
-
     /// The same step with candle ops (the reference; also any layout or device).
     fn unfused(&self, var: &Var, g: &Tensor, moments: &mut Moments) -> Result<()> {
         let AdamStep { beta1, beta2, eps, step_size, sqrt_bc2, decay, scale } = *self;
@@ -263,8 +305,32 @@ impl AdamStep {
 /// become one loop that allocates nothing.
 struct FusedAdam<'a> {
     c: &'a AdamStep,
+    /// The gradient's parts after the first (which candle passes as the op's source).
+    rest: &'a [Tensor],
     /// Borrowed mutably by the one call of `cpu_fwd` (a `RefCell` since the trait gives `&self`).
     moments: RefCell<&'a mut Moments>,
+}
+
+/// Runs `$body` with `$g` bound to an iterator over the element-wise sum of the slices in
+/// `$parts` (one to three, of equal length), added left to right.
+macro_rules! with_sum {
+    ($parts:expr, $g:ident => $body:expr) => {
+        match $parts[..] {
+            [a] => {
+                let $g = a.iter().copied();
+                $body
+            }
+            [a, b] => {
+                let $g = a.iter().zip(b).map(|(x, y)| x + y);
+                $body
+            }
+            [a, b, c] => {
+                let $g = a.iter().zip(b).zip(c).map(|((x, y), z)| (x + y) + z);
+                $body
+            }
+            _ => candle_core::bail!("fused-adam: a gradient in place has one to three parts"),
+        }
+    };
 }
 
 impl InplaceOp2 for FusedAdam<'_> {
@@ -279,38 +345,63 @@ impl InplaceOp2 for FusedAdam<'_> {
         g: &CpuStorage,
         gl: &Layout,
     ) -> Result<()> {
-        let (Some((t0, t1)), Some((g0, g1))) = (tl.contiguous_offsets(), gl.contiguous_offsets())
-        else {
-            candle_core::bail!("fused-adam: parameter and gradient must be contiguous");
+        let Some((t0, t1)) = tl.contiguous_offsets() else {
+            candle_core::bail!("fused-adam: the parameter must be contiguous");
         };
+        let rest: Vec<_> = self.rest.iter().map(|t| t.storage_and_layout()).collect();
+        let mut sources = vec![(g, gl)];
+        for (storage, layout) in &rest {
+            let Storage::Cpu(s) = &**storage else {
+                candle_core::bail!("fused-adam: gradients must be on the CPU");
+            };
+            sources.push((s, *layout));
+        }
         let mut moments = self.moments.borrow_mut();
-        match (theta, g, &mut **moments) {
-            (CpuStorage::F32(t), CpuStorage::F32(g), Moments::F32 { m, v }) => {
-                run(AdamKernel { c: self.c, theta: &mut t[t0..t1], g: &g[g0..g1], m, v })
+        match (theta, &mut **moments) {
+            (CpuStorage::F32(t), Moments::F32 { m, v }) => {
+                let parts = slices(&sources, |s| s.as_slice::<f32>().ok())?;
+                with_sum!(parts, g => run(AdamKernel { c: self.c, theta: &mut t[t0..t1], g, m, v }));
             }
-            (CpuStorage::F64(t), CpuStorage::F64(g), Moments::F64 { m, v }) => {
-                run(AdamKernel { c: self.c, theta: &mut t[t0..t1], g: &g[g0..g1], m, v })
+            (CpuStorage::F64(t), Moments::F64 { m, v }) => {
+                let parts = slices(&sources, |s| s.as_slice::<f64>().ok())?;
+                with_sum!(parts, g => run(AdamKernel { c: self.c, theta: &mut t[t0..t1], g, m, v }));
             }
-            _ => candle_core::bail!("fused-adam: parameter, gradient and moments differ in dtype"),
+            _ => candle_core::bail!("fused-adam: parameter and moments differ in dtype"),
         }
         Ok(())
     }
 }
 
+/// The contiguous element slices of CPU tensors of one float type.
+fn slices<'a, T: 'a>(
+    sources: &[(&'a CpuStorage, &Layout)],
+    as_slice: impl Fn(&'a CpuStorage) -> Option<&'a [T]>,
+) -> Result<Vec<&'a [T]>> {
+    sources
+        .iter()
+        .map(|&(s, l)| match (as_slice(s), l.contiguous_offsets()) {
+            (Some(x), Some((a, b))) => Ok(&x[a..b]),
+            _ => candle_core::bail!(
+                "fused-adam: gradient parts must be contiguous, of the parameter's type"
+            ),
+        })
+        .collect()
+}
+
 /// The loop of [`FusedAdam`] over one parameter, compiled per vector unit (crate::simd). The
 /// arithmetic is the scalar formula's, element by element (and the clip scale is candle's
 /// `g * f`, i.e. g f + 0), so every variant rounds alike.
-struct AdamKernel<'a, T> {
+struct AdamKernel<'a, T, G> {
     c: &'a AdamStep,
     theta: &'a mut [T],
-    g: &'a [T],
+    g: G,
     m: &'a mut [T],
     v: &'a mut [T],
 }
 
 macro_rules! adam_kernel {
     ($t:ty) => {
-        impl Kernel for AdamKernel<'_, $t> {
+        impl<G: Iterator<Item = $t>> Kernel for AdamKernel<'_, $t, G> {
             type Output = ();
             #[inline(always)]
             fn run(self, _fma: bool) -> () {
@@ -320,7 +411,7 @@ macro_rules! adam_kernel {
                     (c.step_size as $t, (1.0 / c.sqrt_bc2) as $t, c.decay as $t);
                 let (scaled, scale) = (c.scale.is_some(), c.scale.unwrap_or(1.0) as $t);
                 let state = self.theta.iter_mut().zip(self.m.iter_mut().zip(self.v.iter_mut()));
-                for ((theta, (m, v)), &g) in state.zip(self.g) {
+                for ((theta, (m, v)), g) in state.zip(self.g) {
                     let g = if scaled { g * scale + 0.0 } else { g };
                     let mi = b1 * *m + (1.0 - b1) * g;
                     let vi = b2 * *v + (1.0 - b2) * g * g;
@@ -335,59 +426,64 @@ macro_rules! adam_kernel {
 adam_kernel!(f32);
 adam_kernel!(f64);
 
-/// Global L2 norm of the gradients of `vars` (those that have one). Each parameter's sum of
-/// squares is the number candle's `g.sqr().sum_all()` gives (for f32, in the order of
-/// [`candle_sum_f32`]), without the squared copy; with several rayon threads the parameters
-/// are summed side by side, then added in order in f64.
+/// Global L2 norm of the gradients of `vars` (those that have one), with the numbers of
+/// candle's `g.sqr().sum_all()` per parameter, added in order in f64.
 pub fn grad_norm<'a>(grads: &GradStore, vars: impl Iterator<Item = &'a Var>) -> Result<f64> {
-    let grads: Vec<&Tensor> = vars.filter_map(|v| grads.get(v.as_tensor())).collect();
-    let sq = |g: &&Tensor| -> Result<f64> {
-        let (storage, layout) = g.storage_and_layout();
-        match (&*storage, layout.contiguous_offsets()) {
-            (Storage::Cpu(CpuStorage::F32(x)), Some((a, b))) => {
-                Ok(candle_sum_f32(&x[a..b], |x| x * x) as f64)
-            }
-            (Storage::Cpu(CpuStorage::F64(x)), Some((a, b))) => {
-                Ok(x[a..b].iter().fold(0f64, |acc, x| acc + x * x))
-            }
-            _ => {
-                drop(storage);
-                g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()
-            }
+    let grads = vars.map(|v| Gradient::new(v, &[grads], true)).collect::<Result<Vec<_>>>()?;
+    norm(&grads)
+}
+
+/// Global L2 norm of `grads`. A gradient read in place is squared and summed without a
+/// copy, in candle's order for its `sqr().sum_all()` ([`candle_sum_f32`]); with several
+/// rayon threads the parameters are summed side by side, then added in order in f64.
+fn norm(grads: &[Option<Gradient>]) -> Result<f64> {
+    let sq = |g: &Gradient| -> Result<f64> {
+        let parts = match g {
+            Gradient::Summed(g) => return g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar(),
+            Gradient::InPlace(parts) => parts,
+        };
+        let guards: Vec<_> = parts.iter().map(|t| t.storage_and_layout()).collect();
+        let mut sources = Vec::with_capacity(guards.len());
+        for (storage, layout) in &guards {
+            let Storage::Cpu(s) = &**storage else {
+                candle_core::bail!("gradient norm: gradients must be on the CPU");
+            };
+            sources.push((s, *layout));
+        }
+        if parts[0].dtype() == DType::F64 {
+            let parts = slices(&sources, |s| s.as_slice::<f64>().ok())?;
+            with_sum!(parts, g => Ok(g.fold(0f64, |acc, x| acc + x * x)))
+        } else {
+            let parts = slices(&sources, |s| s.as_slice::<f32>().ok())?;
+            let n = parts[0].len();
+            with_sum!(parts, g => Ok(candle_sum_f32(g.map(|x| x * x), n) as f64))
         }
     };
+    let grads: Vec<&Gradient> = grads.iter().flatten().collect();
     let sums: Vec<f64> = if rayon::current_num_threads() > 1 {
-        grads.par_iter().map(sq).collect::<Result<_>>()?
+        grads.par_iter().map(|g| sq(g)).collect::<Result<_>>()?
     } else {
-        grads.iter().map(sq).collect::<Result<_>>()?
+        grads.iter().map(|g| sq(g)).collect::<Result<_>>()?
     };
     Ok(sums.iter().sum::<f64>().sqrt())
 }
 
-/// The sum of f(x) over `xs` in candle's order for an f32 `sum_all` on x86 with AVX2: 32
-/// running sums (four 8-lane registers) over the whole 32-element blocks, folded by
+/// The sum of the `n` values of `xs` in candle's order for an f32 `sum_all` on x86 with
+/// AVX2: 32 running sums (four 8-lane registers) over the whole 32-element blocks, folded by
 /// candle's tree (registers 0+1 and 2+3, then those two, then the two 128-bit halves, then
 /// two horizontal adds), then the remainder added one by one. Without AVX2 candle adds
 /// sequentially, and so does this.
-pub fn candle_sum_f32(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+fn candle_sum_f32(mut xs: impl Iterator<Item = f32>, n: usize) -> f32 {
     if !has_avx2() {
-        return xs.iter().fold(0.0, |acc, &x| acc + f(x));
+        return xs.fold(0.0, |acc, x| acc + x);
     }
-    let blocks = xs.chunks_exact(32);
-    let rest = blocks.remainder();
     let mut acc = [0f32; 32];
-    for block in blocks {
-        for (a, &x) in acc.iter_mut().zip(block) {
-            *a += f(x);
-        }
+    for (k, x) in xs.by_ref().take(n / 32 * 32).enumerate() {
+        acc[k % 32] += x;
     }
     let r = |i: usize| (acc[i] + acc[8 + i]) + (acc[16 + i] + acc[24 + i]);
     let t: [f32; 4] = std::array::from_fn(|l| r(l) + r(l + 4));
-    let mut sum = (t[0] + t[1]) + (t[2] + t[3]);
-    for &x in rest {
-        sum += f(x);
-    }
-    sum
+    xs.fold((t[0] + t[1]) + (t[2] + t[3]), |acc, x| acc + x)
 }
 
 fn has_avx2() -> bool {

@@ -1,5 +1,6 @@
 //! Adam against a hand-computed example, clipping, the cosine schedule, Polyak/EMA updates.
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use ofql_nets::{
     Adam, AdamConfig, Kernels, Mlp, NamedVars, clip_grad_norm, cosine_lr, ema_update, grad_norm,
@@ -230,7 +231,7 @@ fn a_clipped_step_is_clipping_then_stepping() {
                 norms.push(clip_grad_norm(&mut grads, &net.vars(), 1e-3).unwrap());
                 opt.step(&grads).unwrap();
             } else {
-                norms.push(opt.step_clipped(&grads, 1e-3).unwrap());
+                norms.push(opt.step_clipped(&[&grads], 1e-3).unwrap());
             }
         }
         assert!(norms[0] > 1e-3, "the test must clip: norm {}", norms[0]);
@@ -266,5 +267,65 @@ fn the_in_place_polyak_update_gives_candles_numbers() {
     soft_update(&target, &source, tau).unwrap();
     for (t, w) in target.vars().iter().zip(&want) {
         assert_eq!(&t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), w);
+    }
+}
+
+#[test]
+fn a_gradient_in_parts_steps_as_the_added_gradient() {
+    // The update passes its row shards' and its second loss's gradients as parts, which the
+    // fused loops add element by element; up to three parts are read in place, more are
+    // added with candle first. Each must give the bits of adding the stores, then stepping.
+    let dev = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    let inputs: Vec<Tensor> = (0..4)
+        .map(|_| Tensor::new(values(3 * 5, &mut rng), &dev).unwrap().reshape((5, 3)).unwrap())
+        .collect();
+    for n_parts in 1..=4 {
+        let nets: Vec<Mlp> = (0..2)
+            .map(|_| {
+                Mlp::new(&[3, 8, 1], DType::F32, &dev, &mut ChaCha8Rng::seed_from_u64(6)).unwrap()
+            })
+            .collect();
+        let cfg = AdamConfig { lr: 1e-2, ..Default::default() };
+        let mut opts: Vec<Adam> =
+            nets.iter().map(|n| Adam::new(n.prefixed_vars("n"), cfg).unwrap()).collect();
+        for _ in 0..5 {
+            let stores = |net: &Mlp| -> Vec<GradStore> {
+                inputs[..n_parts]
+                    .iter()
+                    .map(|x| {
+                        net.forward(x)
+                            .unwrap()
+                            .sqr()
+                            .unwrap()
+                            .mean_all()
+                            .unwrap()
+                            .backward()
+                            .unwrap()
+                    })
+                    .collect()
+            };
+            let parts = stores(&nets[0]);
+            let refs: Vec<&GradStore> = parts.iter().collect();
+            let norm_parts = opts[0].step_clipped(&refs, 0.05).unwrap();
+
+            let mut added = stores(&nets[1]).into_iter();
+            let mut sum = added.next().unwrap();
+            for more in added {
+                for v in nets[1].vars() {
+                    let total = (sum.remove(&v).unwrap() + more.get(&v).unwrap()).unwrap();
+                    sum.insert(&v, total);
+                }
+            }
+            let norm_sum = opts[1].step_clipped(&[&sum], 0.05).unwrap();
+            assert_eq!(norm_parts.to_bits(), norm_sum.to_bits(), "{n_parts} parts");
+        }
+        let flat = |n: &Mlp| -> Vec<f32> {
+            n.vars()
+                .iter()
+                .flat_map(|v| v.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                .collect()
+        };
+        assert_eq!(flat(&nets[0]), flat(&nets[1]), "{n_parts} parts");
     }
 }
