@@ -434,7 +434,7 @@ pub fn grad_norm<'a>(grads: &GradStore, vars: impl Iterator<Item = &'a Var>) -> 
 }
 
 /// Global L2 norm of `grads`. A gradient read in place is squared and summed without a
-/// copy, in candle's order for its `sqr().sum_all()` ([`candle_sum_f32`]); with several
+/// copy, in candle's order for its `sqr().sum_all()` ([`SumOfSquares`]); with several
 /// rayon threads the parameters are summed side by side, then added in order in f64.
 fn norm(grads: &[Option<Gradient>]) -> Result<f64> {
     let sq = |g: &Gradient| -> Result<f64> {
@@ -454,9 +454,13 @@ fn norm(grads: &[Option<Gradient>]) -> Result<f64> {
             let parts = slices(&sources, |s| s.as_slice::<f64>().ok())?;
             with_sum!(parts, g => Ok(g.fold(0f64, |acc, x| acc + x * x)))
         } else {
-            let parts = slices(&sources, |s| s.as_slice::<f32>().ok())?;
-            let n = parts[0].len();
-            with_sum!(parts, g => Ok(candle_sum_f32(g.map(|x| x * x), n) as f64))
+            let sum = match slices(&sources, |s| s.as_slice::<f32>().ok())?[..] {
+                [a] => run(SumOfSquares([a])),
+                [a, b] => run(SumOfSquares([a, b])),
+                [a, b, c] => run(SumOfSquares([a, b, c])),
+                _ => candle_core::bail!("gradient norm: a gradient in place has one to three parts"),
+            };
+            Ok(sum as f64)
         }
     };
     let grads: Vec<&Gradient> = grads.iter().flatten().collect();
@@ -468,22 +472,49 @@ fn norm(grads: &[Option<Gradient>]) -> Result<f64> {
     Ok(sums.iter().sum::<f64>().sqrt())
 }
 
-/// The sum of the `n` values of `xs` in candle's order for an f32 `sum_all` on x86 with
-/// AVX2: 32 running sums (four 8-lane registers) over the whole 32-element blocks, folded by
-/// candle's tree (registers 0+1 and 2+3, then those two, then the two 128-bit halves, then
-/// two horizontal adds), then the remainder added one by one. Without AVX2 candle adds
-/// sequentially, and so does this.
-fn candle_sum_f32(mut xs: impl Iterator<Item = f32>, n: usize) -> f32 {
-    if !has_avx2() {
-        return xs.fold(0.0, |acc, x| acc + x);
+/// The sum of g^2 over the elements g of a gradient given in N parts (g = (p0 + p1) + p2),
+/// in candle's order for an f32 `sum_all` on x86 with AVX2: 32 running sums (four 8-lane
+/// registers) over the whole 32-element blocks, folded by candle's tree (registers 0+1 and
+/// 2+3, then those two, then the two 128-bit halves, then two horizontal adds), then the
+/// remainder added one by one. Without AVX2 candle adds sequentially, and so does this.
+/// Compiled per vector unit (crate::simd): the 32 sums are two AVX-512 registers.
+struct SumOfSquares<'a, const N: usize>([&'a [f32]; N]);
+
+impl<const N: usize> SumOfSquares<'_, N> {
+    #[inline(always)]
+    fn at(&self, i: usize) -> f32 {
+        let mut g = self.0[0][i];
+        for part in &self.0[1..] {
+            g += part[i];
+        }
+        g * g
     }
-    let mut acc = [0f32; 32];
-    for (k, x) in xs.by_ref().take(n / 32 * 32).enumerate() {
-        acc[k % 32] += x;
+}
+
+impl<const N: usize> Kernel for SumOfSquares<'_, N> {
+    type Output = f32;
+    #[inline(always)]
+    fn run(self, _fma: bool) -> f32 {
+        let n = self.0[0].len();
+        if !has_avx2() {
+            return (0..n).fold(0.0, |acc, i| acc + self.at(i));
+        }
+        let full = n / 32 * 32;
+        let mut acc = [0f32; 32];
+        for block in (0..full).step_by(32) {
+            let chunks: [&[f32]; N] = std::array::from_fn(|p| &self.0[p][block..block + 32]);
+            for (l, a) in acc.iter_mut().enumerate() {
+                let mut g = chunks[0][l];
+                for chunk in &chunks[1..] {
+                    g += chunk[l];
+                }
+                *a += g * g;
+            }
+        }
+        let r = |i: usize| (acc[i] + acc[8 + i]) + (acc[16 + i] + acc[24 + i]);
+        let t: [f32; 4] = std::array::from_fn(|l| r(l) + r(l + 4));
+        (full..n).fold((t[0] + t[1]) + (t[2] + t[3]), |acc, i| acc + self.at(i))
     }
-    let r = |i: usize| (acc[i] + acc[8 + i]) + (acc[16 + i] + acc[24 + i]);
-    let t: [f32; 4] = std::array::from_fn(|l| r(l) + r(l + 4));
-    xs.fold((t[0] + t[1]) + (t[2] + t[3]), |acc, x| acc + x)
 }
 
 fn has_avx2() -> bool {
