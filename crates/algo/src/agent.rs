@@ -1,9 +1,10 @@
 //! The OFQL update: Algorithm 1 of the paper, in DQL's order (critic first).
 //!
 //! One call of [`Ofql::update`] is one training iteration on one batch:
-//! 1. critic: a' from the EMA actor in one step, clipped double-Q target, Adam step;
+//! 1. critic: a' from the EMA actor in one step, clipped double-Q target, Adam step, then the
+//!    Polyak step of the target critics (every step; nothing after reads them);
 //! 2. actor: MeanFlow loss + eta * DQL's normalised Q term, Adam step;
-//! 3. targets: Polyak critics every step, EMA actor every `ema_every` steps.
+//! 3. targets: the EMA actor every `ema_every` steps.
 //!
 //! All randomness (noise, (t, r), the head of the Q term) comes from one seeded ChaCha
 //! generator owned by the agent, so a seed fixes the run and a checkpoint can resume it.
@@ -178,7 +179,8 @@ impl Ofql {
 
         // 1. Critic: y = r + gamma (1 - d) min_i Q'_i(s', a'), a' from the EMA actor
         //    (no gradient: the row shards compute it side by side);
-        //    L = mse(Q_1, y) + mse(Q_2, y).
+        //    L = mse(Q_1, y) + mse(Q_2, y), an Adam step, then the Polyak step of the target
+        //    critics (nothing later in the update reads them).
         let y = on_shards(&shards, |_, rows| {
             let b = rows_of(batch, &rows)?;
             let noise = target_noise.narrow(0, rows.start * k, rows.len() * k)?;
@@ -186,11 +188,13 @@ impl Ofql {
         })?;
         let y = Tensor::cat(&y, 0)?;
         let (s, a) = (&batch.observations, &batch.actions);
-        let critic = || -> Result<(GradStore, Tensor, Tensor)> {
+        let critic = || -> Result<(f64, Tensor, Tensor)> {
             let (q1, q2) = self.critic.forward(s, a)?;
             let loss =
                 ((sq_error_sum(&q1, &y)? / n as f64)? + (sq_error_sum(&q2, &y)? / n as f64)?)?;
-            Ok((loss.backward()?, loss, q1.sum_all()?))
+            let grad_norm = self.critic_opt.step_clipped(&[&loss.backward()?], cfg_c.grad_norm)?;
+            soft_update(&self.critic_target, &self.critic, cfg_c.tau)?;
+            Ok((grad_norm, loss, q1.sum_all()?))
         };
         //    The actor's MeanFlow loss L_FBC needs no critic: with two threads it trains
         //    beside the critic (both on the whole batch; the two take about equal work).
@@ -200,8 +204,7 @@ impl Ofql {
             Ok((flow.backward()?, flow))
         };
         let (critic, flow) = both(shards.len() > 1, critic, flow);
-        let ((grads, critic_loss, q1_sum), (flow_grads, flow_loss)) = (critic?, flow?);
-        let critic_grad_norm = self.critic_opt.step_clipped(&[&grads], cfg_c.grad_norm)?;
+        let ((critic_grad_norm, critic_loss, q1_sum), (flow_grads, flow_loss)) = (critic?, flow?);
 
         // 2. Actor: L_FBC + eta * q_loss, DQL's normalised Q term on a random head of the
         //    updated critics (whose weights are held constant: this loss trains the actor),
@@ -228,9 +231,8 @@ impl Ofql {
         grads.push(&flow_grads);
         let actor_grad_norm = self.actor_opt.step_clipped(&grads, cfg_a.grad_norm)?;
 
-        // 3. Targets: Polyak critics every step; EMA actor on DQL's schedule.
+        // 3. Targets: the EMA actor on DQL's schedule (the target critics moved in step 1).
         self.step += 1;
-        soft_update(&self.critic_target, &self.critic, cfg_c.tau)?;
         if self.step.is_multiple_of(cfg_a.ema_every) {
             if self.step < cfg_a.ema_start {
                 copy_params(&self.actor_ema, &self.actor)?;

@@ -458,7 +458,9 @@ fn norm(grads: &[Option<Gradient>]) -> Result<f64> {
                 [a] => run(SumOfSquares([a])),
                 [a, b] => run(SumOfSquares([a, b])),
                 [a, b, c] => run(SumOfSquares([a, b, c])),
-                _ => candle_core::bail!("gradient norm: a gradient in place has one to three parts"),
+                _ => {
+                    candle_core::bail!("gradient norm: a gradient in place has one to three parts")
+                }
             };
             Ok(sum as f64)
         }
