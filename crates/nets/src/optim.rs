@@ -238,9 +238,6 @@ impl Gradient {
     fn new(var: &Var, parts: &[&GradStore], in_place: bool) -> Result<Option<Gradient>> {
         let parts: Vec<Tensor> =
             parts.iter().filter_map(|g| g.get(var.as_tensor())).cloned().collect();
-        if parts.is_empty() {
-            return Ok(None);
-        }
         let readable = |g: &Tensor| {
             g.device().is_cpu()
                 && g.is_contiguous()
@@ -249,7 +246,7 @@ impl Gradient {
                 && matches!(g.dtype(), DType::F32 | DType::F64)
         };
         let fused = in_place && var.device().is_cpu() && var.is_contiguous();
-        if fused && parts.iter().all(readable) {
+        if fused && !parts.is_empty() && parts.iter().all(readable) {
             // More than three parts (more than two row shards): the first ones are added
             // with candle, in the same order, and the loop adds the last two.
             let mut parts = parts;
@@ -260,7 +257,7 @@ impl Gradient {
             return Ok(Some(Gradient::InPlace(parts)));
         }
         let mut parts = parts.into_iter();
-        let first = parts.next().expect("not empty");
+        let Some(first) = parts.next() else { return Ok(None) };
         Ok(Some(Gradient::Summed(parts.try_fold(first, |acc, g| acc + g)?)))
     }
 }
@@ -328,7 +325,7 @@ macro_rules! with_sum {
                 let $g = a.iter().zip(b).zip(c).map(|((x, y), z)| (x + y) + z);
                 $body
             }
-            _ => candle_core::bail!("fused-adam: a gradient in place has one to three parts"),
+            _ => candle_core::bail!("a gradient read in place has one to three parts"),
         }
     };
 }
@@ -372,7 +369,8 @@ impl InplaceOp2 for FusedAdam<'_> {
     }
 }
 
-/// The contiguous element slices of CPU tensors of one float type.
+/// The contiguous element slices of CPU tensors of one float type (for the fused Adam loop
+/// and the gradient norm).
 fn slices<'a, T: 'a>(
     sources: &[(&'a CpuStorage, &Layout)],
     as_slice: impl Fn(&'a CpuStorage) -> Option<&'a [T]>,
@@ -382,7 +380,7 @@ fn slices<'a, T: 'a>(
         .map(|&(s, l)| match (as_slice(s), l.contiguous_offsets()) {
             (Some(x), Some((a, b))) => Ok(&x[a..b]),
             _ => candle_core::bail!(
-                "fused-adam: gradient parts must be contiguous, of the parameter's type"
+                "gradient parts read in place must be contiguous, of the parameter's type"
             ),
         })
         .collect()
