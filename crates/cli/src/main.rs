@@ -58,10 +58,19 @@ enum Command {
 /// - gemm splits a product over threads above 590k multiply-adds; the update's are 8-17M
 ///   and run two at once. Only products above 2^25 (the evaluation's 2500-row batches) are
 ///   split now.
+/// - candle asks for its thread count on every matrix product, and without RAYON_NUM_THREADS
+///   it counts the physical cores by parsing /proc/cpuinfo each time (num_cpus): `ofql train`
+///   made 120 steps/s instead of 165-175. The count is taken once and put in the variable
+///   (rayon's pool then has as many threads as the update has shards). A user's value wins.
 fn runtime_policy() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         // SAFETY: the first thing main does; no other thread exists yet.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads().to_string();
+        // SAFETY: as above; rayon's pool starts later, on first use.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads) };
     }
     gemm::set_threading_threshold(1 << 25);
     // Keep freed memory instead of returning it to the OS: a training step frees and

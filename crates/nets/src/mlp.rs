@@ -80,7 +80,9 @@ impl CustomOp2 for LinearProduct {
             candle_core::bail!("linear-product: x is (.., {k}) but W is (.., {k2})");
         }
         let (xs, ws) = (xl.stride(), wl.stride());
-        let parallelism = match candle_core::utils::get_num_threads() {
+        // rayon's own count: candle's get_num_threads parses /proc/cpuinfo on every call
+        // when RAYON_NUM_THREADS is unset.
+        let parallelism = match rayon::current_num_threads() {
             1 => gemm::Parallelism::None,
             t => gemm::Parallelism::Rayon(t),
         };
