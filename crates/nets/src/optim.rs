@@ -5,11 +5,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Result, Storage, Tensor, Var};
-use rayon::prelude::*;
+use candle_core::{
+    CpuStorage, DType, Device, InplaceOp2, Layout, Result, Storage, StorageRef, Tensor, Var,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::mlp::Kernels;
+use crate::params::{fusable, per_param};
 use crate::simd::{Kernel, run};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -161,11 +163,8 @@ impl Adam {
                 }
                 Some(Gradient::Summed(g)) => c.unfused(var, g, moments),
             };
-        if rayon::current_num_threads() > 1 {
-            self.vars.par_iter().zip(self.moments.par_iter_mut()).zip(grads).try_for_each(update)
-        } else {
-            self.vars.iter().zip(self.moments.iter_mut()).zip(grads).try_for_each(update)
-        }
+        per_param(self.vars.iter().zip(self.moments.iter_mut()).zip(grads).collect(), update)?;
+        Ok(())
     }
 
     /// The optimiser state as named tensors: `{prefix}.m.{name}`, `{prefix}.v.{name}` and
@@ -238,15 +237,7 @@ impl Gradient {
     fn new(var: &Var, parts: &[&GradStore], in_place: bool) -> Result<Option<Gradient>> {
         let parts: Vec<Tensor> =
             parts.iter().filter_map(|g| g.get(var.as_tensor())).cloned().collect();
-        let readable = |g: &Tensor| {
-            g.device().is_cpu()
-                && g.is_contiguous()
-                && g.dims() == var.dims()
-                && g.dtype() == var.dtype()
-                && matches!(g.dtype(), DType::F32 | DType::F64)
-        };
-        let fused = in_place && var.device().is_cpu() && var.is_contiguous();
-        if fused && !parts.is_empty() && parts.iter().all(readable) {
+        if in_place && !parts.is_empty() && parts.iter().all(|g| fusable(var, g)) {
             // More than three parts (more than two row shards): the first ones are added
             // with candle, in the same order, and the loop adds the last two.
             let mut parts = parts;
@@ -347,12 +338,7 @@ impl InplaceOp2 for FusedAdam<'_> {
         };
         let rest: Vec<_> = self.rest.iter().map(|t| t.storage_and_layout()).collect();
         let mut sources = vec![(g, gl)];
-        for (storage, layout) in &rest {
-            let Storage::Cpu(s) = &**storage else {
-                candle_core::bail!("fused-adam: gradients must be on the CPU");
-            };
-            sources.push((s, *layout));
-        }
+        sources.extend(cpu_storages(&rest)?);
         let mut moments = self.moments.borrow_mut();
         match (theta, &mut **moments) {
             (CpuStorage::F32(t), Moments::F32 { m, v }) => {
@@ -367,6 +353,20 @@ impl InplaceOp2 for FusedAdam<'_> {
         }
         Ok(())
     }
+}
+
+/// The CPU storages of tensors read through `guards` (from `storage_and_layout`), with their
+/// layouts.
+fn cpu_storages<'a>(
+    guards: &'a [(StorageRef<'_>, &'a Layout)],
+) -> Result<Vec<(&'a CpuStorage, &'a Layout)>> {
+    guards
+        .iter()
+        .map(|(storage, layout)| match &**storage {
+            Storage::Cpu(s) => Ok((s, *layout)),
+            _ => candle_core::bail!("gradients read in place must be on the CPU"),
+        })
+        .collect()
 }
 
 /// The contiguous element slices of CPU tensors of one float type (for the fused Adam loop
@@ -441,13 +441,7 @@ fn norm(grads: &[Option<Gradient>]) -> Result<f64> {
             Gradient::InPlace(parts) => parts,
         };
         let guards: Vec<_> = parts.iter().map(|t| t.storage_and_layout()).collect();
-        let mut sources = Vec::with_capacity(guards.len());
-        for (storage, layout) in &guards {
-            let Storage::Cpu(s) = &**storage else {
-                candle_core::bail!("gradient norm: gradients must be on the CPU");
-            };
-            sources.push((s, *layout));
-        }
+        let sources = cpu_storages(&guards)?;
         if parts[0].dtype() == DType::F64 {
             let parts = slices(&sources, |s| s.as_slice::<f64>().ok())?;
             with_sum!(parts, g => Ok(g.fold(0f64, |acc, x| acc + x * x)))
@@ -463,12 +457,7 @@ fn norm(grads: &[Option<Gradient>]) -> Result<f64> {
             Ok(sum as f64)
         }
     };
-    let grads: Vec<&Gradient> = grads.iter().flatten().collect();
-    let sums: Vec<f64> = if rayon::current_num_threads() > 1 {
-        grads.par_iter().map(|g| sq(g)).collect::<Result<_>>()?
-    } else {
-        grads.iter().map(|g| sq(g)).collect::<Result<_>>()?
-    };
+    let sums = per_param(grads.iter().flatten().collect(), sq)?;
     Ok(sums.iter().sum::<f64>().sqrt())
 }
 

@@ -1,6 +1,6 @@
 //! Named parameters: stable names for checkpoints, target copies, Polyak and EMA updates.
 
-use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
+use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, Var};
 use rayon::prelude::*;
 
 use crate::simd::{Kernel, run};
@@ -53,23 +53,40 @@ fn paired<'a>(
 /// place in one pass (the same numbers as candle's `s * tau + t * (1 - tau)`); with several
 /// rayon threads the parameters are mixed side by side.
 pub fn soft_update(target: &impl NamedVars, source: &impl NamedVars, tau: f64) -> Result<()> {
-    let mix = |&(t, s): &(&Var, &Var)| -> Result<()> {
-        let fits = t.device().is_cpu()
-            && t.is_contiguous()
-            && s.is_contiguous()
-            && s.device().is_cpu()
-            && s.dtype() == t.dtype();
-        if fits {
+    let mix = |(t, s): (&Var, &Var)| -> Result<()> {
+        if fusable(t, s) {
             return t.inplace_op2(s, &Mix { tau });
         }
         let mixed = ((s.as_detached_tensor() * tau)? + (t.as_detached_tensor() * (1.0 - tau))?)?;
         t.set(&mixed)
     };
-    let pairs = paired(target, source)?;
+    per_param(paired(target, source)?, mix)?;
+    Ok(())
+}
+
+/// Whether the fused CPU loops (Adam, Polyak) can write `dst` in place while reading `src`:
+/// both contiguous on the CPU, of one shape and one float type, f32 or f64. Anything else
+/// takes candle's ops.
+pub(crate) fn fusable(dst: &Tensor, src: &Tensor) -> bool {
+    dst.device().is_cpu()
+        && src.device().is_cpu()
+        && dst.is_contiguous()
+        && src.is_contiguous()
+        && dst.dims() == src.dims()
+        && dst.dtype() == src.dtype()
+        && matches!(dst.dtype(), DType::F32 | DType::F64)
+}
+
+/// `f` on each parameter's item, results in order; side by side on rayon's threads when
+/// there are several (each item touches only its own parameter's memory).
+pub(crate) fn per_param<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Result<R> + Sync + Send,
+) -> Result<Vec<R>> {
     if rayon::current_num_threads() > 1 {
-        pairs.par_iter().try_for_each(mix)
+        items.into_par_iter().map(f).collect()
     } else {
-        pairs.iter().try_for_each(mix)
+        items.into_iter().map(f).collect()
     }
 }
 

@@ -329,3 +329,19 @@ fn a_gradient_in_parts_steps_as_the_added_gradient() {
         assert_eq!(flat(&nets[0]), flat(&nets[1]), "{n_parts} parts");
     }
 }
+
+#[test]
+fn polyak_on_other_float_types_takes_candles_ops() {
+    // The in-place mix reads f32 and f64; a half-precision parameter is mixed with candle's
+    // ops, as before the in-place loop existed.
+    let dev = Device::Cpu;
+    let t = Var::new(&[1.0f32, -2.0, 4.0], &dev).unwrap();
+    let s = Var::new(&[3.0f32, 2.0, 0.0], &dev).unwrap();
+    let (t, s) = (
+        Var::from_tensor(&t.to_dtype(DType::F16).unwrap()).unwrap(),
+        Var::from_tensor(&s.to_dtype(DType::F16).unwrap()).unwrap(),
+    );
+    soft_update(&One(t.clone()), &One(s), 0.25).unwrap();
+    let got: Vec<f32> = t.to_dtype(DType::F32).unwrap().to_vec1().unwrap();
+    assert_eq!(got, [1.5, -1.0, 3.0]);
+}
