@@ -40,24 +40,26 @@ pub struct Adam {
     kernels: Kernels,
 }
 
-/// Adam's running moments (m, v) of one parameter, flat, in the parameter's float type. They
-/// live in plain vectors so that the fused step updates them in place, allocating nothing.
+/// Adam's running moments (m, v) of one parameter. For f32 and f64 they are flat vectors in
+/// the parameter's type, so that the fused step updates them in place, allocating nothing;
+/// other float types (f16, bf16) keep candle tensors and take candle's ops.
 enum Moments {
     F32 { m: Vec<f32>, v: Vec<f32> },
     F64 { m: Vec<f64>, v: Vec<f64> },
+    Tensors { m: Tensor, v: Tensor },
 }
 
 impl Moments {
-    fn zeros(name: &str, var: &Var) -> Result<Moments> {
+    fn zeros(var: &Var) -> Result<Moments> {
         let n = var.elem_count();
-        match var.dtype() {
-            DType::F32 => Ok(Moments::F32 { m: vec![0.0; n], v: vec![0.0; n] }),
-            DType::F64 => Ok(Moments::F64 { m: vec![0.0; n], v: vec![0.0; n] }),
-            d => candle_core::bail!("Adam: parameter `{name}` is {d:?}; only f32 and f64 train"),
-        }
+        Ok(match var.dtype() {
+            DType::F32 => Moments::F32 { m: vec![0.0; n], v: vec![0.0; n] },
+            DType::F64 => Moments::F64 { m: vec![0.0; n], v: vec![0.0; n] },
+            _ => Moments::Tensors { m: var.zeros_like()?, v: var.zeros_like()? },
+        })
     }
 
-    /// (m, v) as tensors of `like`'s shape, on the CPU.
+    /// (m, v) as tensors of `like`'s shape (the vectors' on the CPU).
     fn tensors(&self, like: &Var) -> Result<(Tensor, Tensor)> {
         let (shape, cpu) = (like.shape(), &Device::Cpu);
         Ok(match self {
@@ -67,24 +69,25 @@ impl Moments {
             Moments::F64 { m, v } => {
                 (Tensor::from_slice(m, shape, cpu)?, Tensor::from_slice(v, shape, cpu)?)
             }
+            Moments::Tensors { m, v } => (m.clone(), v.clone()),
         })
     }
 
-    /// Moments holding the values of `m` and `v` (of the parameter's dtype, checked before).
+    /// Moments holding the values of `m` and `v` (of the parameter's shape and dtype,
+    /// checked before).
     fn from_tensors(m: &Tensor, v: &Tensor) -> Result<Moments> {
         let flat = |t: &Tensor| t.flatten_all()?.to_device(&Device::Cpu);
-        let (m, v) = (flat(m)?, flat(v)?);
         Ok(match m.dtype() {
-            DType::F64 => Moments::F64 { m: m.to_vec1()?, v: v.to_vec1()? },
-            _ => Moments::F32 { m: m.to_vec1()?, v: v.to_vec1()? },
+            DType::F32 => Moments::F32 { m: flat(m)?.to_vec1()?, v: flat(v)?.to_vec1()? },
+            DType::F64 => Moments::F64 { m: flat(m)?.to_vec1()?, v: flat(v)?.to_vec1()? },
+            _ => Moments::Tensors { m: m.clone(), v: v.clone() },
         })
     }
 }
 
 impl Adam {
     pub fn new(vars: Vec<(String, Var)>, cfg: AdamConfig) -> Result<Adam> {
-        let moments =
-            vars.iter().map(|(name, v)| Moments::zeros(name, v)).collect::<Result<_>>()?;
+        let moments = vars.iter().map(|(_, v)| Moments::zeros(v)).collect::<Result<_>>()?;
         Ok(Adam { cfg, vars, moments, step: 0, kernels: Kernels::Fused })
     }
 

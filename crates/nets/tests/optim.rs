@@ -345,3 +345,38 @@ fn polyak_on_other_float_types_takes_candles_ops() {
     let got: Vec<f32> = t.to_dtype(DType::F32).unwrap().to_vec1().unwrap();
     assert_eq!(got, [1.5, -1.0, 3.0]);
 }
+
+#[test]
+fn adam_on_other_float_types_takes_candles_ops() {
+    // f32 and f64 moments live in vectors for the fused loop; a half-precision parameter
+    // keeps tensor moments and candle's ops, and its state still saves and restores.
+    let dev = Device::Cpu;
+    let half = |x: &[f32]| {
+        Var::from_tensor(&Tensor::new(x, &dev).unwrap().to_dtype(DType::F16).unwrap()).unwrap()
+    };
+    let step = |adam: &mut Adam, theta: &Var| {
+        let g = Tensor::new(&[0.5f32, -1.0], &dev).unwrap().to_dtype(DType::F16).unwrap();
+        let grads = (theta.as_tensor() * g).unwrap().sum_all().unwrap().backward().unwrap();
+        adam.step_clipped(&[&grads], 10.0).unwrap();
+    };
+    let cfg = AdamConfig { lr: 0.1, ..Default::default() };
+    let theta = half(&[1.0, -2.0]);
+    let mut adam = Adam::new(One(theta.clone()).prefixed_vars("p"), cfg).unwrap();
+    step(&mut adam, &theta);
+    let got: Vec<f32> = theta.to_dtype(DType::F32).unwrap().to_vec1().unwrap();
+    // The first step moves each entry by lr against its gradient's sign.
+    assert!((got[0] - 0.9).abs() < 2e-3 && (got[1] + 1.9).abs() < 2e-3, "{got:?}");
+
+    let copy = half(&got);
+    let state: std::collections::HashMap<String, Tensor> =
+        adam.state_tensors("opt").unwrap().into_iter().collect();
+    let mut restored = Adam::new(One(copy.clone()).prefixed_vars("p"), cfg).unwrap();
+    restored.load_state("opt", &state).unwrap();
+    step(&mut adam, &theta);
+    step(&mut restored, &copy);
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        theta.to_dtype(DType::F32).unwrap().to_vec1().unwrap(),
+        copy.to_dtype(DType::F32).unwrap().to_vec1().unwrap(),
+    );
+    assert_eq!(a, b);
+}
