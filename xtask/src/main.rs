@@ -20,7 +20,7 @@ Commands:
                    offline once done)
   test [ARGS..]    setup, then `cargo test --workspace` (extra ARGS go to cargo test)
   lint             cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
-  reproduce-d4rl   train and evaluate a suite of runs and write the table to docs/results/
+  reproduce-d4rl   train and evaluate a suite of runs and write the table beside them
                    (`cargo xtask reproduce-d4rl --help`; quick suite by default)
 ";
 

@@ -5,7 +5,8 @@
 //! protocol; the results go to `<run>/run.json`. Several runs go at once (`--jobs`), each with
 //! its share of the cores. A suite that was interrupted skips runs that have a `run.json` and
 //! resumes the others from their checkpoints. At the end `ofql report` aggregates every
-//! `run.json` (polars) into `docs/results/<name>.md`, a CSV and learning-curve PNGs.
+//! `run.json` (polars) into `<suite folder>/<name>.md` (or `docs/results/` with `--publish`),
+//! a CSV and learning-curve PNGs.
 //!
 //! This file only plans and launches processes: the work is done by the `ofql` binary, which
 //! is built first (release), so that xtask itself stays light.
@@ -23,7 +24,8 @@ pub const HELP: &str = "\
 cargo xtask reproduce-d4rl [OPTIONS]
 
 Trains and evaluates a suite of OFQL runs with the `ofql` binary (built in release first) and
-writes the aggregated table to docs/results/<name>.md (+ .csv, learning-curve PNGs).
+writes the aggregated table to <suite folder>/<name>.md (+ .csv, learning-curve PNGs), beside
+the runs; --publish writes it to the project's docs/results instead.
 
 Options:
   --suite NAME           paper (9 MuJoCo datasets x 3 seeds, 2M steps, 150 evaluation episodes)
@@ -47,11 +49,15 @@ Options:
   --threads N            threads per run [default: cores / jobs]; use fewer when other work
                          shares the machine (an oversubscribed core stalls every thread)
   --out DIR              run folders [default: runs/reproduce-<name>]
-  --results DIR          where the table goes [default: docs/results]
+  --results DIR          where the table goes [default: the suite folder, beside the runs]
+  --publish              put the table in the project's docs/results (its published results)
   --cache-dir DIR        the D4RL download cache (as `ofql --cache-dir`)
   --ofql PATH            use this ofql binary instead of building target/release/ofql
   --dry-run              print the plan and exit
 ";
+
+/// The project's published results, written only on request (`--publish`).
+const PUBLISHED: &str = "docs/results";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Data {
@@ -74,7 +80,8 @@ struct Options {
     jobs: Option<usize>,
     threads: Option<usize>,
     out: Option<PathBuf>,
-    results: PathBuf,
+    /// Where the table goes; None: beside the runs (the suite folder).
+    results: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     ofql: Option<PathBuf>,
     dry_run: bool,
@@ -95,7 +102,7 @@ fn parse(args: &[String]) -> Result<Options> {
         jobs: None,
         threads: None,
         out: None,
-        results: PathBuf::from("docs/results"),
+        results: None,
         cache_dir: None,
         ofql: None,
         dry_run: false,
@@ -144,7 +151,8 @@ fn parse(args: &[String]) -> Result<Options> {
             "--jobs" => o.jobs = Some(number(value()?, "--jobs")?.max(1) as usize),
             "--threads" => o.threads = Some(number(value()?, "--threads")?.max(1) as usize),
             "--out" => o.out = Some(PathBuf::from(value()?)),
-            "--results" => o.results = PathBuf::from(value()?),
+            "--results" => o.results = Some(PathBuf::from(value()?)),
+            "--publish" => o.results = Some(PathBuf::from(PUBLISHED)),
             "--cache-dir" => o.cache_dir = Some(PathBuf::from(value()?)),
             "--ofql" => o.ofql = Some(PathBuf::from(value()?)),
             "--dry-run" => o.dry_run = true,
@@ -354,7 +362,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         }
     });
 
-    let results = root.join(&o.results);
+    // A user's suite reports beside its runs; only --publish (or --results) writes into the
+    // project's own docs/results.
+    let results = o.results.as_ref().map_or_else(|| plan.out.clone(), |r| root.join(r));
     let mut report = Command::new(&ctx.ofql);
     report
         .args(["report", "--runs"])
@@ -531,24 +541,30 @@ impl Ctx {
         let train_json = self.run_logged(&mut train, Some(&log))?;
         let train_seconds = started.elapsed().as_secs_f64();
 
+        // Both checkpoints under both protocols: the paper's (Q-softmax over 50 candidates)
+        // and one plain sample, so the table shows what the critic's choice adds.
         let mut evals = vec![];
-        for which in ["last", "best"] {
-            if which == "best" && !r.dir.join("checkpoint/best.safetensors").is_file() {
-                evals.push("null".to_string());
-                continue;
+        for protocol in ["cleandiffuser", "plain"] {
+            for which in ["last", "best"] {
+                if which == "best" && !r.dir.join("checkpoint/best.safetensors").is_file() {
+                    evals.push("null".to_string());
+                    continue;
+                }
+                let mut ev = self.command();
+                ev.args(["eval", "--checkpoint"]).arg(&r.dir).args([
+                    "--which",
+                    which,
+                    "--protocol",
+                    protocol,
+                    "--episodes",
+                    &plan.final_episodes.to_string(),
+                    "--json",
+                ]);
+                evals.push(self.run_logged(&mut ev, Some(&log))?.trim().to_string());
             }
-            let mut ev = self.command();
-            ev.args(["eval", "--checkpoint"]).arg(&r.dir).args([
-                "--which",
-                which,
-                "--episodes",
-                &plan.final_episodes.to_string(),
-                "--json",
-            ]);
-            evals.push(self.run_logged(&mut ev, Some(&log))?.trim().to_string());
         }
         let record = format!(
-            "{{\"dataset\":{},\"data\":{},\"variant\":{},\"seed\":{},\"resumed\":{},\"train_seconds\":{:.1},\"wall_seconds\":{:.1},\"train\":{},\"eval_last\":{},\"eval_best\":{}}}\n",
+            "{{\"dataset\":{},\"data\":{},\"variant\":{},\"seed\":{},\"resumed\":{},\"train_seconds\":{:.1},\"wall_seconds\":{:.1},\"train\":{},\"eval_last\":{},\"eval_best\":{},\"eval_last_plain\":{},\"eval_best_plain\":{}}}\n",
             quote(&r.dataset),
             quote(if matches!(data, DataFile::Generated { .. }) { "generated" } else { "d4rl" }),
             quote(&r.variant),
@@ -559,6 +575,8 @@ impl Ctx {
             train_json.trim(),
             evals[0],
             evals[1],
+            evals[2],
+            evals[3],
         );
         let tmp = done.with_extension("json.tmp");
         fs::write(&tmp, record)?;
@@ -641,6 +659,16 @@ mod tests {
         assert_eq!(p.runs.len(), 4);
         assert_eq!(p.runs[0].overrides, vec!["actor.eta=0.01".to_string()]);
         assert!(p.runs[0].dir.ends_with("halfcheetah-medium-v2/actor.eta-0.01/seed0"));
+    }
+
+    /// A user's suite reports beside its runs; only --publish writes into docs/results.
+    #[test]
+    fn reports_go_beside_the_runs_unless_published() {
+        assert_eq!(parse(&args("--suite quick")).unwrap().results, None);
+        let o = parse(&args("--suite quick --publish")).unwrap();
+        assert_eq!(o.results, Some(PathBuf::from("docs/results")));
+        let o = parse(&args("--results /tmp/x")).unwrap();
+        assert_eq!(o.results, Some(PathBuf::from("/tmp/x")));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! One call of [`Ofql::update`] is one training iteration on one batch:
 //! 1. critic: a' from the EMA actor in one step, clipped double-Q target, Adam step, then the
-//!    Polyak step of the target critics (every step; nothing after reads them);
+//!    Polyak step of the target critics (every `target_every` steps; nothing after reads
+//!    them);
 //! 2. actor: MeanFlow loss + eta * DQL's normalised Q term, Adam step;
 //! 3. targets: the EMA actor every `ema_every` steps.
 //!
@@ -179,8 +180,8 @@ impl Ofql {
 
         // 1. Critic: y = r + gamma (1 - d) min_i Q'_i(s', a'), a' from the EMA actor
         //    (no gradient: the row shards compute it side by side);
-        //    L = mse(Q_1, y) + mse(Q_2, y), an Adam step, then the Polyak step of the target
-        //    critics (nothing later in the update reads them).
+        //    L = mse(Q_1, y) + mse(Q_2, y), an Adam step, then (every `target_every` steps)
+        //    the Polyak step of the target critics (nothing later in the update reads them).
         let y = on_shards(&shards, |_, rows| {
             let b = rows_of(batch, &rows)?;
             let noise = target_noise.narrow(0, rows.start * k, rows.len() * k)?;
@@ -192,8 +193,11 @@ impl Ofql {
             let (q1, q2) = self.critic.forward(s, a)?;
             let loss =
                 ((sq_error_sum(&q1, &y)? / n as f64)? + (sq_error_sum(&q2, &y)? / n as f64)?)?;
-            let grad_norm = self.critic_opt.step_clipped(&[&loss.backward()?], cfg_c.grad_norm)?;
-            soft_update(&self.critic_target, &self.critic, cfg_c.tau)?;
+            let grad_norm =
+                self.critic_opt.step_clipped(&[&loss.backward()?], clip_norm(cfg_c.grad_norm))?;
+            if (self.step + 1).is_multiple_of(cfg_c.target_every) {
+                soft_update(&self.critic_target, &self.critic, cfg_c.tau)?;
+            }
             Ok((grad_norm, loss, q1.sum_all()?))
         };
         //    The actor's MeanFlow loss L_FBC needs no critic: with two threads it trains
@@ -229,13 +233,16 @@ impl Ofql {
         // The actor's gradient: the Q term's shards, then L_FBC's (added inside Adam's loop).
         let mut grads: Vec<&GradStore> = parts.iter().map(|(g, _)| g).collect();
         grads.push(&flow_grads);
-        let actor_grad_norm = self.actor_opt.step_clipped(&grads, cfg_a.grad_norm)?;
+        let actor_grad_norm = self.actor_opt.step_clipped(&grads, clip_norm(cfg_a.grad_norm))?;
 
         // 3. Targets: the EMA actor on DQL's schedule (the target critics moved in step 1).
         self.step += 1;
         if self.step.is_multiple_of(cfg_a.ema_every) {
             if self.step < cfg_a.ema_start {
-                copy_params(&self.actor_ema, &self.actor)?;
+                // DQL copies the actor until the EMA starts; CleanDiffuser leaves it alone.
+                if cfg_a.ema_warmup == "copy" {
+                    copy_params(&self.actor_ema, &self.actor)?;
+                }
             } else {
                 ema_update(&self.actor_ema, &self.actor, cfg_a.ema_decay)?;
             }
@@ -384,6 +391,11 @@ fn both<A: Send, B: Send>(
     g: impl FnOnce() -> B + Send,
 ) -> (A, B) {
     if parallel { rayon::join(f, g) } else { (f(), g()) }
+}
+
+/// The clip threshold for a config's `grad_norm`: 0 means no clipping.
+fn clip_norm(grad_norm: f64) -> f64 {
+    if grad_norm == 0.0 { f64::INFINITY } else { grad_norm }
 }
 
 /// Sum over all elements of (x - y)^2.

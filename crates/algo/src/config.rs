@@ -24,9 +24,15 @@ pub struct DataConfig {
     pub dataset: String,
     /// Evaluation environment (e.g. "halfcheetah-v4"); empty: derived from the dataset name.
     pub env: String,
-    /// Rewards are transformed as r <- (r + reward_shift) * reward_scale (AntMaze: -0.5, 4).
+    /// "return_range" (MuJoCo; IQL's and CleanDiffuser's): rewards times 1000 / (max - min
+    /// episode return of the dataset), computed from the file; "none": raw rewards.
+    pub reward_norm: String,
+    /// Then r <- (r + reward_shift) * reward_scale (AntMaze: CleanDiffuser's -1, 1, or DQL's
+    /// -0.5, 4).
     pub reward_shift: f64,
     pub reward_scale: f64,
+    /// Gaussian-normalise s and s' with the dataset's mean and std (and what the policy sees
+    /// at evaluation, from the statistics saved in the checkpoint).
     pub normalize_obs: bool,
     /// Use the file's `next_observations` instead of obs[i + 1] when it has them.
     pub use_next_observations: bool,
@@ -55,10 +61,14 @@ pub struct ActorConfig {
     pub flow_ratio: f64,
     /// k in the sinusoidal time embedding cos/sin(k t f).
     pub time_scale: f64,
+    /// Global gradient-norm clip; 0 turns clipping off (CleanDiffuser's pipeline).
     pub grad_norm: f64,
     pub ema_decay: f64,
     pub ema_every: u64,
     pub ema_start: u64,
+    /// The EMA actor before `ema_start`: "copy" the actor at every EMA step (DQL's code) or
+    /// "hold" its initial weights (CleanDiffuser's pipeline).
+    pub ema_warmup: String,
     pub hidden: usize,
     pub layers: usize,
 }
@@ -68,7 +78,13 @@ pub struct ActorConfig {
 pub struct CriticConfig {
     pub lr: f64,
     pub gamma: f64,
+    /// Polyak weight of the online critics in each target step: target <- (1 - tau) target +
+    /// tau critic.
     pub tau: f64,
+    /// A target step every this many updates (DQL: 1 with tau 0.005; CleanDiffuser's
+    /// pipeline: 5 with tau 0.995).
+    pub target_every: u64,
+    /// Global gradient-norm clip; 0 turns clipping off.
     pub grad_norm: f64,
     pub max_q_backup: bool,
     /// Samples per next state for the max-Q backup.
@@ -87,6 +103,10 @@ pub struct EvalConfig {
     pub temperature: f64,
     /// w in softmax(w * min Q) over the candidates.
     pub q_weight: f64,
+    /// With the cleandiffuser protocol, every in-training evaluation also scores one plain
+    /// sample per state (reported as `plain_score_*`), so a curve shows whether the
+    /// Q-weighted choice helps.
+    pub also_plain: bool,
 }
 
 impl Default for Config {
@@ -95,9 +115,10 @@ impl Default for Config {
             data: DataConfig {
                 dataset: String::new(),
                 env: String::new(),
+                reward_norm: "return_range".into(),
                 reward_shift: 0.0,
                 reward_scale: 1.0,
-                normalize_obs: false,
+                normalize_obs: true,
                 use_next_observations: false,
             },
             train: TrainConfig {
@@ -117,6 +138,7 @@ impl Default for Config {
                 ema_decay: 0.995,
                 ema_every: 5,
                 ema_start: 1000,
+                ema_warmup: "copy".into(),
                 hidden: 256,
                 layers: 3,
             },
@@ -124,6 +146,7 @@ impl Default for Config {
                 lr: 3e-4,
                 gamma: 0.99,
                 tau: 0.005,
+                target_every: 1,
                 grad_norm: 9.0,
                 max_q_backup: false,
                 max_q_samples: 10,
@@ -136,6 +159,7 @@ impl Default for Config {
                 candidates: 50,
                 temperature: 0.5,
                 q_weight: 50.0,
+                also_plain: true,
             },
         }
     }
@@ -207,6 +231,13 @@ impl Config {
         }
         let (t, a, c, e) = (&self.train, &self.actor, &self.critic, &self.eval);
         let d = &self.data;
+        let norms = ["return_range", "none"];
+        check(
+            norms.contains(&d.reward_norm.as_str()),
+            "data.reward_norm",
+            &d.reward_norm,
+            "one of return_range, none",
+        )?;
         check(d.reward_scale.is_finite(), "data.reward_scale", d.reward_scale, "finite")?;
         check(d.reward_shift.is_finite(), "data.reward_shift", d.reward_shift, "finite")?;
         check(t.steps > 0, "train.steps", t.steps, "> 0")?;
@@ -217,14 +248,18 @@ impl Config {
         check(a.eta >= 0.0 && a.eta.is_finite(), "actor.eta", a.eta, "a finite number >= 0")?;
         check((0.0..=1.0).contains(&a.flow_ratio), "actor.flow_ratio", a.flow_ratio, "in [0, 1]")?;
         check(a.time_scale > 0.0, "actor.time_scale", a.time_scale, "> 0")?;
-        check(a.grad_norm > 0.0, "actor.grad_norm", a.grad_norm, "> 0")?;
+        check(a.grad_norm >= 0.0, "actor.grad_norm", a.grad_norm, ">= 0 (0: no clipping)")?;
         check((0.0..1.0).contains(&a.ema_decay), "actor.ema_decay", a.ema_decay, "in [0, 1)")?;
         check(a.ema_every > 0, "actor.ema_every", a.ema_every, "> 0")?;
+        let warmups = ["copy", "hold"];
+        let warmup = a.ema_warmup.as_str();
+        check(warmups.contains(&warmup), "actor.ema_warmup", warmup, "one of copy, hold")?;
         check(a.hidden > 0 && a.layers > 0, "actor.hidden/layers", a.hidden, "> 0")?;
         check(c.lr > 0.0 && c.lr.is_finite(), "critic.lr", c.lr, "a finite number > 0")?;
         check((0.0..=1.0).contains(&c.gamma), "critic.gamma", c.gamma, "in [0, 1]")?;
         check(c.tau > 0.0 && c.tau <= 1.0, "critic.tau", c.tau, "in (0, 1]")?;
-        check(c.grad_norm > 0.0, "critic.grad_norm", c.grad_norm, "> 0")?;
+        check(c.target_every > 0, "critic.target_every", c.target_every, "> 0")?;
+        check(c.grad_norm >= 0.0, "critic.grad_norm", c.grad_norm, ">= 0 (0: no clipping)")?;
         check(c.max_q_samples > 0, "critic.max_q_samples", c.max_q_samples, "> 0")?;
         let protocols = ["cleandiffuser", "plain"];
         check(

@@ -22,6 +22,7 @@ pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<
         x_label: "gradient step".into(),
         y_label: y_label.into(),
         series,
+        references: vec![],
         size: (900, 540),
         log_y,
     };
@@ -55,7 +56,13 @@ pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<
                 "score",
                 "D4RL normalised score",
                 false,
-                vec![series("score", &|r| r.score_mean)],
+                vec![
+                    series("protocol (Q-softmax)", &|r| r.score_mean),
+                    series("plain (one sample)", &|r| r.plain_score_mean),
+                ]
+                .into_iter()
+                .filter(|s| !s.points.is_empty())
+                .collect(),
             ),
         )?;
     }

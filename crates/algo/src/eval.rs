@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::agent::Ofql;
 use crate::config::DataConfig;
 use crate::policy::{Protocol, select_actions};
-use crate::train::{EvalReport, Evaluator};
+use crate::train::{EvalReport, Evaluator, PlainScore};
 
 /// The agent as a batch policy for the runner, with its own seeded noise.
 pub struct AgentPolicy<'a> {
@@ -56,11 +56,23 @@ pub struct EnvEvaluator {
     pub protocol: Protocol,
     pub runner: RunnerConfig,
     pub score: Option<ScoreRef>,
+    /// Also score one plain sample per state (same episodes), when `protocol` is not plain.
+    pub also_plain: bool,
 }
 
 impl EnvEvaluator {
     pub fn evaluate_agent(&self, agent: &Ofql) -> Result<EvalReport> {
-        let mut policy = AgentPolicy::new(agent, self.protocol, self.runner.seed ^ 0xACE);
+        let mut report = self.evaluate_with(agent, self.protocol)?;
+        if self.also_plain && self.protocol != Protocol::Plain {
+            let plain = self.evaluate_with(agent, Protocol::Plain)?;
+            report.plain =
+                Some(PlainScore { score_mean: plain.score_mean, score_std: plain.score_std });
+        }
+        Ok(report)
+    }
+
+    fn evaluate_with(&self, agent: &Ofql, protocol: Protocol) -> Result<EvalReport> {
+        let mut policy = AgentPolicy::new(agent, protocol, self.runner.seed ^ 0xACE);
         let r = runner::evaluate(self.env, &mut policy, &self.runner, self.score)?;
         let returns: Vec<f64> = r.episodes.iter().map(|e| e.ret).collect();
         let (score_mean, score_std) = match &r.normalized {
@@ -73,6 +85,7 @@ impl EnvEvaluator {
             return_mean: r.returns.mean,
             returns,
             lengths: r.episodes.iter().map(|e| e.length).collect(),
+            plain: None,
         })
     }
 }

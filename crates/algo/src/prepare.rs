@@ -1,13 +1,17 @@
 //! From a config's `[data]` section to a replay buffer: find the file (a path, or a registry
 //! name in the download cache), build transitions by `qlearning_dataset` rules, transform
-//! rewards, and optionally normalise observations (the statistics go into the checkpoint so
-//! the policy normalises what it sees at evaluation the same way).
+//! rewards (by default scaled by the dataset's episode-return range, as CleanDiffuser's
+//! pipeline, whose evaluation weights the paper uses, does), and normalise observations (the
+//! statistics go into the checkpoint so the policy normalises what it sees at evaluation the
+//! same way).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use ofql_data::transitions::normalize_rows;
-use ofql_data::{NextObs, ReplayBuffer, Stats, TransitionOptions, Transitions, fetch, registry};
+use ofql_data::{
+    Dataset, Episode, NextObs, ReplayBuffer, Stats, TransitionOptions, Transitions, fetch, registry,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::config::DataConfig;
@@ -25,9 +29,77 @@ impl ObsNorm {
     }
 }
 
+/// What was done to the dataset's rewards: r <- (r * factor + shift) * scale, with `factor`
+/// from the file (1000 / (max - min episode return) for `return_range`, else 1). Saved in
+/// every checkpoint, so a resumed run can check that its data still gives the same numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewardTransform {
+    pub norm: String,
+    /// The range of the dataset's complete episodes' returns (raw rewards).
+    pub return_min: f64,
+    pub return_max: f64,
+    pub factor: f64,
+    pub shift: f64,
+    pub scale: f64,
+}
+
+impl RewardTransform {
+    /// The transform `cfg` asks for on a dataset whose episode returns are `returns`.
+    pub fn new(cfg: &DataConfig, returns: &[f64]) -> Result<RewardTransform> {
+        let fold = |init: f64, f: fn(f64, f64) -> f64| returns.iter().copied().fold(init, f);
+        let (return_min, return_max) =
+            (fold(f64::INFINITY, f64::min), fold(f64::NEG_INFINITY, f64::max));
+        let factor = match cfg.reward_norm.as_str() {
+            "none" => 1.0,
+            _ => {
+                let range = return_max - return_min;
+                if !(range.is_finite() && range > 0.0) {
+                    bail!(
+                        "data.reward_norm = \"return_range\" needs episodes with different \
+                         returns, but this dataset's complete episodes span [{return_min}, \
+                         {return_max}]: set data.reward_norm = \"none\" (and reward_scale by hand)"
+                    );
+                }
+                1000.0 / range
+            }
+        };
+        Ok(RewardTransform {
+            norm: cfg.reward_norm.clone(),
+            return_min,
+            return_max,
+            factor,
+            shift: cfg.reward_shift,
+            scale: cfg.reward_scale,
+        })
+    }
+
+    /// Raw rewards, for data that did not come through [`prepare`] (tests, scripts).
+    pub fn raw() -> RewardTransform {
+        let (return_min, return_max) = (0.0, 0.0);
+        RewardTransform {
+            norm: "none".into(),
+            return_min,
+            return_max,
+            factor: 1.0,
+            shift: 0.0,
+            scale: 1.0,
+        }
+    }
+
+    pub fn is_identity(&self) -> bool {
+        (self.factor, self.shift, self.scale) == (1.0, 0.0, 1.0)
+    }
+
+    pub fn apply(&self, r: f32) -> f32 {
+        let (k, shift, scale) = (self.factor as f32, self.shift as f32, self.scale as f32);
+        (r * k + shift) * scale
+    }
+}
+
 pub struct Prepared {
     pub buffer: ReplayBuffer,
     pub obs_norm: Option<ObsNorm>,
+    pub rewards: RewardTransform,
     pub path: PathBuf,
     /// The registry entry when the file is a known dataset (scores, episode length).
     pub info: Option<registry::DatasetInfo>,
@@ -74,16 +146,83 @@ pub fn prepare(cfg: &DataConfig, cache: Option<&Path>) -> Result<Prepared> {
     if transitions.is_empty() {
         bail!("{} yields no transitions", path.display());
     }
-    let (shift, scale) = (cfg.reward_shift as f32, cfg.reward_scale as f32);
-    if shift != 0.0 || scale != 1.0 {
-        transitions.map_rewards(|r| (r + shift) * scale);
+    let stats = Stats::of(&dataset);
+    let rewards = RewardTransform::new(cfg, &complete_episode_returns(&dataset))?;
+    if !rewards.is_identity() {
+        transitions.map_rewards(|r| rewards.apply(r));
     }
     let obs_norm = if cfg.normalize_obs {
-        let (mean, std) = Stats::of(&dataset).normalizer(1e-3);
+        let (mean, std) = stats.normalizer(1e-3);
         transitions.normalize_observations(&mean, &std);
         Some(ObsNorm { mean, std })
     } else {
         None
     };
-    Ok(Prepared { buffer: ReplayBuffer::new(transitions), obs_norm, path, info })
+    Ok(Prepared { buffer: ReplayBuffer::new(transitions), obs_norm, rewards, path, info })
+}
+
+/// The returns of the episodes that end in the file (at a terminal or a timeout), as IQL's
+/// and CleanDiffuser's return range count them; all episodes when none ends.
+fn complete_episode_returns(dataset: &Dataset) -> Vec<f64> {
+    let episodes = dataset.episodes();
+    let ended = |e: &&Episode| e.terminal || dataset.timeouts[e.end - 1];
+    let complete: Vec<f64> = episodes.iter().filter(ended).map(|e| e.ret).collect();
+    if complete.is_empty() { episodes.iter().map(|e| e.ret).collect() } else { complete }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, array};
+
+    use super::*;
+
+    /// Episodes with returns 3 (terminal), 7 (timeout) and a trailing 5 that never ends.
+    fn three_episodes() -> Dataset {
+        Dataset::new(
+            Array2::zeros((5, 2)),
+            Array2::zeros((5, 1)),
+            array![1.0, 2.0, 3.0, 4.0, 5.0],
+            array![false, true, false, false, false],
+            array![false, false, false, true, false],
+        )
+    }
+
+    fn data(norm: &str, shift: f64, scale: f64) -> DataConfig {
+        DataConfig {
+            reward_norm: norm.into(),
+            reward_shift: shift,
+            reward_scale: scale,
+            ..DataConfig::default()
+        }
+    }
+
+    #[test]
+    fn return_range_counts_only_episodes_that_end() {
+        let returns = complete_episode_returns(&three_episodes());
+        assert_eq!(returns, vec![3.0, 7.0]);
+        let t = RewardTransform::new(&data("return_range", 0.0, 1.0), &returns).unwrap();
+        assert_eq!((t.return_min, t.return_max, t.factor), (3.0, 7.0, 250.0));
+        assert_eq!(t.apply(2.0), 500.0);
+        // The shift and scale come after the range's factor.
+        let t = RewardTransform::new(&data("return_range", -1.0, 2.0), &returns).unwrap();
+        assert_eq!(t.apply(2.0), 998.0);
+    }
+
+    #[test]
+    fn none_keeps_raw_rewards_and_a_flat_range_is_an_error() {
+        let t = RewardTransform::new(&data("none", 0.0, 1.0), &[3.0, 7.0]).unwrap();
+        assert!(t.is_identity());
+        let t = RewardTransform::new(&data("none", -1.0, 1.0), &[3.0, 7.0]).unwrap();
+        assert_eq!(t.apply(1.0), 0.0);
+        let err = RewardTransform::new(&data("return_range", 0.0, 1.0), &[4.0, 4.0]).unwrap_err();
+        assert!(err.to_string().contains("data.reward_norm"), "{err}");
+    }
+
+    #[test]
+    fn no_ended_episode_falls_back_to_all() {
+        let mut d = three_episodes();
+        d.terminals.fill(false);
+        d.timeouts.fill(false);
+        assert_eq!(complete_episode_returns(&d), vec![15.0]);
+    }
 }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::{Losses, Ofql};
 use crate::config::Config;
-use crate::prepare::ObsNorm;
+use crate::prepare::{ObsNorm, RewardTransform};
 
 /// What an evaluation of the current agent reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +32,17 @@ pub struct EvalReport {
     pub return_mean: f64,
     pub returns: Vec<f64>,
     pub lengths: Vec<usize>,
+    /// One plain sample per state (temperature 1, no critic), when the evaluator measured it
+    /// beside the configured protocol (`eval.also_plain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain: Option<PlainScore>,
+}
+
+/// The plain protocol's score, measured beside the configured one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlainScore {
+    pub score_mean: f64,
+    pub score_std: f64,
 }
 
 /// Evaluates an agent (in the simulator, for example). Optional: a dataset without a
@@ -62,6 +73,10 @@ pub struct MetricsRow {
     pub score_mean: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score_std: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_score_mean: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_score_std: Option<f64>,
     pub wall_seconds: f64,
 }
 
@@ -75,6 +90,11 @@ pub struct Summary {
     pub score_std: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best_score: Option<f64>,
+    /// The last evaluation's plain score, when it was measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain_score_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain_score_std: Option<f64>,
     pub steps_per_second: f64,
     /// True when the run stopped early on request; `last.safetensors` holds its state.
     pub interrupted: bool,
@@ -101,6 +121,10 @@ impl RunDir {
     pub fn best(&self) -> PathBuf {
         self.root.join("checkpoint/best.safetensors")
     }
+    /// The data handling the run trained with (reward transform, observation normalisation).
+    pub fn data(&self) -> PathBuf {
+        self.root.join("data.json")
+    }
 }
 
 /// What to train: the config and the data prepared for it.
@@ -108,6 +132,15 @@ pub struct Job<'a> {
     pub cfg: &'a Config,
     pub buffer: &'a ReplayBuffer,
     /// The normalisation applied to the buffer's observations, if any (see `prepare`).
+    pub obs_norm: Option<ObsNorm>,
+    /// What was done to the buffer's rewards (see `prepare`).
+    pub rewards: RewardTransform,
+}
+
+/// The record of a run's data handling, in `data.json` and in every checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataRecord {
+    pub rewards: RewardTransform,
     pub obs_norm: Option<ObsNorm>,
 }
 
@@ -121,7 +154,8 @@ pub fn train(
     stop: &AtomicBool,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
-    let Job { cfg, buffer, obs_norm } = job;
+    let Job { cfg, buffer, obs_norm, rewards } = job;
+    let record = DataRecord { rewards, obs_norm: obs_norm.clone() };
     let dir = RunDir::new(out);
     let t = buffer.transitions();
     let mut agent = Ofql::new(cfg, t.obs_dim, t.act_dim, &Device::Cpu)?;
@@ -151,6 +185,7 @@ pub fn train(
         let ck = Checkpoint::load(&last, &Device::Cpu)
             .with_context(|| format!("resuming: cannot load {}", last.display()))?;
         agent.restore(&ck)?;
+        check_same_data(&ck, &record, out)?;
         sampler = ck.json("sampler_rng").context("resuming: sampler RNG state")?;
         best_score = ck.json::<Option<f64>>("best_score").unwrap_or(None);
         truncate_metrics(&dir.metrics(), agent.step())?;
@@ -165,6 +200,7 @@ pub fn train(
         fs::create_dir_all(out.join("checkpoint"))
             .with_context(|| format!("cannot create run directory {}", out.display()))?;
         fs::write(dir.config(), cfg.to_toml())?;
+        fs::write(dir.data(), serde_json::to_string_pretty(&record)?)?;
         File::create(dir.metrics())?;
     }
 
@@ -178,6 +214,7 @@ pub fn train(
         let mut ck = agent.checkpoint()?;
         ck.set_json("sampler_rng", sampler)?;
         ck.set_json("best_score", &best)?;
+        ck.set_json("data", &record)?;
         ck.save(path).with_context(|| format!("cannot write checkpoint {}", path.display()))
     };
 
@@ -211,6 +248,8 @@ pub fn train(
             losses,
             score_mean: None,
             score_std: None,
+            plain_score_mean: None,
+            plain_score_std: None,
             wall_seconds: started.elapsed().as_secs_f64(),
         };
         if let (true, Some(ev)) = (eval_now, evaluator.as_deref_mut()) {
@@ -218,6 +257,8 @@ pub fn train(
             observer.on_eval(step, &report);
             row.score_mean = Some(report.score_mean);
             row.score_std = Some(report.score_std);
+            row.plain_score_mean = report.plain.map(|p| p.score_mean);
+            row.plain_score_std = report.plain.map(|p| p.score_std);
             if best_score.is_none_or(|b| report.score_mean > b) {
                 best_score = Some(report.score_mean);
                 save(&agent, &sampler, best_score, &dir.best())?;
@@ -251,9 +292,48 @@ fn summary(
         score_mean: last_eval.as_ref().map(|r| r.score_mean),
         score_std: last_eval.as_ref().map(|r| r.score_std),
         best_score,
+        plain_score_mean: last_eval.as_ref().and_then(|r| r.plain).map(|p| p.score_mean),
+        plain_score_std: last_eval.as_ref().and_then(|r| r.plain).map(|p| p.score_std),
         steps_per_second: done as f64 / started.elapsed().as_secs_f64().max(1e-9),
         interrupted,
     }
+}
+
+/// A resumed run must see the data its checkpoint trained on: the same reward transform
+/// (recomputed from the file now) and the same observation statistics. A checkpoint from
+/// before the record (raw rewards, normalisation in `obs_norm`) counts as raw rewards.
+fn check_same_data(ck: &Checkpoint, now: &DataRecord, out: &Path) -> Result<()> {
+    let saved: Option<DataRecord> = ck.json("data").ok();
+    let differs = match &saved {
+        Some(saved) => saved != now,
+        None => !now.rewards.is_identity(),
+    };
+    if differs {
+        let was = match &saved {
+            Some(s) => format!(
+                "rewards x {} (+ {}) x {} (data.reward_norm = {:?}), observations {}",
+                s.rewards.factor,
+                s.rewards.shift,
+                s.rewards.scale,
+                s.rewards.norm,
+                if s.obs_norm.is_some() { "normalised" } else { "raw" }
+            ),
+            None => "raw rewards (a run from before data.reward_norm existed)".into(),
+        };
+        bail!(
+            "cannot resume {}: its checkpoint trained on {was}, but the dataset and config now \
+             give rewards x {} (+ {}) x {} (data.reward_norm = {:?}), observations {}. Resume \
+             with the same dataset file, and for an older run set data.reward_norm = \"none\" \
+             in its config.toml",
+            out.display(),
+            now.rewards.factor,
+            now.rewards.shift,
+            now.rewards.scale,
+            now.rewards.norm,
+            if now.obs_norm.is_some() { "normalised" } else { "raw" }
+        );
+    }
+    Ok(())
 }
 
 /// Drop metrics rows past `step` (written after the checkpoint a resumed run restarts from),

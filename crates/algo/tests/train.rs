@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{Device, Tensor};
 use ofql_algo::policy::{Protocol, select_actions};
+use ofql_algo::prepare::RewardTransform;
 use ofql_algo::train::{Job, Observer, Silent, read_metrics, train};
 use ofql_algo::{Config, Losses, Ofql};
 use ofql_data::{ReplayBuffer, Transitions};
@@ -56,7 +57,7 @@ fn small_config(steps: u64) -> Config {
 }
 
 fn job<'a>(cfg: &'a Config, buffer: &'a ReplayBuffer) -> Job<'a> {
-    Job { cfg, buffer, obs_norm: None }
+    Job { cfg, buffer, obs_norm: None, rewards: RewardTransform::raw() }
 }
 
 fn run_updates(cfg: &Config, buffer: &ReplayBuffer, steps: usize) -> Vec<Losses> {

@@ -14,23 +14,26 @@ fn run_seed(dir: &Path, config: &str, data: &str, seed: u64, kind: &str) -> f64 
     let args = ["train", "--config", config, "--dataset", data, "--out", run_s, "--json"];
     let seed_s = seed.to_string();
     let train = json_ok(&ofql(&[&args[..], &["--seed", &seed_s]].concat()));
-    let eval = |which: &str| {
+    let eval = |which: &str, protocol: &str| {
         json_ok(&ofql(&[
             "eval",
             "--checkpoint",
             run_s,
             "--which",
             which,
+            "--protocol",
+            protocol,
             "--episodes",
             "2",
             "--json",
         ]))
     };
-    let (last, best) = (eval("last"), eval("best"));
+    let (last, best) = (eval("last", "cleandiffuser"), eval("best", "cleandiffuser"));
+    let last_plain = eval("last", "plain");
     let record = serde_json::json!({
         "dataset": "halfcheetah-medium-v2", "data": kind, "variant": "default", "seed": seed,
         "resumed": false, "train_seconds": 1.0, "wall_seconds": 2.0,
-        "train": train, "eval_last": last, "eval_best": best,
+        "train": train, "eval_last": last, "eval_best": best, "eval_last_plain": last_plain,
     });
     std::fs::write(run.join("run.json"), record.to_string()).unwrap();
     last["score_mean"].as_f64().unwrap()
@@ -68,12 +71,16 @@ fn report_aggregates_seeds_and_keeps_generated_data_apart() {
     std::fs::create_dir_all(gen_runs.join("data")).unwrap();
     let record = r#"{"return_mean": 4000.0, "transitions": 300}"#;
     std::fs::write(gen_runs.join("data/halfcheetah-medium-v2.json"), record).unwrap();
-    let r = json_ok(&ofql(&["report", "--runs", g, "--name", "g", "--out", out_s, "--json"]));
+    // Without --out the report goes beside the runs, never into the project's docs/.
+    let r = json_ok(&ofql(&["report", "--runs", g, "--name", "g", "--json"]));
+    assert_eq!(r["table"].as_str().unwrap(), gen_runs.join("g.md").to_str().unwrap());
     let info = ofql_data::registry::lookup("halfcheetah-medium-v2").unwrap();
     let data_score = r["rows"][0]["data_score"].as_f64().unwrap();
     assert!((data_score - info.normalized_score(4000.0)).abs() < 1e-9);
-    let md = std::fs::read_to_string(out.join("g.md")).unwrap();
+    let md = std::fs::read_to_string(gen_runs.join("g.md")).unwrap();
     assert!(md.contains("(generated)") && !md.contains("paper OFQL"), "{md}");
+    let plain = r["rows"][0]["last_plain_mean"].as_f64();
+    assert!(plain.is_some() && md.contains("last plain"), "both protocols in the table: {md}");
     assert!(md.contains(&format!("| {data_score:.1} |")), "{md}");
 
     // One table never mixes the two.

@@ -36,6 +36,19 @@ fn train_then_eval_reports_json_and_writes_the_run() {
     ]);
     let v = json_ok(&out);
     assert_eq!(v["steps"], 40);
+    // The data handling the paper's weights were tuned with, recorded in the report.
+    let r = &v["rewards"];
+    assert_eq!(r["norm"], "return_range");
+    let range = r["return_max"].as_f64().unwrap() - r["return_min"].as_f64().unwrap();
+    assert!(range > 0.0 && (r["factor"].as_f64().unwrap() - 1000.0 / range).abs() < 1e-9, "{r}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("data.json")).unwrap()).unwrap();
+    assert_eq!(record["rewards"], *r);
+    assert_eq!(record["obs_norm"]["mean"].as_array().unwrap().len(), 17);
+    // Without a terminal, progress comes as plain lines (a log shows what happened).
+    let log = common::stderr(&out);
+    assert!(log.contains("step 40/40 (100.0 %)"), "{log}");
+    assert!(log.contains("step 20: score") && log.contains("; plain"), "{log}");
     assert!(v["steps_per_second"].as_f64().unwrap() > 0.0);
     assert!(v["score_mean"].as_f64().unwrap().is_finite());
     for key in ["critic", "flow", "q", "actor"] {
@@ -44,6 +57,8 @@ fn train_then_eval_reports_json_and_writes_the_run() {
     let rows = metrics(&run);
     assert_eq!(rows.len(), 40);
     assert_eq!(rows.iter().filter(|r| r.get("score_mean").is_some()).count(), 2);
+    // Every in-training evaluation scores both protocols.
+    assert_eq!(rows.iter().filter(|r| r.get("plain_score_mean").is_some()).count(), 2);
     for f in [
         "config.toml",
         "checkpoint/last.safetensors",
@@ -72,6 +87,27 @@ fn train_then_eval_reports_json_and_writes_the_run() {
         "--json",
     ]));
     assert_eq!(plain["protocol"], "plain");
+    assert!(!common::stderr(&out).contains("warning"), "{}", common::stderr(&out));
+
+    // Weights of the same sizes in another environment run, with a warning naming both.
+    let other = ofql(&[
+        "eval",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--episodes",
+        "1",
+        "--env",
+        "walker2d-v4",
+        "--json",
+    ]);
+    json_ok(&other);
+    let warning = common::stderr(&other);
+    assert!(
+        warning.contains("warning")
+            && warning.contains("HalfCheetah")
+            && warning.contains("Walker2d"),
+        "{warning}"
+    );
 }
 
 /// Start a run, kill -9 it once it is past its second checkpoint, resume, and compare every

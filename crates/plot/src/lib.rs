@@ -9,7 +9,7 @@ mod line;
 mod scatter;
 mod text;
 
-pub use line::{LineChart, Series};
+pub use line::{LineChart, Reference, Series};
 pub use scatter::{Panel, ScatterGrid};
 pub use text::TextRenderer;
 

@@ -16,11 +16,20 @@ pub struct Series {
     pub band: Vec<(f64, f64, f64)>,
 }
 
+/// A labelled horizontal dashed line across the plot, e.g. the level of the data.
+pub struct Reference {
+    pub label: String,
+    pub y: f64,
+    pub color: Rgb,
+}
+
 pub struct LineChart {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
     pub series: Vec<Series>,
+    /// Horizontal reference lines, listed after the series in the legend.
+    pub references: Vec<Reference>,
     pub size: (u32, u32),
     /// Plot y on a log10 axis (all values must be > 0).
     pub log_y: bool,
@@ -59,6 +68,13 @@ impl LineChart {
             .filter(|(x, y)| x.is_finite() && y.is_finite() && (!self.log_y || *y > 0.0))
             .map(|(x, y)| (x, ty(y)))
             .collect();
+        // References widen the y range (not the x range: they span whatever the data do).
+        let refs: Vec<(&Reference, f64)> = self
+            .references
+            .iter()
+            .filter(|r| r.y.is_finite() && (!self.log_y || r.y > 0.0))
+            .map(|r| (r, ty(r.y)))
+            .collect();
         if pts.is_empty() {
             bail!("line chart `{}` has no finite points", self.title);
         }
@@ -69,6 +85,9 @@ impl LineChart {
             (fold(f64::min, f64::INFINITY, |p| p.0), fold(f64::max, f64::NEG_INFINITY, |p| p.0));
         let (mut y0, mut y1) =
             (fold(f64::min, f64::INFINITY, |p| p.1), fold(f64::max, f64::NEG_INFINITY, |p| p.1));
+        for &(_, y) in &refs {
+            (y0, y1) = (y0.min(y), y1.max(y));
+        }
         if x1 <= x0 {
             (x0, x1) = (x0 - 0.5, x1 + 0.5);
         }
@@ -77,8 +96,8 @@ impl LineChart {
 
         let (w, h) = (self.size.0 as i32, self.size.1 as i32);
         // The legend column is as wide as its longest label.
-        let legend_w =
-            self.series.iter().map(|s| font.width(&s.label, 13.0) as i32).max().unwrap_or(0) + 60;
+        let labels = self.series.iter().map(|s| &s.label).chain(refs.iter().map(|r| &r.0.label));
+        let legend_w = labels.map(|l| font.width(l, 13.0) as i32).max().unwrap_or(0) + 60;
         let (left, right, top, bottom) = (80, w - 10 - legend_w, 40, h - 55);
         let canvas = Canvas::new(path, self.size, font)?;
         let black = (0, 0, 0);
@@ -144,8 +163,25 @@ impl LineChart {
             canvas.line(vec![(right + 15, ly + 7), (right + 40, ly + 7)], color, 3)?;
             canvas.text(&s.label, right as f32 + 46.0, ly as f32, 13.0, Align::Left, black)?;
         }
+        for (i, (r, y)) in refs.iter().enumerate() {
+            dashed(&canvas, (left, right), py(*y), r.color)?;
+            let ly = top + 6 + 20 * (self.series.len() + i) as i32;
+            dashed(&canvas, (right + 15, right + 40), ly + 7, r.color)?;
+            canvas.text(&r.label, right as f32 + 46.0, ly as f32, 13.0, Align::Left, black)?;
+        }
         canvas.finish()
     }
+}
+
+/// A horizontal dashed line from x0 to x1 at height y.
+fn dashed(canvas: &Canvas, (x0, x1): (i32, i32), y: i32, color: Rgb) -> Result<()> {
+    let (dash, gap) = (8, 5);
+    let mut x = x0;
+    while x < x1 {
+        canvas.line(vec![(x, y), ((x + dash).min(x1), y)], color, 2)?;
+        x += dash + gap;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

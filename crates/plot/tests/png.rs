@@ -77,6 +77,7 @@ fn scatter_grid_and_line_chart_are_written() {
                 band: (1..50).map(|i| (i as f64, 1.5 / i as f64, 2.5 / i as f64)).collect(),
             },
         ],
+        references: vec![],
         size: (640, 400),
         log_y: true,
     };

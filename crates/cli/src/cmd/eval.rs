@@ -90,15 +90,25 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
         .with_context(|| format!("{} is not an OFQL checkpoint", file.display()))?;
     let cfg = agent.config().clone();
 
+    // The environment the run trained for (its data.env, or the one its dataset implies).
+    let trained_for = eval_env(&cfg.data, None).ok().flatten();
     let id: EnvId = match &args.env {
         Some(name) => name.parse()?,
-        None => eval_env(&cfg.data, None)?.with_context(|| {
+        None => trained_for.with_context(|| {
             format!(
                 "the run's dataset `{}` names no simulated environment: pass --env, e.g. hopper-v4",
                 cfg.data.dataset
             )
         })?,
     };
+    if let Some(trained) = trained_for.filter(|t| t.task != id.task) {
+        eprintln!(
+            "warning: {} was trained for {trained} (dataset {}), but is evaluated in {id}: the \
+             scores say nothing about the run unless that is what you meant",
+            file.display(),
+            cfg.data.dataset
+        );
+    }
     let mut eval_cfg = cfg.eval.clone();
     if args.protocol == ProtocolArg::Plain {
         eval_cfg.protocol = "plain".into();
@@ -118,6 +128,7 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
             seed: args.seed,
         },
         score: d4rl_reference(id)?,
+        also_plain: false,
     };
     eprintln!("{id}: {episodes} episodes of {} (step {})", file.display(), agent.step());
     let r = evaluator.evaluate_agent(&agent)?;

@@ -15,7 +15,7 @@ use clap::Args;
 use ofql_algo::paper::{self, PaperScores};
 use ofql_algo::train::read_metrics;
 use ofql_data::registry;
-use ofql_plot::{LineChart, Series, TextRenderer};
+use ofql_plot::{LineChart, Reference, Series, TextRenderer};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +29,9 @@ pub struct ReportArgs {
     /// The report's name: <out>/<name>.md, .csv and <out>/<name>/*.png.
     #[arg(long)]
     pub name: String,
-    #[arg(long, default_value = "docs/results")]
-    pub out: PathBuf,
+    /// Where the report goes [default: the --runs folder, beside the runs].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// The command that made the runs, quoted in the table.
     #[arg(long)]
     pub command: Option<String>,
@@ -55,6 +56,12 @@ struct RunRecord {
     train: TrainPart,
     eval_last: Option<EvalPart>,
     eval_best: Option<EvalPart>,
+    /// The same checkpoints with one plain sample per state (suites from before this have
+    /// none).
+    #[serde(default)]
+    eval_last_plain: Option<EvalPart>,
+    #[serde(default)]
+    eval_best_plain: Option<EvalPart>,
     #[serde(skip)]
     dir: PathBuf,
 }
@@ -82,6 +89,11 @@ struct Row {
     last_std: Option<f64>,
     best_mean: Option<f64>,
     best_std: Option<f64>,
+    /// The plain protocol (one sample, no critic) on the same checkpoints.
+    last_plain_mean: Option<f64>,
+    last_plain_std: Option<f64>,
+    best_plain_mean: Option<f64>,
+    best_plain_std: Option<f64>,
     steps_per_second: Option<f64>,
     wall_hours: Option<f64>,
     episodes: Option<f64>,
@@ -102,6 +114,7 @@ struct Report {
 }
 
 pub fn run(args: ReportArgs, out: &Output) -> Result<()> {
+    let dest = args.out.clone().unwrap_or_else(|| args.runs.clone());
     let runs = find_runs(&args.runs)?;
     if runs.is_empty() {
         bail!("no finished runs (run.json) under {}", args.runs.display());
@@ -124,13 +137,14 @@ pub fn run(args: ReportArgs, out: &Output) -> Result<()> {
             r.data_transitions = Some(g.transitions);
         }
     }
-    fs::create_dir_all(args.out.join(&args.name))
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let figures = curves(&runs, &args.out, &args.name)?;
-    let table = args.out.join(format!("{}.md", args.name));
-    let csv = args.out.join(format!("{}.csv", args.name));
-    let md =
-        markdown(&args.name, &data, &rows, &runs, &figures, &args.out, args.command.as_deref());
+    fs::create_dir_all(dest.join(&args.name))
+        .with_context(|| format!("cannot create {}", dest.display()))?;
+    let data_levels: Vec<(String, f64)> =
+        rows.iter().filter_map(|r| Some((r.dataset.clone(), r.data_score?))).collect();
+    let figures = curves(&runs, &data_levels, &dest, &args.name)?;
+    let table = dest.join(format!("{}.md", args.name));
+    let csv = dest.join(format!("{}.csv", args.name));
+    let md = markdown(&args.name, &data, &rows, &runs, &figures, &dest, args.command.as_deref());
     fs::write(&table, md)?;
     fs::write(&csv, to_csv(&rows, data == "d4rl"))?;
     let report = Report { name: args.name, data, runs: runs.len(), table, csv, figures, rows };
@@ -180,6 +194,8 @@ fn aggregate(runs: &[RunRecord]) -> Result<Vec<Row>> {
         "steps" => runs.iter().map(|r| r.train.steps as f64).collect::<Vec<_>>(),
         "last" => runs.iter().map(|r| score(&r.eval_last)).collect::<Vec<_>>(),
         "best" => runs.iter().map(|r| score(&r.eval_best)).collect::<Vec<_>>(),
+        "last_plain" => runs.iter().map(|r| score(&r.eval_last_plain)).collect::<Vec<_>>(),
+        "best_plain" => runs.iter().map(|r| score(&r.eval_best_plain)).collect::<Vec<_>>(),
         "sps" => runs.iter().map(|r| r.train.steps_per_second).collect::<Vec<_>>(),
         "wall" => runs.iter().map(|r| r.wall_seconds / 3600.0).collect::<Vec<_>>(),
         "episodes" => runs.iter().map(|r| r.eval_last.as_ref().map(|e| e.episodes as f64)).collect::<Vec<_>>(),
@@ -190,6 +206,7 @@ fn aggregate(runs: &[RunRecord]) -> Result<Vec<Row>> {
         let floats =
             |name: &str| -> Result<Float64Chunked> { Ok(group.column(name)?.f64()?.clone()) };
         let (last, best) = (floats("last")?, floats("best")?);
+        let (last_plain, best_plain) = (floats("last_plain")?, floats("best_plain")?);
         rows.push(Row {
             dataset: key(&group, "dataset")?,
             variant: key(&group, "variant")?,
@@ -199,6 +216,10 @@ fn aggregate(runs: &[RunRecord]) -> Result<Vec<Row>> {
             last_std: last.std(1),
             best_mean: best.mean(),
             best_std: best.std(1),
+            last_plain_mean: last_plain.mean(),
+            last_plain_std: last_plain.std(1),
+            best_plain_mean: best_plain.mean(),
+            best_plain_std: best_plain.std(1),
             steps_per_second: floats("sps")?.mean(),
             wall_hours: floats("wall")?.mean(),
             episodes: floats("episodes")?.mean(),
@@ -250,14 +271,18 @@ fn markdown(
                softmax(w · min Q')). \"data\" is the dataset's own mean episode return, \
                normalised the same way: the behaviour policy's level.\n\n";
     }
+    md += "\"plain\" columns: the same checkpoints acting with one sample per state (noise \
+           temperature 1, no critic), so the difference to the protocol's columns is what the \
+           critic's choice among 50 candidates adds.\n\n";
     let suffix = if d4rl { "" } else { " (generated)" };
-    md += "| dataset | variant | seeds | steps | episodes | last | best |";
+    md +=
+        "| dataset | variant | seeds | steps | episodes | last | best | last plain | best plain |";
     if d4rl {
         md += " paper OFQL | Δ | DQL | FQL | BC |";
     } else {
         md += " data |";
     }
-    md += " steps/s | wall (h) |\n|---|---|---|---|---|---|---|";
+    md += " steps/s | wall (h) |\n|---|---|---|---|---|---|---|---|---|";
     if d4rl {
         md += "---|---|---|---|---|";
     } else {
@@ -267,14 +292,16 @@ fn markdown(
     for r in rows {
         let _ = write!(
             md,
-            "| {}{suffix} | {} | {} | {:.0} | {} | {} | {} |",
+            "| {}{suffix} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
             r.dataset.trim_end_matches("-v2"),
             r.variant,
             r.seeds,
             r.steps,
             opt(r.episodes, 0),
             pm(r.last_mean, r.last_std),
-            pm(r.best_mean, r.best_std)
+            pm(r.best_mean, r.best_std),
+            pm(r.last_plain_mean, r.last_plain_std),
+            pm(r.best_plain_mean, r.best_plain_std)
         );
         if d4rl {
             md += &paper_cells(paper::lookup(&r.dataset), r.last_mean);
@@ -309,9 +336,11 @@ fn markdown(
         let last = mean(|r| r.last_mean);
         let _ = write!(
             md,
-            "| **{label}**{suffix} | {v} | | | | {} | {} |",
+            "| **{label}**{suffix} | {v} | | | | {} | {} | {} | {} |",
             opt(last, 1),
-            opt(mean(|r| r.best_mean), 1)
+            opt(mean(|r| r.best_mean), 1),
+            opt(mean(|r| r.last_plain_mean), 1),
+            opt(mean(|r| r.best_plain_mean), 1)
         );
         if d4rl {
             let n = sel.len() as f64;
@@ -332,18 +361,20 @@ fn markdown(
         md += " | |\n";
     }
 
-    md += "\n## Runs\n\n| dataset | variant | seed | steps | last | best | steps/s | wall (min) | folder |\n|---|---|---|---|---|---|---|---|---|\n";
+    md += "\n## Runs\n\n| dataset | variant | seed | steps | last | best | last plain | best plain | steps/s | wall (min) | folder |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs {
         let score = |e: &Option<EvalPart>| opt(e.as_ref().map(|e| e.score_mean), 1);
         let _ = writeln!(
             md,
-            "| {}{suffix} | {} | {} | {} | {} | {} | {:.1} | {:.1} | `{}` |",
+            "| {}{suffix} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | `{}` |",
             r.dataset.trim_end_matches("-v2"),
             r.variant,
             r.seed,
             r.train.steps,
             score(&r.eval_last),
             score(&r.eval_best),
+            score(&r.eval_last_plain),
+            score(&r.eval_best_plain),
             r.train.steps_per_second,
             r.wall_seconds / 60.0,
             relative(&r.dir).display()
@@ -390,7 +421,7 @@ fn paper_cells(p: Option<&PaperScores>, last: Option<f64>) -> String {
 
 fn to_csv(rows: &[Row], d4rl: bool) -> String {
     let mut csv = String::from(
-        "dataset,variant,seeds,steps,episodes,last_mean,last_std,best_mean,best_std,steps_per_second,wall_hours",
+        "dataset,variant,seeds,steps,episodes,last_mean,last_std,best_mean,best_std,last_plain_mean,last_plain_std,best_plain_mean,best_plain_std,steps_per_second,wall_hours",
     );
     csv += if d4rl { ",paper_ofql,paper_dql,paper_fql,paper_bc" } else { ",data_score" };
     csv += "\n";
@@ -398,7 +429,7 @@ fn to_csv(rows: &[Row], d4rl: bool) -> String {
     for r in rows {
         let _ = write!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.dataset,
             r.variant,
             r.seeds,
@@ -408,6 +439,10 @@ fn to_csv(rows: &[Row], d4rl: bool) -> String {
             o(r.last_std),
             o(r.best_mean),
             o(r.best_std),
+            o(r.last_plain_mean),
+            o(r.last_plain_std),
+            o(r.best_plain_mean),
+            o(r.best_plain_std),
             o(r.steps_per_second),
             o(r.wall_hours)
         );
@@ -427,16 +462,25 @@ fn to_csv(rows: &[Row], d4rl: bool) -> String {
 }
 
 /// One PNG per dataset: the in-training scores, mean over seeds with a ± std band per variant.
-fn curves(runs: &[RunRecord], out: &Path, name: &str) -> Result<Vec<PathBuf>> {
+fn curves(
+    runs: &[RunRecord],
+    data_levels: &[(String, f64)],
+    out: &Path,
+    name: &str,
+) -> Result<Vec<PathBuf>> {
     let (mut dataset, mut variant, mut step, mut score) = (vec![], vec![], vec![], vec![]);
     for r in runs {
         let path = r.dir.join("metrics.jsonl");
         for row in read_metrics(&path)? {
-            if let Some(s) = row.score_mean {
-                dataset.push(r.dataset.clone());
-                variant.push(r.variant.clone());
-                step.push(row.step);
-                score.push(s);
+            // The configured protocol under the variant's name, the plain one beside it.
+            let plain = format!("{} (plain)", r.variant);
+            for (label, s) in [(&r.variant, row.score_mean), (&plain, row.plain_score_mean)] {
+                if let Some(s) = s {
+                    dataset.push(r.dataset.clone());
+                    variant.push(label.clone());
+                    step.push(row.step);
+                    score.push(s);
+                }
             }
         }
     }
@@ -467,11 +511,18 @@ fn curves(runs: &[RunRecord], out: &Path, name: &str) -> Result<Vec<PathBuf>> {
                 .collect();
             series.push(Series { label: per_variant[0].1.clone(), points, color: None, band });
         }
+        // The data's own level (generated data: the behaviour policy's normalised return).
+        let references = data_levels
+            .iter()
+            .filter(|(dataset, _)| dataset == d)
+            .map(|(_, y)| Reference { label: format!("data ({y:.1})"), y: *y, color: (0, 0, 0) })
+            .collect();
         let chart = LineChart {
             title: format!("{d} ({name})"),
             x_label: "training step".into(),
-            y_label: "normalised score".into(),
+            y_label: "normalised score (D4RL constants)".into(),
             series,
+            references,
             size: (800, 450),
             log_y: false,
         };
@@ -496,6 +547,10 @@ mod tests {
             last_std: None,
             best_mean: Some(last),
             best_std: None,
+            last_plain_mean: None,
+            last_plain_std: None,
+            best_plain_mean: None,
+            best_plain_std: None,
             steps_per_second: None,
             wall_hours: None,
             episodes: Some(5.0),

@@ -257,6 +257,7 @@ fn loss_chart(report: &ToyReport) -> LineChart {
                 band: vec![],
             })
             .collect(),
+        references: vec![],
         size: (1000, 560),
         log_y: true,
     }

@@ -1,8 +1,10 @@
 //! `ofql train`: train OFQL on an offline dataset, evaluating in MuJoCo as it goes.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -10,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ofql_algo::curves::write_curves;
 use ofql_algo::eval::{EnvEvaluator, d4rl_reference, eval_env};
 use ofql_algo::policy::Protocol;
-use ofql_algo::prepare::prepare;
+use ofql_algo::prepare::{RewardTransform, prepare};
 use ofql_algo::train::{
     EvalReport, Evaluator, Job, Observer, RunDir, Summary, read_metrics, train,
 };
@@ -58,6 +60,8 @@ struct TrainReport {
     out: PathBuf,
     dataset: String,
     eval_env: Option<String>,
+    /// What was done to the rewards (also in the run's data.json and its checkpoints).
+    rewards: RewardTransform,
     #[serde(flatten)]
     summary: Summary,
 }
@@ -67,11 +71,14 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
     let data = prepare(&cfg.data, args.cache_dir.as_deref())?;
     let t = data.buffer.transitions();
     eprintln!(
-        "dataset {} ({} transitions, obs {} / act {})",
+        "dataset {} ({} transitions, obs {} / act {}); rewards x {:.4} ({}), observations {}",
         data.path.display(),
         t.len(),
         t.obs_dim,
-        t.act_dim
+        t.act_dim,
+        data.rewards.factor,
+        data.rewards.norm,
+        if data.obs_norm.is_some() { "normalised" } else { "raw" }
     );
 
     let env = if args.no_eval || cfg.train.eval_every == 0 {
@@ -103,6 +110,7 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
                     seed: cfg.train.seed.wrapping_add(1_000_000),
                 },
                 score: d4rl_reference(id)?,
+                also_plain: cfg.eval.also_plain,
             })
         }
         None => {
@@ -125,7 +133,12 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
     .context("cannot install the Ctrl-C handler")?;
 
     let mut bar = Bar::new(cfg.train.steps);
-    let job = Job { cfg: &cfg, buffer: &data.buffer, obs_norm: data.obs_norm.clone() };
+    let job = Job {
+        cfg: &cfg,
+        buffer: &data.buffer,
+        obs_norm: data.obs_norm.clone(),
+        rewards: data.rewards.clone(),
+    };
     let summary = train(
         job,
         &dir,
@@ -149,6 +162,7 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
         out: dir.clone(),
         dataset: cfg.data.dataset.clone(),
         eval_env: env.map(|id| id.to_string()),
+        rewards: data.rewards.clone(),
         summary,
     };
     out.report(&report, || text(&report, resume));
@@ -212,14 +226,26 @@ fn default_run_dir(cfg: &Config) -> PathBuf {
     PathBuf::from("runs").join(format!("{stem}-seed{}", cfg.train.seed))
 }
 
-/// The progress bar on stderr: steps/s and the latest losses.
+/// Progress on stderr: a bar on a terminal; without one (a log file, CI, a cluster job) a
+/// plain line every `LOG_SECONDS`, and every message and evaluation as its own line.
 struct Bar {
     bar: ProgressBar,
+    /// Plain lines instead of the bar.
+    plain: bool,
+    started: Instant,
+    last_line: Option<Instant>,
+    first_step: Option<u64>,
+    last_score: Option<f64>,
 }
+
+/// Seconds between two plain progress lines.
+const LOG_SECONDS: u64 = 60;
 
 impl Bar {
     fn new(total: u64) -> Bar {
-        let bar = ProgressBar::new(total);
+        let plain = !std::io::stderr().is_terminal();
+        let bar = if plain { ProgressBar::hidden() } else { ProgressBar::new(total) };
+        bar.set_length(total);
         bar.set_style(
             ProgressStyle::with_template(
                 "{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
@@ -227,12 +253,53 @@ impl Bar {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        Bar { bar }
+        Bar {
+            bar,
+            plain,
+            started: Instant::now(),
+            last_line: None,
+            first_step: None,
+            last_score: None,
+        }
+    }
+
+    fn println(&self, text: &str) {
+        if self.plain { eprintln!("{text}") } else { self.bar.println(text) }
+    }
+
+    /// `step 1200/500000 (0.2 %), 95.1 steps/s, critic .. flow .. Q .., last score .., 1h 27m left`
+    fn plain_line(&self, step: u64, total: u64, l: &Losses) -> String {
+        let done = step - self.first_step.unwrap_or(step);
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let left = if rate > 0.0 { (total - step) as f64 / rate } else { f64::NAN };
+        let score = self.last_score.map(|s| format!(", last score {s:.1}")).unwrap_or_default();
+        format!(
+            "step {step}/{total} ({:.1} %), {rate:.1} steps/s, critic {:.3} flow {:.4} Q {:.1}{score}, {} left",
+            100.0 * step as f64 / total.max(1) as f64,
+            l.critic,
+            l.flow,
+            l.q_mean,
+            duration(left)
+        )
+    }
+}
+
+/// `1h 27m`, `4m 10s`, or `?` when unknown.
+fn duration(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return "?".into();
+    }
+    let s = seconds.round() as u64;
+    if s >= 3600 {
+        format!("{}h {:02}m", s / 3600, s % 3600 / 60)
+    } else {
+        format!("{}m {:02}s", s / 60, s % 60)
     }
 }
 
 impl Observer for Bar {
-    fn on_step(&mut self, step: u64, _total: u64, l: &Losses) {
+    fn on_step(&mut self, step: u64, total: u64, l: &Losses) {
+        self.first_step.get_or_insert(step - 1);
         self.bar.set_position(step);
         if step.is_multiple_of(50) {
             self.bar.set_message(format!(
@@ -240,15 +307,27 @@ impl Observer for Bar {
                 l.critic, l.flow, l.q_mean
             ));
         }
+        if self.plain {
+            let due = self.last_line.is_none_or(|t| t.elapsed().as_secs() >= LOG_SECONDS);
+            if due || step == total {
+                eprintln!("{}", self.plain_line(step, total, l));
+                self.last_line = Some(Instant::now());
+            }
+        }
     }
     fn on_eval(&mut self, step: u64, r: &EvalReport) {
-        self.bar.println(format!(
-            "step {step}: score {:.1} +- {:.1} (return {:.1})",
+        self.last_score = Some(r.score_mean);
+        let plain = r
+            .plain
+            .map(|p| format!("; plain {:.1} +- {:.1}", p.score_mean, p.score_std))
+            .unwrap_or_default();
+        self.println(&format!(
+            "step {step}: score {:.1} +- {:.1} (return {:.1}){plain}",
             r.score_mean, r.score_std, r.return_mean
         ));
     }
     fn message(&mut self, text: &str) {
-        self.bar.println(text);
+        self.println(text);
     }
 }
 
@@ -269,6 +348,9 @@ fn text(r: &TrainReport, resumed: bool) -> String {
     }
     if let Some(b) = s.best_score {
         t.push_str(&format!(", best {b:.1}"));
+    }
+    if let (Some(m), Some(sd)) = (s.plain_score_mean, s.plain_score_std) {
+        t.push_str(&format!("; plain (last) {m:.1} +- {sd:.1}"));
     }
     t
 }
