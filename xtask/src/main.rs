@@ -5,6 +5,8 @@
 
 mod reproduce;
 mod setup;
+mod slurm_local;
+mod slurm_test;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -18,10 +20,15 @@ Commands:
   setup            fetch MuJoCo 3.17.0, Gymnasium's XML models and CMake from PyPI with pip
                    into .deps/, and the parity test's venv .deps/parity-venv (idempotent;
                    offline once done)
-  test [ARGS..]    setup, then `cargo test --workspace` (extra ARGS go to cargo test)
+  test [ARGS..]    setup, then `cargo test --workspace` (extra ARGS go to cargo test), then
+                   the Slurm launcher's tests when a local cluster is up (slurm-test)
   lint             cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
   reproduce-d4rl   train and evaluate a suite of runs and write the table beside them
                    (`cargo xtask reproduce-d4rl --help`; quick suite by default)
+  slurm-local up|down|env
+                   a one-node Slurm cluster on 127.0.0.1 (Debian's packages, as root),
+                   for the Slurm launcher's tests; `env` prints its SLURM_CONF
+  slurm-test       the Slurm launcher's tests against that cluster
 ";
 
 fn main() -> ExitCode {
@@ -46,7 +53,13 @@ fn run() -> Result<()> {
         "test" => {
             setup::run(&project_root())?;
             setup::parity_venv(&project_root())?;
-            cargo(&["test", "--workspace"], &rest)
+            cargo(&["test", "--workspace"], &rest)?;
+            slurm_test::run(&project_root())
+        }
+        "slurm-local" => slurm_local::run(&project_root(), &rest),
+        "slurm-test" => {
+            setup::run(&project_root())?;
+            slurm_test::run(&project_root())
         }
         "lint" => {
             setup::run(&project_root())?;

@@ -20,6 +20,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+mod slurm;
+
 pub const HELP: &str = "\
 cargo xtask reproduce-d4rl [OPTIONS]
 
@@ -53,7 +55,20 @@ Options:
   --publish              put the table in the project's docs/results (its published results)
   --cache-dir DIR        the D4RL download cache (as `ofql --cache-dir`)
   --ofql PATH            use this ofql binary instead of building target/release/ofql
-  --dry-run              print the plan and exit
+  --dry-run              print the plan and exit (with --launcher slurm: write and print the
+                         sbatch scripts without submitting them)
+  --launcher local|slurm local: runs as processes on this machine [default]; slurm: one job
+                         array on your cluster (one task per run, found by SLURM_ARRAY_TASK_ID
+                         in <out>/slurm/plan.tsv) and a report job after it (docs/cluster.md)
+  --partition P          Slurm partition [default: the cluster's]
+  --time HH:MM:SS        time limit per array task [default: 48:00:00]; a task warned by
+                         Slurm before its limit checkpoints, requeues itself and resumes
+  --cpus-per-task N      cores per run, and its RAYON_NUM_THREADS [default: 2]
+  --mem M                memory per run, as sbatch takes it [default: 4G]
+  --array-parallelism K  at most K array tasks at once [default: no limit]
+  --sbatch-arg ARG       one more argument for sbatch, e.g. --sbatch-arg=--account=lab
+                         (repeatable)
+  --status               show the suite's runs: done, running, pending, failed (with logs)
 ";
 
 /// The project's published results, written only on request (`--publish`).
@@ -85,6 +100,18 @@ struct Options {
     cache_dir: Option<PathBuf>,
     ofql: Option<PathBuf>,
     dry_run: bool,
+    launcher: Launcher,
+    slurm: slurm::SlurmOptions,
+    /// Show the suite's state (done, running, pending, failed) instead of running it.
+    status: bool,
+    /// Internal: run the plan's run INDEX (one array task of the Slurm launcher).
+    slurm_task: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Launcher {
+    Local,
+    Slurm,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -106,6 +133,10 @@ fn parse(args: &[String]) -> Result<Options> {
         cache_dir: None,
         ofql: None,
         dry_run: false,
+        launcher: Launcher::Local,
+        slurm: slurm::SlurmOptions::default(),
+        status: false,
+        slurm_task: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -156,6 +187,26 @@ fn parse(args: &[String]) -> Result<Options> {
             "--cache-dir" => o.cache_dir = Some(PathBuf::from(value()?)),
             "--ofql" => o.ofql = Some(PathBuf::from(value()?)),
             "--dry-run" => o.dry_run = true,
+            "--launcher" => {
+                o.launcher = match value()?.as_str() {
+                    "local" => Launcher::Local,
+                    "slurm" => Launcher::Slurm,
+                    other => bail!("--launcher {other}: use local or slurm"),
+                }
+            }
+            "--partition" => o.slurm.partition = Some(value()?),
+            "--time" => o.slurm.time = slurm::check_time(&value()?)?,
+            "--cpus-per-task" => {
+                o.slurm.cpus_per_task = number(value()?, "--cpus-per-task")?.max(1) as usize
+            }
+            "--mem" => o.slurm.mem = value()?,
+            "--array-parallelism" => {
+                o.slurm.array_parallelism =
+                    Some(number(value()?, "--array-parallelism")?.max(1) as usize)
+            }
+            "--sbatch-arg" => o.slurm.sbatch_args.push(value()?),
+            "--status" => o.status = true,
+            "--slurm-task" => o.slurm_task = Some(number(value()?, "--slurm-task")? as usize),
             "-h" | "--help" => {
                 print!("{HELP}");
                 std::process::exit(0);
@@ -300,6 +351,15 @@ fn plan(o: &Options, root: &Path) -> Result<Plan> {
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let o = parse(args)?;
     let plan = plan(&o, root)?;
+    if let Some(index) = o.slurm_task {
+        return slurm::task(root, &o, &plan, index);
+    }
+    if o.status {
+        return slurm::status(&plan);
+    }
+    if o.launcher == Launcher::Slurm {
+        return slurm::submit(root, &o, &plan, args);
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = o.jobs.unwrap_or(cores).min(plan.runs.len()).max(1);
     let threads = o.threads.unwrap_or(cores / jobs).max(1);
@@ -324,28 +384,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         }
         return Ok(());
     }
-    let ofql = match &o.ofql {
-        Some(p) => p.clone(),
-        None => {
-            crate::cargo(&["build", "--release", "-p", "ofql-cli"], &[])?;
-            root.join("target/release/ofql")
-        }
-    };
-    let ctx = Ctx { ofql, root: root.to_path_buf(), o: o.clone(), threads };
-
-    // Datasets first, one at a time: downloads and generation are shared by the runs.
-    let mut files = std::collections::BTreeMap::new();
-    for d in plan.runs.iter().map(|r| r.dataset.clone()).collect::<std::collections::BTreeSet<_>>()
-    {
-        files.insert(d.clone(), ctx.dataset(&d, &plan.out)?);
-    }
+    let ctx = Ctx { ofql: ofql_binary(root, &o)?, root: root.to_path_buf(), o: o.clone(), threads };
+    let files = ctx.datasets(&plan)?;
 
     let queue = Mutex::new(plan.runs.iter().cloned().collect::<VecDeque<_>>());
     let failures = Mutex::new(Vec::<String>::new());
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
-                while let Some(r) = queue.lock().expect("queue").pop_front() {
+                // Take the next run and let the queue go at once: a guard held in the
+                // `while let` would keep the lock, and so the other jobs, for the whole run.
+                loop {
+                    let next = queue.lock().expect("queue").pop_front();
+                    let Some(r) = next else { break };
                     let file = &files[&r.dataset];
                     if let Err(e) = ctx.train_and_evaluate(&r, file, &plan) {
                         eprintln!(
@@ -364,14 +415,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 
     // A user's suite reports beside its runs; only --publish (or --results) writes into the
     // project's own docs/results.
-    let results = o.results.as_ref().map_or_else(|| plan.out.clone(), |r| root.join(r));
+    let results = results_dir(root, &o, &plan);
     let mut report = Command::new(&ctx.ofql);
-    report
-        .args(["report", "--runs"])
-        .arg(&plan.out)
-        .args(["--name", &plan.name, "--out"])
-        .arg(&results)
-        .args(["--command", &format!("cargo xtask reproduce-d4rl {}", args.join(" "))]);
+    report.args(report_args(&plan, &results, args));
     ctx.run_logged(&mut report, None).context("ofql report")?;
     eprintln!("reproduce-d4rl: table in {}", results.join(format!("{}.md", plan.name)).display());
     let failures = failures.into_inner().expect("failures");
@@ -383,6 +429,40 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The `ofql` binary: --ofql, else target/release/ofql built now.
+fn ofql_binary(root: &Path, o: &Options) -> Result<PathBuf> {
+    Ok(match &o.ofql {
+        Some(p) => p.clone(),
+        None => {
+            crate::cargo(&["build", "--release", "-p", "ofql-cli"], &[])?;
+            root.join("target/release/ofql")
+        }
+    })
+}
+
+/// Where the table goes: beside the runs, unless --publish or --results says otherwise.
+fn results_dir(root: &Path, o: &Options, plan: &Plan) -> PathBuf {
+    o.results.as_ref().map_or_else(|| plan.out.clone(), |r| root.join(r))
+}
+
+/// The arguments of the `ofql report` that aggregates a suite.
+fn report_args(plan: &Plan, results: &Path, args: &[String]) -> Vec<String> {
+    let command = format!("cargo xtask reproduce-d4rl {}", args.join(" "));
+    [
+        "report",
+        "--runs",
+        &plan.out.to_string_lossy(),
+        "--name",
+        &plan.name,
+        "--out",
+        &results.to_string_lossy(),
+        "--command",
+        &command,
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 struct Ctx {
@@ -435,6 +515,14 @@ impl Ctx {
             bail!("{:?} failed ({}){why}", cmd.get_args().collect::<Vec<_>>(), out.status);
         }
         Ok(stdout)
+    }
+
+    /// Every dataset of the plan, one at a time before any run: downloads and generation are
+    /// shared by the runs.
+    fn datasets(&self, plan: &Plan) -> Result<std::collections::BTreeMap<String, DataFile>> {
+        let names: std::collections::BTreeSet<&String> =
+            plan.runs.iter().map(|r| &r.dataset).collect();
+        names.into_iter().map(|d| Ok((d.clone(), self.dataset(d, &plan.out)?))).collect()
     }
 
     fn dataset(&self, name: &str, out: &Path) -> Result<DataFile> {
@@ -499,12 +587,29 @@ impl Ctx {
             eprintln!("reproduce-d4rl: {} done already, skipped", r.dir.display());
             return Ok(());
         }
-        fs::create_dir_all(&r.dir)?;
-        let log = r.dir.join("ofql.log");
+        // The log sits beside the run folder (`seed0.log`): `ofql train` makes the folder
+        // itself and refuses one that holds anything else.
+        let parent = r.dir.parent().context("a run folder has a parent")?;
+        fs::create_dir_all(parent)?;
+        let log = r.dir.with_extension("log");
         let started = Instant::now();
         let mut train = self.command();
         train.arg("train");
-        let resumed = r.dir.join("config.toml").is_file();
+        let resumed = r.dir.join("checkpoint/last.safetensors").is_file();
+        if !resumed && r.dir.exists() {
+            // Stopped before its first checkpoint (or not a run at all): keep it, under
+            // another name, and start the run afresh.
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let aside = r.dir.with_extension(format!("unfinished-{secs}"));
+            fs::rename(&r.dir, &aside)?;
+            eprintln!(
+                "reproduce-d4rl: {} had no checkpoint to resume from: moved to {}, starting afresh",
+                r.dir.display(),
+                aside.display()
+            );
+        }
         if resumed {
             train.arg("--resume").arg(&r.dir);
         } else {

@@ -26,6 +26,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::run_lock::RunLock;
 use crate::sac::{Sac, SacActor, SacConfig, SacLosses};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,7 +137,16 @@ pub fn train_behaviour(
     let ck_path = out.join("checkpoint.safetensors");
     let cfg_path = out.join("behaviour.toml");
 
-    if resume && ck_path.exists() {
+    let _lock = RunLock::acquire(out, resume, &cfg_path)?;
+    if resume && !ck_path.is_file() {
+        bail!(
+            "cannot resume {}: it has no checkpoint.safetensors (stopped before its first \
+             checkpoint, or the file was removed). Nothing was changed; start it again with \
+             another --out",
+            out.display()
+        );
+    }
+    if resume {
         let saved: BehaviourConfig = toml::from_str(&fs::read_to_string(&cfg_path)?)?;
         let mut comparable = saved;
         comparable.steps = cfg.steps;
@@ -168,9 +178,6 @@ pub fn train_behaviour(
         fs::write(out.join("snapshots.jsonl"), lines)?;
         best = kept.iter().map(|s| s.return_mean).reduce(f64::max);
     } else {
-        if ck_path.exists() {
-            bail!("{} already holds a run: pass --resume, or choose another --out", out.display());
-        }
         fs::create_dir_all(out.join("snapshots"))
             .with_context(|| format!("cannot create {}", out.display()))?;
         fs::write(&cfg_path, toml::to_string(cfg)?)?;
@@ -376,6 +383,24 @@ pub fn export_policies(run: &Path, out: &Path) -> Result<Exported> {
         &fs::read_to_string(run.join("behaviour.toml"))
             .with_context(|| format!("{} has no behaviour.toml", run.display()))?,
     )?;
+    // An export replaces an earlier export's four files, never anything else.
+    if let Ok(entries) = fs::read_dir(out) {
+        let known =
+            ["medium.safetensors", "expert.safetensors", "snapshots.jsonl", "provenance.json"];
+        let foreign: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !known.contains(&n.as_str()))
+            .collect();
+        if !foreign.is_empty() {
+            bail!(
+                "{} holds other files ({}): an export only replaces an earlier export; choose \
+                 another --out",
+                out.display(),
+                foreign.join(", ")
+            );
+        }
+    }
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut lines = String::new();
     let mut copied = vec![];

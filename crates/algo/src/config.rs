@@ -222,57 +222,69 @@ impl Config {
         toml::to_string(self).expect("config serialises")
     }
 
+    /// Every number has a range (with upper bounds that keep allocations and run times sane,
+    /// and no NaN or infinity); every string one of its values. Errors name the key.
     pub fn validate(&self) -> Result<()> {
-        fn check(ok: bool, key: &str, value: impl std::fmt::Display, want: &str) -> Result<()> {
-            if !ok {
-                bail!("config value {key} = {value} is out of range: it must be {want}");
+        /// `lo <= value <= hi` (`open_lo`: `lo < value`); false for NaN.
+        fn within<T: PartialOrd + std::fmt::Display + Copy>(
+            key: &str,
+            value: T,
+            (lo, open_lo): (T, bool),
+            hi: T,
+        ) -> Result<()> {
+            let above = if open_lo { value > lo } else { value >= lo };
+            if !(above && value <= hi) {
+                let bracket = if open_lo { "(" } else { "[" };
+                bail!(
+                    "config value {key} = {value} is out of range: it must be in {bracket}{lo}, {hi}]"
+                );
             }
             Ok(())
         }
-        let (t, a, c, e) = (&self.train, &self.actor, &self.critic, &self.eval);
-        let d = &self.data;
-        let norms = ["return_range", "none"];
-        check(
-            norms.contains(&d.reward_norm.as_str()),
-            "data.reward_norm",
-            &d.reward_norm,
-            "one of return_range, none",
-        )?;
-        check(d.reward_scale.is_finite(), "data.reward_scale", d.reward_scale, "finite")?;
-        check(d.reward_shift.is_finite(), "data.reward_shift", d.reward_shift, "finite")?;
-        check(t.steps > 0, "train.steps", t.steps, "> 0")?;
-        check(t.batch_size > 0, "train.batch_size", t.batch_size, "> 0")?;
-        check(t.checkpoint_every > 0, "train.checkpoint_every", t.checkpoint_every, "> 0")?;
-        check(t.log_every > 0, "train.log_every", t.log_every, "> 0")?;
-        check(a.lr > 0.0 && a.lr.is_finite(), "actor.lr", a.lr, "a finite number > 0")?;
-        check(a.eta >= 0.0 && a.eta.is_finite(), "actor.eta", a.eta, "a finite number >= 0")?;
-        check((0.0..=1.0).contains(&a.flow_ratio), "actor.flow_ratio", a.flow_ratio, "in [0, 1]")?;
-        check(a.time_scale > 0.0, "actor.time_scale", a.time_scale, "> 0")?;
-        check(a.grad_norm >= 0.0, "actor.grad_norm", a.grad_norm, ">= 0 (0: no clipping)")?;
-        check((0.0..1.0).contains(&a.ema_decay), "actor.ema_decay", a.ema_decay, "in [0, 1)")?;
-        check(a.ema_every > 0, "actor.ema_every", a.ema_every, "> 0")?;
-        let warmups = ["copy", "hold"];
-        let warmup = a.ema_warmup.as_str();
-        check(warmups.contains(&warmup), "actor.ema_warmup", warmup, "one of copy, hold")?;
-        check(a.hidden > 0 && a.layers > 0, "actor.hidden/layers", a.hidden, "> 0")?;
-        check(c.lr > 0.0 && c.lr.is_finite(), "critic.lr", c.lr, "a finite number > 0")?;
-        check((0.0..=1.0).contains(&c.gamma), "critic.gamma", c.gamma, "in [0, 1]")?;
-        check(c.tau > 0.0 && c.tau <= 1.0, "critic.tau", c.tau, "in (0, 1]")?;
-        check(c.target_every > 0, "critic.target_every", c.target_every, "> 0")?;
-        check(c.grad_norm >= 0.0, "critic.grad_norm", c.grad_norm, ">= 0 (0: no clipping)")?;
-        check(c.max_q_samples > 0, "critic.max_q_samples", c.max_q_samples, "> 0")?;
-        let protocols = ["cleandiffuser", "plain"];
-        check(
-            protocols.contains(&e.protocol.as_str()),
-            "eval.protocol",
-            &e.protocol,
-            "one of cleandiffuser, plain",
-        )?;
-        check(e.episodes > 0, "eval.episodes", e.episodes, "> 0")?;
-        check(e.parallel_envs > 0, "eval.parallel_envs", e.parallel_envs, "> 0")?;
-        check(e.candidates > 0, "eval.candidates", e.candidates, "> 0")?;
-        check(e.temperature > 0.0, "eval.temperature", e.temperature, "> 0")?;
-        check(e.q_weight >= 0.0, "eval.q_weight", e.q_weight, ">= 0")?;
+        fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<()> {
+            if !allowed.contains(&value) {
+                bail!(
+                    "config value {key} = {value} is out of range: it must be one of {}",
+                    allowed.join(", ")
+                );
+            }
+            Ok(())
+        }
+        const STEPS: u64 = 10_000_000_000;
+        const SIZE: usize = 65_536;
+        let (d, t, a, c, e) = (&self.data, &self.train, &self.actor, &self.critic, &self.eval);
+        one_of("data.reward_norm", &d.reward_norm, &["return_range", "none"])?;
+        within("data.reward_shift", d.reward_shift, (-1e6, false), 1e6)?;
+        within("data.reward_scale", d.reward_scale, (0.0, true), 1e6)?;
+        within("train.steps", t.steps, (0, true), STEPS)?;
+        within("train.batch_size", t.batch_size, (0, true), 1_000_000)?;
+        within("train.eval_every", t.eval_every, (0, false), STEPS)?;
+        within("train.checkpoint_every", t.checkpoint_every, (0, true), STEPS)?;
+        within("train.log_every", t.log_every, (0, true), STEPS)?;
+        within("actor.lr", a.lr, (0.0, true), 1.0)?;
+        within("actor.eta", a.eta, (0.0, false), 1e6)?;
+        within("actor.flow_ratio", a.flow_ratio, (0.0, false), 1.0)?;
+        within("actor.time_scale", a.time_scale, (0.0, true), 1e6)?;
+        within("actor.grad_norm", a.grad_norm, (0.0, false), 1e9)?;
+        within("actor.ema_decay", a.ema_decay, (0.0, false), 1.0 - f64::EPSILON)?;
+        within("actor.ema_every", a.ema_every, (0, true), STEPS)?;
+        within("actor.ema_start", a.ema_start, (0, false), STEPS)?;
+        one_of("actor.ema_warmup", &a.ema_warmup, &["copy", "hold"])?;
+        within("actor.hidden", a.hidden, (0, true), SIZE)?;
+        within("actor.layers", a.layers, (0, true), 64)?;
+        within("critic.lr", c.lr, (0.0, true), 1.0)?;
+        within("critic.gamma", c.gamma, (0.0, false), 1.0)?;
+        within("critic.tau", c.tau, (0.0, true), 1.0)?;
+        within("critic.target_every", c.target_every, (0, true), STEPS)?;
+        within("critic.grad_norm", c.grad_norm, (0.0, false), 1e9)?;
+        within("critic.max_q_samples", c.max_q_samples, (0, true), 1024)?;
+        within("critic.hidden", c.hidden, (0, true), SIZE)?;
+        one_of("eval.protocol", &e.protocol, &["cleandiffuser", "plain"])?;
+        within("eval.episodes", e.episodes, (0, true), 1_000_000)?;
+        within("eval.parallel_envs", e.parallel_envs, (0, true), 10_000)?;
+        within("eval.candidates", e.candidates, (0, true), 100_000)?;
+        within("eval.temperature", e.temperature, (0.0, true), 1e3)?;
+        within("eval.q_weight", e.q_weight, (0.0, false), 1e6)?;
         Ok(())
     }
 }
@@ -341,6 +353,56 @@ mod tests {
         assert!(format!("{:#}", set(&["actor.etaa=0.3"]).unwrap_err()).contains("etaa"));
         assert!(format!("{:#}", set(&["train.steps=-5"]).unwrap_err()).contains("steps"));
         assert!(format!("{:#}", set(&["actor.eta"]).unwrap_err()).contains("section.key=value"));
+    }
+
+    /// Generated from the config's own keys, so a new key cannot skip its range: every
+    /// number refuses NaN, infinity, a huge value and a negative one (except where the
+    /// whole type's range is meaningful), and every string an unknown word, each with an
+    /// error naming the key.
+    #[test]
+    fn every_key_refuses_out_of_range_values() {
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let mut checked = 0;
+        for (section, keys) in &defaults {
+            for (key, value) in keys.as_table().unwrap() {
+                let name = format!("{section}.{key}");
+                let bad: Vec<&str> = match value {
+                    toml::Value::Float(_) if name == "data.reward_shift" => {
+                        vec!["nan", "inf", "1e300"]
+                    }
+                    toml::Value::Float(_) => vec!["nan", "inf", "-inf", "1e300", "-1.0"],
+                    // Any seed is a seed.
+                    toml::Value::Integer(_) if name == "train.seed" => vec!["-1", "0.5"],
+                    toml::Value::Integer(_) => vec!["-1", "1000000000000000", "0.5"],
+                    // Names and paths: checked where they are resolved, not here.
+                    toml::Value::String(_)
+                        if ["data.dataset", "data.env"].contains(&name.as_str()) =>
+                    {
+                        vec!["3"]
+                    }
+                    toml::Value::String(_) => vec!["\"bogus\""],
+                    toml::Value::Boolean(_) => vec!["3"],
+                    other => panic!("{name}: no out-of-range cases for {other:?}"),
+                };
+                for v in bad {
+                    let item = format!("{name}={v}");
+                    let err = match Config::from_toml_with("", std::slice::from_ref(&item)) {
+                        Ok(_) => panic!("`{item}` was accepted"),
+                        Err(e) => format!("{e:#}"),
+                    };
+                    assert!(err.contains(key.as_str()), "`{item}`: the error names no key: {err}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 35, "only {checked} keys found");
+        // The edges of a few ranges.
+        for ok in ["critic.hidden=1", "actor.eta=0", "actor.grad_norm=0", "data.reward_shift=-1"] {
+            Config::from_toml_with("", &[ok.to_string()]).unwrap();
+        }
+        for bad in ["critic.hidden=0", "actor.layers=0", "critic.tau=0", "eval.candidates=0"] {
+            assert!(Config::from_toml_with("", &[bad.to_string()]).is_err(), "{bad}");
+        }
     }
 
     #[test]

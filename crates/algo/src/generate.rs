@@ -188,7 +188,7 @@ pub fn generate(
             rollout(&mut sim, &random, steps, &mut rng)?
         }
         _ => {
-            let run = policy_run.context("this kind needs --policy DIR (a behaviour run)")?;
+            let run = policy_run.context("this kind needs --policy DIR: a behaviour run (`ofql behaviour train --out DIR`), or for medium, expert and medium-expert a folder of shipped policies such as data/behaviour/hopper-v4")?;
             let (medium, expert) = pick_snapshots(&read_snapshots(run)?)?;
             meta.push(("policy/medium_return", json!(medium.return_mean)));
             meta.push(("policy/expert_return", json!(expert.return_mean)));

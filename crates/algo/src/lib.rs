@@ -13,6 +13,7 @@ pub mod generate;
 pub mod paper;
 pub mod policy;
 pub mod prepare;
+pub mod run_lock;
 pub mod sac;
 pub mod train;
 

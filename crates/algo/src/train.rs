@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::agent::{Losses, Ofql};
 use crate::config::Config;
 use crate::prepare::{ObsNorm, RewardTransform};
+use crate::run_lock::RunLock;
 
 /// What an evaluation of the current agent reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +145,29 @@ pub struct DataRecord {
     pub obs_norm: Option<ObsNorm>,
 }
 
+impl DataRecord {
+    /// The same data handling, up to the last bits a trip through JSON may change
+    /// (serde_json's default float parsing is not always correctly rounded).
+    pub fn same_as(&self, other: &DataRecord) -> bool {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0);
+        let all_close = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| close(x.into(), y.into()))
+        };
+        let (r, q) = (&self.rewards, &other.rewards);
+        let rewards = r.norm == q.norm
+            && [(r.return_min, q.return_min), (r.return_max, q.return_max)]
+                .iter()
+                .chain(&[(r.factor, q.factor), (r.shift, q.shift), (r.scale, q.scale)])
+                .all(|&(a, b)| close(a, b));
+        let obs = match (&self.obs_norm, &other.obs_norm) {
+            (None, None) => true,
+            (Some(a), Some(b)) => all_close(&a.mean, &b.mean) && all_close(&a.std, &b.std),
+            _ => false,
+        };
+        rewards && obs
+    }
+}
+
 /// Train `job`, writing into `out`. With `resume`, continue the run in `out` from its last
 /// checkpoint (the config must be the one saved there, except `train.steps`).
 pub fn train(
@@ -164,51 +188,63 @@ pub fn train(
     // random numbers an update consumes.
     let mut sampler = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_BA7C);
     let mut best_score: Option<f64> = None;
+    // The losses reported at the end: those of the last step taken, also when a resumed run
+    // has no step left to take.
+    let mut losses = Losses::default();
 
-    if resume && !dir.last().exists() && dir.config().exists() {
-        // Killed before its first checkpoint: nothing to lose, start over in place.
-        observer.message(&format!("{} has no checkpoint yet: starting it afresh", out.display()));
-        fs::remove_file(dir.config())?;
-    }
-    if resume && dir.config().exists() {
-        let saved = Config::load(&dir.config(), &[]).context("resuming: the run's config.toml")?;
-        let mut comparable = saved.clone();
-        comparable.train.steps = cfg.train.steps;
-        if &comparable != cfg {
+    // One process per run folder: the lock is released by the kernel when this one ends,
+    // however it ends.
+    let _lock = RunLock::acquire(out, resume, &dir.config())?;
+    if resume {
+        let last = dir.last();
+        if !last.is_file() {
             bail!(
-                "cannot resume {}: its config.toml differs from this one (only train.steps may \
-                 change on resume); start a new run with another --out",
-                out.display()
+                "cannot resume {}: it has no checkpoint/last.safetensors (the run was stopped \
+                 before its first checkpoint, at step {}, or the file was removed). Nothing was \
+                 changed. Start it again in a new folder: `ofql train --config {} --out NEW_DIR`",
+                out.display(),
+                cfg.train.checkpoint_every,
+                dir.config().display()
             );
         }
-        let last = dir.last();
         let ck = Checkpoint::load(&last, &Device::Cpu)
             .with_context(|| format!("resuming: cannot load {}", last.display()))?;
-        agent.restore(&ck)?;
+        // The config the run trained with is the checkpoint's own; only train.steps may
+        // change (to extend or shorten the run).
+        let mut saved: Config = ck.json("config").context("resuming: the checkpoint's config")?;
+        saved.train.steps = cfg.train.steps;
+        if &saved != cfg {
+            bail!(
+                "cannot resume {}: the config differs from the one its checkpoint trained with \
+                 (only train.steps may change on resume): {}. Nothing was changed; start a new \
+                 run with another --out",
+                out.display(),
+                config_differences(&saved, cfg).join(", ")
+            );
+        }
         check_same_data(&ck, &record, out)?;
+        agent.restore(&ck)?;
         sampler = ck.json("sampler_rng").context("resuming: sampler RNG state")?;
         best_score = ck.json::<Option<f64>>("best_score").unwrap_or(None);
         truncate_metrics(&dir.metrics(), agent.step())?;
+        if let Some(last) = read_metrics(&dir.metrics())?.last() {
+            losses = last.losses;
+        }
         observer.message(&format!("resumed {} at step {}", out.display(), agent.step()));
     } else {
-        if dir.last().exists() {
-            bail!(
-                "{} already holds a run: pass --resume to continue it, or choose another --out",
-                out.display()
-            );
-        }
         fs::create_dir_all(out.join("checkpoint"))
             .with_context(|| format!("cannot create run directory {}", out.display()))?;
         fs::write(dir.config(), cfg.to_toml())?;
         fs::write(dir.data(), serde_json::to_string_pretty(&record)?)?;
         File::create(dir.metrics())?;
     }
+    // Checkpoint writes that a kill interrupted leave their temporary files behind.
+    ofql_nets::checkpoint::remove_partial_files(&out.join("checkpoint"))?;
 
     let mut metrics = OpenOptions::new().append(true).open(dir.metrics())?;
     let total = cfg.train.steps;
     let started = Instant::now();
     let first_step = agent.step();
-    let mut losses = Losses::default();
     let mut last_eval: Option<EvalReport> = None;
     let save = |agent: &Ofql, sampler: &ChaCha8Rng, best: Option<f64>, path: &Path| -> Result<()> {
         let mut ck = agent.checkpoint()?;
@@ -230,13 +266,17 @@ pub fn train(
         if !losses.all_finite() {
             bail!(
                 "training diverged at step {step}: critic loss {}, flow loss {}, Q term {}, \
-                 mean Q {}. The last good checkpoint is {} (lower the learning rates, eta or \
-                 grad_norm, then resume or restart)",
+                 mean Q {}. {} (lower the learning rates, eta or grad_norm, then resume or \
+                 restart)",
                 losses.critic,
                 losses.flow,
                 losses.q,
                 losses.q_mean,
-                dir.last().display()
+                if dir.last().is_file() {
+                    format!("The last good checkpoint is {}", dir.last().display())
+                } else {
+                    "No checkpoint was written before it".to_string()
+                }
             );
         }
         observer.on_step(step, total, &losses);
@@ -305,7 +345,7 @@ fn summary(
 fn check_same_data(ck: &Checkpoint, now: &DataRecord, out: &Path) -> Result<()> {
     let saved: Option<DataRecord> = ck.json("data").ok();
     let differs = match &saved {
-        Some(saved) => saved != now,
+        Some(saved) => !saved.same_as(now),
         None => !now.rewards.is_identity(),
     };
     if differs {
@@ -337,14 +377,34 @@ fn check_same_data(ck: &Checkpoint, now: &DataRecord, out: &Path) -> Result<()> 
 }
 
 /// Drop metrics rows past `step` (written after the checkpoint a resumed run restarts from),
-/// so the file reads as one uninterrupted run.
+/// so the file reads as one uninterrupted run. The new file replaces the old one whole.
 fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     let rows = read_metrics(path)?;
-    let mut f = File::create(path)?;
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut f = File::create(&tmp)?;
     for row in rows.into_iter().filter(|r| r.step <= step) {
         writeln!(f, "{}", serde_json::to_string(&row)?)?;
     }
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// The top-level config keys whose values differ, as `section.key: old -> new`.
+fn config_differences(old: &Config, new: &Config) -> Vec<String> {
+    let table = |c: &Config| toml::Table::try_from(c).unwrap_or_default();
+    let (old, new) = (table(old), table(new));
+    let mut out = vec![];
+    for (section, values) in &new {
+        for (key, value) in values.as_table().into_iter().flatten() {
+            let before = old.get(section).and_then(|s| s.get(key));
+            if before != Some(value) {
+                let before = before.map_or("(none)".to_string(), |v| v.to_string());
+                out.push(format!("{section}.{key}: {before} -> {value}"));
+            }
+        }
+    }
+    out
 }
 
 /// All rows of a `metrics.jsonl`; a torn last line (a kill mid-write) is ignored.

@@ -183,5 +183,79 @@ fn divergence_stops_with_the_step_and_keeps_the_last_checkpoint() {
         .unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("diverged at step 1"), "{msg}");
-    assert!(msg.contains("last.safetensors"), "{msg}");
+    // Step 1 comes before the first checkpoint: the message must not name one.
+    assert!(msg.contains("No checkpoint was written"), "{msg}");
+    assert!(!dir.path().join("checkpoint/last.safetensors").exists());
+}
+
+/// Every file under `dir` with its bytes, to compare a folder before and after.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Refusals that must leave a user's folder exactly as it was: a new run into a folder that
+/// holds other things, a resume against an edited config, a resume without a last
+/// checkpoint; and a second process on a folder in use.
+#[test]
+fn run_folders_are_never_overwritten_or_shared() {
+    let buffer = ReplayBuffer::new(random_transitions());
+    let cfg = small_config(30);
+    let dir = tempfile::tempdir().unwrap();
+    let never = AtomicBool::new(false);
+
+    // A folder that is not a run: refused, its file untouched.
+    let foreign = dir.path().join("mine");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "keep me").unwrap();
+    let err = train(job(&cfg, &buffer), &foreign, false, None, &never, &mut Silent).unwrap_err();
+    assert!(format!("{err:#}").contains("not a run folder"), "{err:#}");
+    assert_eq!(snapshot(&foreign).len(), 1);
+    assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "keep me");
+
+    // A run, stopped at step 15 (checkpoints every 10 steps).
+    let run = dir.path().join("run");
+    let stop = AtomicBool::new(false);
+    train(job(&cfg, &buffer), &run, false, None, &stop, &mut StopAt(15, &stop)).unwrap();
+    let before = snapshot(&run);
+
+    // Resume with an edited config: refused by comparison with the checkpoint's own config
+    // (the run's config.toml is what the CLI reads, so it cannot be the reference).
+    let mut edited = cfg.clone();
+    edited.critic.gamma = 0.9;
+    let err = train(job(&edited, &buffer), &run, true, None, &never, &mut Silent).unwrap_err();
+    assert!(format!("{err:#}").contains("critic.gamma: 0.99 -> 0.9"), "{err:#}");
+    assert_eq!(snapshot(&run), before, "a refused resume changed the run folder");
+
+    // Resume without a last checkpoint: refused, history kept.
+    let last = run.join("checkpoint/last.safetensors");
+    let kept = dir.path().join("last.kept");
+    std::fs::rename(&last, &kept).unwrap();
+    let without = snapshot(&run);
+    let err = train(job(&cfg, &buffer), &run, true, None, &never, &mut Silent).unwrap_err();
+    assert!(format!("{err:#}").contains("no checkpoint/last.safetensors"), "{err:#}");
+    assert_eq!(snapshot(&run), without, "a refused resume changed the run folder");
+    std::fs::rename(&kept, &last).unwrap();
+
+    // A second process on a folder in use is refused while the first holds its lock; the
+    // lock is gone when the holder ends.
+    let lock = std::fs::OpenOptions::new().write(true).open(run.join(".lock")).unwrap();
+    lock.lock().unwrap();
+    let err = train(job(&cfg, &buffer), &run, true, None, &never, &mut Silent).unwrap_err();
+    assert!(format!("{err:#}").contains("in use by another ofql process"), "{err:#}");
+    drop(lock);
+    let done = train(job(&cfg, &buffer), &run, true, None, &never, &mut Silent).unwrap();
+    assert_eq!(done.steps, 30);
 }

@@ -150,6 +150,67 @@ fn convert_goes_through_every_layout_and_back() {
     assert_eq!(ofql_data::read_d4rl(&back).unwrap().dtype, Dtype::F64);
 }
 
+/// `--force` replaces only the one output the tool would write, and only once the new one is
+/// complete: a folder with other things in it survives, and a failed write keeps the old
+/// output. No temporary file is left behind.
+#[test]
+fn convert_force_never_destroys_what_it_would_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.hdf5");
+    write_d4rl(&src, &hopper_like(3), Dtype::F32).unwrap();
+    let convert = |to: &Path, extra: &[&str]| {
+        let args = [&["dataset", "convert", src.to_str().unwrap(), to.to_str().unwrap()], extra];
+        ofql(&args.concat())
+    };
+
+    // A folder of the user's, named as a Minari output: refused, every file kept.
+    let mine = dir.path().join("my-folder");
+    std::fs::create_dir_all(mine.join("data")).unwrap();
+    std::fs::write(mine.join("notes.txt"), "mine").unwrap();
+    std::fs::write(mine.join("data/main_data.hdf5"), "old").unwrap();
+    let out = convert(&mine, &["--force"]);
+    assert!(!out.status.success() && stderr(&out).contains("notes.txt"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(mine.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(std::fs::read_to_string(mine.join("data/main_data.hdf5")).unwrap(), "old");
+
+    // A folder where a file output goes: refused, not deleted.
+    let folder = dir.path().join("out.parquet");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("x"), "x").unwrap();
+    let out = convert(&folder, &["--force"]);
+    assert!(!out.status.success() && stderr(&out).contains("not a file"), "{}", stderr(&out));
+    assert!(folder.join("x").is_file());
+
+    // A Minari output this tool wrote is replaced whole.
+    let minari = dir.path().join("hopper-test-v0");
+    assert!(convert(&minari, &[]).status.success());
+    let out = convert(&minari, &["--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(minari.join("data/main_data.hdf5").is_file());
+
+    // A write that fails (Minari needs next_observations) keeps the old output as it was.
+    let no_next = dir.path().join("no-next.hdf5");
+    let mut d = hopper_like(3);
+    d.next_observations = None;
+    write_d4rl(&no_next, &d, Dtype::F32).unwrap();
+    let before = std::fs::read(minari.join("data/main_data.hdf5")).unwrap();
+    let args =
+        ["dataset", "convert", no_next.to_str().unwrap(), minari.to_str().unwrap(), "--force"];
+    let out = ofql(&args);
+    assert!(
+        !out.status.success() && stderr(&out).contains("next_observations"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(minari.join("data/main_data.hdf5")).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".partial-") || n.contains(".old-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 /// Serve `body` for every request on 127.0.0.1; returns the base URL.
 fn serve(body: Vec<u8>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -225,4 +286,29 @@ fn fetch_downloads_pins_and_feeds_info() {
 
     let v = json(&ofql(&["dataset", "fetch", "--list", "--json"]));
     assert_eq!(v["datasets"].as_array().unwrap().len(), 26);
+}
+
+/// A crafted header claiming 10^12 rows, under a memory limit: an error and, with --json,
+/// exactly one JSON object on stdout; no out-of-memory kill.
+#[test]
+fn a_huge_shape_claim_is_an_error_under_a_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.hdf5");
+    {
+        let f = hdf5::File::create(&path).unwrap();
+        let rows = 1_000_000_000_000usize;
+        f.new_dataset::<f32>().chunk((1024, 11)).shape((rows, 11)).create("observations").unwrap();
+        f.new_dataset::<f32>().chunk((1024, 3)).shape((rows, 3)).create("actions").unwrap();
+        f.new_dataset::<f32>().chunk(1024).shape(rows).create("rewards").unwrap();
+        f.new_dataset::<bool>().chunk(1024).shape(rows).create("terminals").unwrap();
+    }
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -v 8000000; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_ofql"))
+        .args(["dataset", "info", path.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v = json(&out);
+    assert!(v["error"].as_str().unwrap().contains("claims shape"), "{v}");
 }

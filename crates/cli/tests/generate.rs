@@ -110,8 +110,17 @@ fn behaviour_snapshots_make_datasets_that_verify() {
     let out = ofql(&[&args[..], &["--kind", "medium-replay", "--force"]].concat());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("checkpoint"));
-    let out =
-        ofql(&["dataset", "generate", "--env", "hopper-v4", "--kind", "medium", "--out", "x.hdf5"]);
+    // Without --policy, medium comes from the policies the project ships, named in the log;
+    // medium-replay (which needs a behaviour run) still asks for --policy.
+    let x = dir.path().join("x.hdf5");
+    let x = x.to_str().unwrap();
+    let base = ["dataset", "generate", "--env", "hopper-v4", "--out", x, "--json"];
+    let out = ofql(&[&base[..], &["--kind", "medium", "--steps", "50"]].concat());
+    let g = json_ok(&out);
+    assert_eq!(g["transitions"], 50);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("shipped behaviour policies") && log.contains("hopper-v4"), "{log}");
+    let out = ofql(&[&base[..], &["--kind", "medium-replay", "--force"]].concat());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--policy"));
 }

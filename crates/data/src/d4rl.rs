@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use ndarray::{Array1, Array2};
 
 use crate::dataset::{Dataset, Dtype};
@@ -16,6 +16,16 @@ use crate::hdf5_io;
 pub fn read_d4rl(path: &Path) -> Result<Dataset> {
     let file = open_hdf5(path)?;
     let reader = Reader { file: &file, path };
+    reader.same_rows(&[
+        "observations",
+        "actions",
+        "rewards",
+        "terminals",
+        "timeouts",
+        "next_observations",
+        "infos/qpos",
+        "infos/qvel",
+    ])?;
     let (observations, dtype) = reader.matrix("observations")?;
     let (actions, _) = reader.matrix("actions")?;
     let rewards = reader.vector("rewards")?;
@@ -130,6 +140,26 @@ pub(crate) struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// Every present key of `keys` has as many rows as the first, by the headers alone:
+    /// checked before anything is read, so a header that lies costs no memory.
+    pub fn same_rows(&self, keys: &[&str]) -> Result<()> {
+        let mut first: Option<(&str, usize)> = None;
+        for &key in keys {
+            let Some(ds) = self.optional(key) else { continue };
+            let rows = ds.shape().first().copied().unwrap_or(0);
+            match first {
+                None => first = Some((key, rows)),
+                Some((k0, n0)) if n0 != rows => bail!(
+                    "{}: `{key}` has {rows} rows but `{k0}` has {n0}: the file is corrupt or not \
+                     a D4RL dataset",
+                    self.path.display()
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     pub fn optional(&self, key: &str) -> Option<hdf5::Dataset> {
         // `link_exists` on "a/b" fails when "a" is missing, so walk the path.
         let mut group = self.file.clone();

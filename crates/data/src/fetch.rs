@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -107,6 +108,39 @@ pub struct Fetched {
     pub cached: bool,
 }
 
+/// How a download waits and retries. A server that accepts and never answers, or stops
+/// sending, costs at most `read_timeout` per attempt, never a hang.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    pub progress: bool,
+    pub connect_timeout: Duration,
+    /// The longest wait for any one read (the response head or a piece of the body).
+    pub read_timeout: Duration,
+    /// Further attempts after a failed one (network errors, timeouts, HTTP 5xx); each resumes
+    /// the partial file.
+    pub retries: u32,
+    /// The wait before the first retry, doubled before each next one.
+    pub retry_delay: Duration,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            progress: false,
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
+            retries: 3,
+            retry_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why an attempt failed: worth another try (network, timeout, server error) or not.
+enum Failure {
+    Retry(anyhow::Error),
+    Final(anyhow::Error),
+}
+
 /// Download `url` to `dir/name`, resuming `dir/name.part` if present, and verify or record
 /// its SHA-256 in `pins`. A mismatch deletes the download and fails.
 pub fn fetch(
@@ -114,7 +148,7 @@ pub fn fetch(
     dir: &Path,
     name: &str,
     pins: &mut Pins,
-    progress: bool,
+    opts: &FetchOptions,
 ) -> Result<Fetched> {
     let dest = safe_join(dir, name)?;
     let part = safe_join(dir, &format!("{name}.part"))?;
@@ -125,8 +159,34 @@ pub fn fetch(
         let bytes = fs::metadata(&dest)?.len();
         return Ok(Fetched { path: dest, bytes, sha256, pin, resumed_from: None, cached: true });
     }
-    let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let resumed_from = download(url, &part, have, progress)?;
+    let first = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let mut delay = opts.retry_delay;
+    let mut attempt = 0;
+    let resumed_from = loop {
+        // Each attempt resumes from what the part file holds by now.
+        let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        match download(url, &part, have, opts) {
+            Ok(_) => break (first > 0).then_some(first),
+            Err(Failure::Final(e)) => return Err(e),
+            Err(Failure::Retry(e)) if attempt >= opts.retries => {
+                return Err(e.context(format!(
+                    "download {url} failed after {} attempt(s); run the same command again to \
+                     resume from {} (--retries, --read-timeout and --connect-timeout set the \
+                     patience)",
+                    attempt + 1,
+                    part.display()
+                )));
+            }
+            Err(Failure::Retry(e)) => {
+                if opts.progress {
+                    eprintln!("download {url}: {e:#}; retrying in {:.1} s", delay.as_secs_f64());
+                }
+                std::thread::sleep(delay);
+                delay *= 2;
+                attempt += 1;
+            }
+        }
+    };
     let sha256 = sha256_file(&part)?;
     let pin = check_pin(pins, name, &sha256, || {
         fs::remove_file(&part).with_context(|| format!("remove {}", part.display()))
@@ -161,16 +221,25 @@ fn check_pin(
     }
 }
 
-/// Append the rest of `url` to `part` (which holds `have` bytes). Returns `Some(have)` when a
-/// partial download was continued with a Range request.
-fn download(url: &str, part: &Path, have: u64, progress: bool) -> Result<Option<u64>> {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+/// Append the rest of `url` to `part` (which holds `have` bytes), with a Range request when
+/// it holds some.
+fn download(url: &str, part: &Path, have: u64, opts: &FetchOptions) -> Result<(), Failure> {
+    let retry = |e: anyhow::Error| Failure::Retry(e);
+    let fatal = |e: anyhow::Error| Failure::Final(e);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(opts.connect_timeout))
+        .timeout_recv_response(Some(opts.read_timeout))
+        .timeout_per_read(Some(opts.read_timeout))
+        .build()
+        .into();
     let mut request = agent.get(url);
     if have > 0 {
         request = request.header("Range", format!("bytes={have}-"));
     }
-    let mut response = request.call().with_context(|| format!("download {url}"))?;
+    let mut response = request
+        .call()
+        .map_err(|e| retry(anyhow::Error::new(e).context(format!("download {url}"))))?;
     let status = response.status().as_u16();
     let header =
         |k: &str| response.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -178,23 +247,35 @@ fn download(url: &str, part: &Path, have: u64, progress: bool) -> Result<Option<
         206 if have > 0 => {
             let expected = format!("bytes {have}-");
             if !header("content-range").is_some_and(|r| r.starts_with(&expected)) {
-                bail!(
+                return Err(fatal(anyhow::anyhow!(
                     "download {url}: the server answered the resume request with a wrong Content-Range"
-                );
+                )));
             }
-            (OpenOptions::new().append(true).open(part)?, have)
+            (OpenOptions::new().append(true).open(part).map_err(|e| fatal(e.into()))?, have)
         }
         // The part file already holds the whole file.
         416 if have > 0
             && header("content-range").is_some_and(|r| r.ends_with(&format!("/{have}"))) =>
         {
-            return Ok(Some(have));
+            return Ok(());
         }
-        200 => (File::create(part).with_context(|| format!("create {}", part.display()))?, 0),
-        _ => bail!("download {url}: HTTP {status}; check the name, the base URL and the network"),
+        200 => {
+            let f = File::create(part)
+                .with_context(|| format!("create {}", part.display()))
+                .map_err(fatal)?;
+            (f, 0)
+        }
+        500..=599 => {
+            return Err(retry(anyhow::anyhow!("download {url}: HTTP {status} (server error)")));
+        }
+        _ => {
+            return Err(fatal(anyhow::anyhow!(
+                "download {url}: HTTP {status}; check the name, the base URL and the network"
+            )));
+        }
     };
     let total = header("content-length").and_then(|v| v.parse::<u64>().ok()).map(|n| n + start);
-    let bar = progress_bar(total, start, progress, part);
+    let bar = progress_bar(total, start, opts.progress, part);
     let mut reader = response.body_mut().as_reader();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -202,20 +283,28 @@ fn download(url: &str, part: &Path, have: u64, progress: bool) -> Result<Option<
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
-                file.flush()?;
+                file.flush().map_err(|e| fatal(e.into()))?;
                 bar.abandon();
-                return Err(anyhow::Error::new(e).context(format!(
-                    "download {url} interrupted; run the same command again to resume from {}",
-                    part.display()
-                )));
+                return Err(retry(
+                    anyhow::Error::new(e).context(format!("download {url} interrupted")),
+                ));
             }
         };
-        file.write_all(&buf[..n])?;
+        file.write_all(&buf[..n]).map_err(|e| fatal(e.into()))?;
         bar.inc(n as u64);
     }
-    file.flush()?;
+    file.flush().map_err(|e| fatal(e.into()))?;
     bar.finish_and_clear();
-    Ok((start > 0).then_some(start))
+    // A body shorter than announced is an interrupted download, not a complete file.
+    if let Some(total) = total {
+        let got = fs::metadata(part).map_err(|e| fatal(e.into()))?.len();
+        if got < total {
+            return Err(retry(anyhow::anyhow!(
+                "download {url} ended after {got} of {total} bytes"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn progress_bar(total: Option<u64>, start: u64, show: bool, part: &Path) -> indicatif::ProgressBar {

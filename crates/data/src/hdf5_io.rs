@@ -69,9 +69,66 @@ pub fn float_dtype(ds: &hdf5::Dataset) -> Result<Option<Dtype>> {
     })
 }
 
+/// Refuse, before anything is allocated, a dataset whose header claims more data than the
+/// file can hold or the machine can load: a corrupt or crafted header must give an error,
+/// not an out-of-memory kill. `out_bytes` is the size of one element as it will be kept.
+pub fn check_claimed_size(ds: &hdf5::Dataset, out_bytes: usize) -> Result<()> {
+    let shape = ds.shape();
+    let name = ds.name();
+    let element = ds.dtype().map(|t| t.size()).unwrap_or(8) + out_bytes;
+    let bytes = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|n| n.checked_mul(element))
+        .map(|b| b as u64);
+    let Some(bytes) = bytes else {
+        bail!(
+            "dataset `{name}` claims shape {shape:?}, beyond what can be addressed: the file is corrupt"
+        );
+    };
+    // Deflate, the strongest filter HDF5 files use here, shrinks data at most about 1032:1.
+    let stored = ds.storage_size();
+    let plausible = stored.saturating_mul(1100).saturating_add(1 << 20);
+    if bytes > plausible {
+        bail!(
+            "dataset `{name}` claims shape {shape:?} ({}), but the file stores only {stored} bytes \
+             of it: the header is corrupt or the file truncated",
+            human_bytes(bytes)
+        );
+    }
+    if let Some(free) = available_memory()
+        && bytes > free
+    {
+        bail!(
+            "dataset `{name}` (shape {shape:?}) needs {} to load, but only {} of memory is \
+             available",
+            human_bytes(bytes),
+            human_bytes(free)
+        );
+    }
+    Ok(())
+}
+
+/// MemAvailable from /proc/meminfo (None where there is no such file).
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn human_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b => format!("{b} bytes"),
+    }
+}
+
 /// Read a numeric dataset as f32 in row-major order, with its shape and source dtype.
 /// f64 is narrowed in Rust (round to nearest); integers are converted by HDF5.
 pub fn read_f32_raw(ds: &hdf5::Dataset) -> Result<(Vec<f32>, Vec<usize>, Dtype)> {
+    check_claimed_size(ds, 4)?;
     let shape = ds.shape();
     let (values, dtype) = match float_dtype(ds)? {
         Some(Dtype::F32) => (ds.read_raw::<f32>()?, Dtype::F32),
@@ -98,6 +155,7 @@ pub fn read_f32_2d(file: &hdf5::Group, name: &str) -> Result<Array2<f32>> {
 
 /// Read a 1-D flag array: HDF5/h5py booleans, or numbers where non-zero means true.
 pub fn read_flags(ds: &hdf5::Dataset) -> Result<Vec<bool>> {
+    check_claimed_size(ds, 1)?;
     Ok(match ds.dtype()?.to_descriptor()? {
         TypeDescriptor::Boolean | TypeDescriptor::Enum(_) => {
             ds.as_reader().conversion(Conversion::Soft).read_raw::<bool>()?

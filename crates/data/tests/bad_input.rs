@@ -130,3 +130,45 @@ fn unknown_dataset_name_suggests_close_names() {
     let msg = registry::lookup("zzzzzzzzzzzzzzzzzzzzzzzzzzzz").unwrap_err().to_string();
     assert!(msg.contains("ofql dataset fetch --list"), "{msg}");
 }
+
+/// A header that claims far more rows than the file holds (chunks never written): an error
+/// naming the claim, before anything of that size is allocated.
+#[test]
+fn a_header_claiming_huge_shapes_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.hdf5");
+    {
+        let f = hdf5::File::create(&path).unwrap();
+        let rows = 1_000_000_000_000usize;
+        let claim = |name: &str, cols: &[usize]| {
+            let shape: Vec<usize> = std::iter::once(rows).chain(cols.iter().copied()).collect();
+            let chunk: Vec<usize> = std::iter::once(1024).chain(cols.iter().copied()).collect();
+            f.new_dataset::<f32>().chunk(chunk).shape(shape).create(name).unwrap();
+        };
+        claim("observations", &[11]);
+        claim("actions", &[3]);
+        claim("rewards", &[]);
+        f.new_dataset::<bool>().chunk(1024).shape(rows).create("terminals").unwrap();
+    }
+    assert!(std::fs::metadata(&path).unwrap().len() < 1 << 20);
+    let msg = message(load(&path));
+    assert!(
+        msg.contains("claims shape [1000000000000, 11]") && msg.contains("stores only"),
+        "{msg}"
+    );
+
+    // Lengths that disagree are found from the headers, before the big array is read.
+    let path = dir.path().join("mismatch.hdf5");
+    {
+        let f = hdf5::File::create(&path).unwrap();
+        f.new_dataset::<f32>()
+            .chunk((1024, 11))
+            .shape((200_000_000, 11))
+            .create("observations")
+            .unwrap();
+        let acts = ndarray::Array2::<f32>::zeros((5, 3));
+        f.new_dataset_builder().with_data(&acts).create("actions").unwrap();
+    }
+    let msg = message(load(&path));
+    assert!(msg.contains("`actions` has 5 rows but `observations` has 200000000"), "{msg}");
+}

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use ofql_data::fetch::{Pins, fetch, sha256_file};
+use ofql_data::fetch::{FetchOptions, Pins, fetch, sha256_file};
 use ofql_data::registry;
 
 /// Serves `body` at every path; supports `Range: bytes=N-`. When `cut_first` is set, the first
@@ -89,7 +89,7 @@ fn first_fetch_records_the_pin_and_later_ones_verify_it() {
     let url = info.url(&server.base);
     let cache = dir.path().join("cache");
     let mut pins = pins_in(dir.path());
-    let got = fetch(&url, &cache, &info.file_name(), &mut pins, false).unwrap();
+    let got = fetch(&url, &cache, &info.file_name(), &mut pins, &FetchOptions::default()).unwrap();
     assert_eq!(got.path, cache.join("hopper-medium-v2.hdf5"));
     assert_eq!(std::fs::read(&got.path).unwrap(), payload());
     assert_eq!(
@@ -101,7 +101,9 @@ fn first_fetch_records_the_pin_and_later_ones_verify_it() {
     let reloaded = pins_in(dir.path());
     assert_eq!(reloaded.get("hopper-medium-v2.hdf5"), Some(got.sha256.as_str()));
 
-    let again = fetch(&url, &cache, &info.file_name(), &mut pins_in(dir.path()), false).unwrap();
+    let again =
+        fetch(&url, &cache, &info.file_name(), &mut pins_in(dir.path()), &FetchOptions::default())
+            .unwrap();
     assert_eq!((again.pin, again.cached), ("verified", true));
     assert_eq!(
         server.ranges.lock().unwrap().len(),
@@ -116,21 +118,68 @@ fn interrupted_download_resumes_with_a_range_request() {
     let server = serve(payload(), true);
     let url = format!("{}/gym_mujoco_v2/x.hdf5", server.base);
     let mut pins = pins_in(dir.path());
-    let err = fetch(&url, dir.path(), "x.hdf5", &mut pins, false).unwrap_err();
-    assert!(
-        format!("{err:#}").contains("interrupted; run the same command again to resume"),
-        "{err:#}"
-    );
+    let no_retry = FetchOptions { retries: 0, ..FetchOptions::default() };
+    let err = fetch(&url, dir.path(), "x.hdf5", &mut pins, &no_retry).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("run the same command again to resume") && msg.contains(&url), "{msg}");
     let part = dir.path().join("x.hdf5.part");
     assert_eq!(std::fs::metadata(&part).unwrap().len(), 150_000);
     assert!(!dir.path().join("x.hdf5").exists());
 
-    let got = fetch(&url, dir.path(), "x.hdf5", &mut pins, false).unwrap();
+    let got = fetch(&url, dir.path(), "x.hdf5", &mut pins, &FetchOptions::default()).unwrap();
     assert_eq!(got.resumed_from, Some(150_000));
     assert_eq!(std::fs::read(&got.path).unwrap(), payload());
     assert!(!part.exists());
     let ranges = server.ranges.lock().unwrap().clone();
     assert_eq!(ranges, vec![None, Some("bytes=150000-".to_string())]);
+}
+
+/// With retries, one command continues an interrupted transfer itself, by a Range request.
+#[test]
+fn retries_resume_the_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(payload(), true);
+    let url = format!("{}/y.hdf5", server.base);
+    let opts = FetchOptions {
+        retries: 2,
+        retry_delay: std::time::Duration::from_millis(10),
+        ..FetchOptions::default()
+    };
+    let got = fetch(&url, dir.path(), "y.hdf5", &mut pins_in(dir.path()), &opts).unwrap();
+    assert_eq!(std::fs::read(&got.path).unwrap(), payload());
+    let ranges = server.ranges.lock().unwrap().clone();
+    assert_eq!(ranges, vec![None, Some("bytes=150000-".to_string())]);
+}
+
+/// A server that accepts the connection and never answers: the fetch fails within its
+/// timeouts (here 0.3 s per attempt, two attempts), naming the URL, instead of hanging.
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/z.hdf5", listener.local_addr().unwrap());
+    // Accept and hold every connection, silent, until the test ends.
+    std::thread::spawn(move || {
+        let mut held = vec![];
+        for stream in listener.incoming().take(4) {
+            held.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FetchOptions {
+        read_timeout: std::time::Duration::from_millis(300),
+        connect_timeout: std::time::Duration::from_millis(300),
+        retries: 1,
+        retry_delay: std::time::Duration::from_millis(10),
+        ..FetchOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let err = fetch(&url, dir.path(), "z.hdf5", &mut pins_in(dir.path()), &opts).unwrap_err();
+    let took = started.elapsed();
+    let msg = format!("{err:#}");
+    assert!(msg.contains(&url) && msg.contains("2 attempt(s)"), "{msg}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert!(!dir.path().join("z.hdf5").exists());
 }
 
 #[test]
@@ -140,7 +189,9 @@ fn checksum_mismatch_is_refused_and_nothing_is_kept() {
     let url = format!("{}/f.hdf5", server.base);
     let mut pins = pins_in(dir.path());
     pins.record("f.hdf5", &"0".repeat(64)).unwrap();
-    let err = fetch(&url, dir.path(), "f.hdf5", &mut pins, false).unwrap_err().to_string();
+    let err = fetch(&url, dir.path(), "f.hdf5", &mut pins, &FetchOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("checksum mismatch for f.hdf5") && err.contains(&"0".repeat(64)), "{err}");
     assert!(!dir.path().join("f.hdf5").exists() && !dir.path().join("f.hdf5.part").exists());
     assert_eq!(pins_in(dir.path()).get("f.hdf5"), Some("0".repeat(64).as_str()));
@@ -151,11 +202,19 @@ fn http_errors_and_unsafe_names_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(payload(), false);
     let mut pins = pins_in(dir.path());
-    let err = fetch(&format!("{}/missing", server.base), dir.path(), "m.hdf5", &mut pins, false)
+    let err = fetch(
+        &format!("{}/missing", server.base),
+        dir.path(),
+        "m.hdf5",
+        &mut pins,
+        &FetchOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("HTTP 404"), "{err}");
+    let err = fetch(&server.base, dir.path(), "../evil", &mut pins, &FetchOptions::default())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("HTTP 404"), "{err}");
-    let err = fetch(&server.base, dir.path(), "../evil", &mut pins, false).unwrap_err().to_string();
     assert!(err.contains("not a valid file name"), "{err}");
     assert!(!dir.path().parent().unwrap().join("evil").exists());
 }

@@ -90,7 +90,10 @@ impl Checkpoint {
         let meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
         let bytes = safetensors::serialize(self.tensors.iter(), Some(meta))
             .with_context(|| format!("serialising checkpoint {}", path.display()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        let mut tmp = tempfile::Builder::new()
+            .prefix(PARTIAL_PREFIX)
+            .suffix(".tmp")
+            .tempfile_in(dir)
             .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
         tmp.write_all(&bytes)?;
         tmp.as_file().sync_all()?;
@@ -143,4 +146,22 @@ impl Checkpoint {
     pub fn restore_adam(&self, prefix: &str, adam: &mut Adam) -> Result<()> {
         adam.load_state(prefix, &self.tensors).map_err(|e| anyhow::anyhow!("{e}"))
     }
+}
+
+/// The name prefix of a checkpoint being written (renamed into place when complete).
+const PARTIAL_PREFIX: &str = ".partial-checkpoint-";
+
+/// Remove the temporary files of checkpoint writes that a kill interrupted in `dir` (only
+/// files named as [`Checkpoint::save`] names them; nothing else is touched).
+pub fn remove_partial_files(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(PARTIAL_PREFIX) && name.ends_with(".tmp") {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }

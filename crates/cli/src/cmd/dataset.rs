@@ -257,7 +257,7 @@ fn human_bytes(n: usize) -> String {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     /// D4RL HDF5 (flat keys, gzip).
@@ -319,28 +319,18 @@ fn run_convert(args: ConvertArgs, out: &Output) -> Result<()> {
         Some(DtypeArg::Float64) => Dtype::F64,
         None => data.dtype,
     };
-    if args.output.exists() {
-        let removed = if args.output.is_dir() {
-            std::fs::remove_dir_all(&args.output)
-        } else {
-            std::fs::remove_file(&args.output)
-        };
-        removed.with_context(|| format!("replace {}", args.output.display()))?;
-    }
-    match to {
-        Layout::D4rl => ofql_data::write_d4rl(&args.output, &data, dtype)?,
-        Layout::Parquet => {
-            ofql_data::write_parquet(&args.output, &Dataset { dtype, ..data.clone() })?
-        }
+    crate::replace::write_replacing(&args.output, to == Layout::Minari, |path| match to {
+        Layout::D4rl => ofql_data::write_d4rl(path, &data, dtype),
+        Layout::Parquet => ofql_data::write_parquet(path, &Dataset { dtype, ..data.clone() }),
         Layout::Minari => {
             let id = args.dataset_id.clone().unwrap_or_else(|| {
                 args.output
                     .file_name()
                     .map_or("dataset".into(), |n| n.to_string_lossy().into_owned())
             });
-            ofql_data::write_minari(&args.output, &data, &id)?
+            ofql_data::write_minari(path, &data, &id)
         }
-    }
+    })?;
     let report = ConvertReport {
         input: input.display().to_string(),
         output: args.output.display().to_string(),
@@ -383,6 +373,16 @@ pub struct FetchArgs {
     /// Download server [default: $OFQL_D4RL_BASE_URL, else D4RL's].
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    /// Seconds to wait for a connection.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for any one read (the answer, or the next piece of the file).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub read_timeout: f64,
+    /// Further attempts after a network error, a timeout or a server error; each resumes
+    /// the partial file.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
 }
 
 #[derive(Serialize)]
@@ -418,12 +418,25 @@ fn run_fetch(args: FetchArgs, out: &Output) -> Result<()> {
     let infos = args.names.iter().map(|n| registry::lookup(n)).collect::<Result<Vec<_>, _>>()?;
     let dir = args.cache.dir();
     let mut pins = Pins::load(&args.pins)?;
+    let seconds = |v: f64, flag: &str| -> Result<std::time::Duration> {
+        if !(v > 0.0 && v <= 86_400.0) {
+            bail!("{flag} {v}: give a number of seconds in (0, 86400]");
+        }
+        Ok(std::time::Duration::from_secs_f64(v))
+    };
+    let opts = fetch::FetchOptions {
+        progress: true,
+        connect_timeout: seconds(args.connect_timeout, "--connect-timeout")?,
+        read_timeout: seconds(args.read_timeout, "--read-timeout")?,
+        retries: args.retries,
+        ..fetch::FetchOptions::default()
+    };
     let mut fetched = Vec::new();
     for info in infos {
         let url = info.url(&base);
         eprintln!("fetching {} from {url}", info.name);
         let f =
-            fetch::fetch(&url, &dir, &info.file_name(), &mut pins, true).with_context(|| {
+            fetch::fetch(&url, &dir, &info.file_name(), &mut pins, &opts).with_context(|| {
                 format!(
                     "fetch {} (without the network, put the file by hand at {})",
                     info.name,

@@ -1,6 +1,6 @@
 //! `ofql dataset generate`: D4RL-layout datasets from the project's own behaviour policies.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -19,7 +19,8 @@ pub struct GenerateArgs {
     /// random, medium, expert, medium-replay or medium-expert.
     #[arg(long)]
     pub kind: String,
-    /// A behaviour run directory (`ofql behaviour train --out`); needed except for random.
+    /// A behaviour run directory (`ofql behaviour train --out`) or a shipped policy folder
+    /// [default for medium, expert and medium-expert: the shipped data/behaviour/<env>].
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Transitions to record [default: 1000000; medium-replay takes the run's own count].
@@ -33,6 +34,17 @@ pub struct GenerateArgs {
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// The project's shipped behaviour policies for `env` (`data/behaviour/<env>`), looked up in
+/// $OFQL_BEHAVIOUR_DIR, the working directory and the checkout this binary was built in.
+fn shipped_policy(env: &str) -> Option<PathBuf> {
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/behaviour");
+    let roots = std::env::var_os("OFQL_BEHAVIOUR_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("data/behaviour"), checkout]);
+    roots.map(|r| r.join(env)).find(|p| p.join("snapshots.jsonl").is_file())
 }
 
 #[derive(Serialize)]
@@ -59,12 +71,25 @@ pub fn run(args: GenerateArgs, out: &Output) -> Result<()> {
     if args.out.exists() && !args.force {
         bail!("{} exists: pass --force to replace it", args.out.display());
     }
+    let policy = match (&args.policy, kind) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Kind::Random | Kind::MediumReplay) => None,
+        (None, _) => {
+            let shipped = shipped_policy(&id.to_string().to_lowercase());
+            if let Some(p) = &shipped {
+                eprintln!("policy: the shipped behaviour policies in {}", p.display());
+            }
+            shipped
+        }
+    };
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let generated = generate(id, kind, steps, args.policy.as_deref(), args.seed, &command)?;
+    let generated = generate(id, kind, steps, policy.as_deref(), args.seed, &command)?;
     let data = generated.data;
     // Float32 data as D4RL's, exact float64 states so that `verify` replays it exactly.
-    write_d4rl(&args.out, &data, Dtype::F32)?;
-    write_states_f64(&args.out, &generated.states.qpos, &generated.states.qvel)?;
+    crate::replace::write_replacing(&args.out, false, |path| {
+        write_d4rl(path, &data, Dtype::F32)?;
+        write_states_f64(path, &generated.states.qpos, &generated.states.qvel)
+    })?;
     let stats = Stats::of(&data);
     let report = Generated {
         file: args.out.clone(),
