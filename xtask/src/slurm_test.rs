@@ -25,8 +25,10 @@ pub fn run(root: &Path) -> Result<()> {
         );
         return Ok(());
     }
-    // The dev-profile binary the workspace tests built (a no-op build after them).
-    crate::cargo(&["build", "-p", "ofql-cli"], &[])?;
+    // The dev-profile binary the workspace tests built: `cargo test --workspace --no-run`
+    // is a no-op after them (a plain `cargo build -p` would unify features differently and
+    // rebuild half the tree).
+    crate::cargo(&["test", "--workspace", "--no-run"], &[])?;
     let t = Tester {
         root: root.to_path_buf(),
         xtask: std::env::current_exe()?,
@@ -96,10 +98,13 @@ impl Tester {
     }
 
     fn bad_input(&self) -> Result<()> {
-        // No Slurm client: a clear error naming it and the local launcher; nothing written.
+        // No Slurm client (PATH holds only an empty folder): a clear error naming it and the
+        // local launcher; nothing written.
         let out = self.work.join("no-sbatch");
-        let r =
-            self.xtask(&self.suite_args(&out, "--launcher slurm"), Some("/usr/local/bin:/bin"))?;
+        let empty = self.work.join("empty-path");
+        fs::create_dir_all(&empty)?;
+        let path = empty.display().to_string();
+        let r = self.xtask(&self.suite_args(&out, "--launcher slurm"), Some(&path))?;
         let err = String::from_utf8_lossy(&r.stderr);
         if r.status.success()
             || !err.contains("no `sbatch` on PATH")
@@ -145,10 +150,20 @@ impl Tester {
         if run0.join("run.json").is_file() {
             bail!("task 0 finished before it could be interrupted");
         }
-        slurm_cmd("scancel", &["--batch", "--signal=USR1", &format!("{array}_0")], &self.root)?;
+        // scancel may answer "try again later" while Slurm updates the job: try until the
+        // task's log shows that it stopped and requeued itself.
         let log0 = slurm.join(format!("slurm/logs/{array}_0.out"));
+        let signal = ["--batch", "--signal=USR1", &format!("{array}_0")];
+        let mut last_try: Option<Instant> = None;
         wait_for(Duration::from_secs(120), || {
-            Ok(fs::read_to_string(&log0).unwrap_or_default().contains("requeueing"))
+            if fs::read_to_string(&log0).unwrap_or_default().contains("requeueing") {
+                return Ok(true);
+            }
+            if last_try.is_none_or(|t| t.elapsed() > Duration::from_secs(3)) {
+                let _ = slurm_cmd("scancel", &signal, &self.root);
+                last_try = Some(Instant::now());
+            }
+            Ok(false)
         })
         .context("task 0 did not requeue itself")?;
         // Slurm holds a requeued job back for two minutes; let it start as soon as it can.

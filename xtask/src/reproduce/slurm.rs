@@ -158,11 +158,13 @@ fn task_script(
     words.extend(["--threads".into(), s.cpus_per_task.to_string()]);
     words.extend(["--slurm-task".into(), "\"$SLURM_ARRAY_TASK_ID\"".into()]);
     t += r#"
-# Slurm's warning before the time limit (USR1), or a scancel --signal, reaches the training
-# process as SIGINT: it writes its checkpoint and stops; then this task requeues itself and
-# resumes from that checkpoint when it runs again.
+# Slurm's warning before the time limit (USR1, or `scancel --batch --signal=USR1`) reaches
+# the training process as SIGINT: it writes its checkpoint and stops; then this task requeues
+# itself and resumes from that checkpoint when it runs again. A plain scancel (TERM) also
+# lets it checkpoint, but is a cancel: no requeue.
 warned=0
-trap 'warned=1; pkill -INT -P "$task" 2>/dev/null' USR1 TERM
+trap 'warned=1; pkill -INT -P "$task" 2>/dev/null' USR1
+trap 'pkill -INT -P "$task" 2>/dev/null' TERM
 "#;
     let _ = writeln!(t, "{} &", words.join(" "));
     t += r#"task=$!
