@@ -472,9 +472,10 @@ fn curves(
     for r in runs {
         let path = r.dir.join("metrics.jsonl");
         for row in read_metrics(&path)? {
-            // The configured protocol under the variant's name, the plain one beside it.
+            // Each protocol its own line, labelled with the variant.
+            let protocol = format!("{} (Q-softmax)", r.variant);
             let plain = format!("{} (plain)", r.variant);
-            for (label, s) in [(&r.variant, row.score_mean), (&plain, row.plain_score_mean)] {
+            for (label, s) in [(&protocol, row.score_mean), (&plain, row.plain_score_mean)] {
                 if let Some(s) = s {
                     dataset.push(r.dataset.clone());
                     variant.push(label.clone());
