@@ -6,6 +6,7 @@
 
 mod cmd;
 mod output;
+mod progress;
 mod replace;
 
 use std::process::ExitCode;

@@ -20,7 +20,7 @@ fn behaviour_snapshots_make_datasets_that_verify() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("sac");
     let run = run.to_str().unwrap();
-    let v = json_ok(&ofql(&[
+    let out = ofql(&[
         "behaviour",
         "train",
         "--env",
@@ -32,8 +32,12 @@ fn behaviour_snapshots_make_datasets_that_verify() {
         "--out",
         run,
         "--json",
-    ]));
+    ]);
+    let v = json_ok(&out);
     assert_eq!(v["steps"], 400);
+    // Without a terminal, progress comes as plain lines a log keeps.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("step 400/400 (100.0 %)") && log.contains("step 200: return"), "{log}");
 
     for kind in ["random", "medium", "expert", "medium-expert"] {
         let file = dir.path().join(format!("hopper-{kind}.hdf5"));

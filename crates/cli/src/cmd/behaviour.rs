@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use ofql_algo::behaviour::{
     BehaviourConfig, BehaviourObserver, Snapshot, export_policies, train_behaviour,
 };
 use ofql_algo::sac::SacLosses;
 
 use crate::output::{Output, Reported};
+use crate::progress::Progress;
 
 #[derive(Args)]
 pub struct BehaviourArgs {
@@ -99,15 +99,9 @@ fn train(a: TrainArgs, out: &Output) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("Ctrl-C handler")?;
-    let mut bar = Bar(ProgressBar::new(cfg.steps));
-    bar.0.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-        )
-        .expect("valid template"),
-    );
+    let mut bar = Bar { progress: Progress::new(cfg.steps), last_return: None };
     let summary = train_behaviour(&cfg, &a.out, a.resume, &stop, &mut bar)?;
-    bar.0.finish_and_clear();
+    bar.progress.bar.finish_and_clear();
     out.report(&summary, || {
         format!(
             "{}: {} steps ({:.0} env steps/s), best return {}",
@@ -129,14 +123,22 @@ fn train(a: TrainArgs, out: &Output) -> Result<()> {
     Ok(())
 }
 
-struct Bar(ProgressBar);
+/// The bar, or plain lines in a log (the last snapshot's return in each).
+struct Bar {
+    progress: Progress,
+    last_return: Option<f64>,
+}
 
 impl BehaviourObserver for Bar {
-    fn on_step(&mut self, step: u64, _total: u64) {
-        self.0.set_position(step);
+    fn on_step(&mut self, step: u64, total: u64) {
+        let last = self.last_return;
+        self.progress.step(step, total, || {
+            last.map_or("no snapshot yet".into(), |r| format!("last return {r:.1}"))
+        });
     }
     fn on_snapshot(&mut self, s: &Snapshot, l: &SacLosses) {
-        self.0.println(format!(
+        self.last_return = Some(s.return_mean);
+        self.progress.println(&format!(
             "step {}: return {:.1} +- {:.1} (alpha {:.3}, Q {:.1})",
             s.step, s.return_mean, s.return_std, l.alpha, l.q_mean
         ));

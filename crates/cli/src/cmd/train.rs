@@ -1,14 +1,11 @@
 //! `ofql train`: train OFQL on an offline dataset, evaluating in MuJoCo as it goes.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use ofql_algo::curves::write_curves;
 use ofql_algo::eval::{EnvEvaluator, d4rl_reference, eval_env};
 use ofql_algo::policy::Protocol;
@@ -21,6 +18,7 @@ use ofql_envs::EvalConfig as RunnerConfig;
 use serde::Serialize;
 
 use crate::output::{Output, Reported};
+use crate::progress::Progress;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -147,7 +145,7 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
         &stop,
         &mut bar,
     )?;
-    bar.bar.finish_and_clear();
+    bar.progress.bar.finish_and_clear();
 
     let title = cfg.data.dataset.rsplit('/').next().unwrap_or(&cfg.data.dataset).to_string();
     let rows = read_metrics(&RunDir::new(&dir).metrics())?;
@@ -226,94 +224,32 @@ fn default_run_dir(cfg: &Config) -> PathBuf {
     PathBuf::from("runs").join(format!("{stem}-seed{}", cfg.train.seed))
 }
 
-/// Progress on stderr: a bar on a terminal; without one (a log file, CI, a cluster job) a
-/// plain line every `LOG_SECONDS`, and every message and evaluation as its own line.
+/// `ofql train`'s progress: the bar (or plain lines in a log) with the latest losses and
+/// score, and every evaluation and message.
 struct Bar {
-    bar: ProgressBar,
-    /// Plain lines instead of the bar.
-    plain: bool,
-    started: Instant,
-    last_line: Option<Instant>,
-    first_step: Option<u64>,
+    progress: Progress,
     last_score: Option<f64>,
 }
 
-/// Seconds between two plain progress lines.
-const LOG_SECONDS: u64 = 60;
-
 impl Bar {
     fn new(total: u64) -> Bar {
-        let plain = !std::io::stderr().is_terminal();
-        let bar = if plain { ProgressBar::hidden() } else { ProgressBar::new(total) };
-        bar.set_length(total);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        Bar {
-            bar,
-            plain,
-            started: Instant::now(),
-            last_line: None,
-            first_step: None,
-            last_score: None,
-        }
-    }
-
-    fn println(&self, text: &str) {
-        if self.plain { eprintln!("{text}") } else { self.bar.println(text) }
-    }
-
-    /// `step 1200/500000 (0.2 %), 95.1 steps/s, critic .. flow .. Q .., last score .., 1h 27m left`
-    fn plain_line(&self, step: u64, total: u64, l: &Losses) -> String {
-        let done = step - self.first_step.unwrap_or(step);
-        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let left = if rate > 0.0 { (total - step) as f64 / rate } else { f64::NAN };
-        let score = self.last_score.map(|s| format!(", last score {s:.1}")).unwrap_or_default();
-        format!(
-            "step {step}/{total} ({:.1} %), {rate:.1} steps/s, critic {:.3} flow {:.4} Q {:.1}{score}, {} left",
-            100.0 * step as f64 / total.max(1) as f64,
-            l.critic,
-            l.flow,
-            l.q_mean,
-            duration(left)
-        )
-    }
-}
-
-/// `1h 27m`, `4m 10s`, or `?` when unknown.
-fn duration(seconds: f64) -> String {
-    if !seconds.is_finite() {
-        return "?".into();
-    }
-    let s = seconds.round() as u64;
-    if s >= 3600 {
-        format!("{}h {:02}m", s / 3600, s % 3600 / 60)
-    } else {
-        format!("{}m {:02}s", s / 60, s % 60)
+        Bar { progress: Progress::new(total), last_score: None }
     }
 }
 
 impl Observer for Bar {
     fn on_step(&mut self, step: u64, total: u64, l: &Losses) {
-        self.first_step.get_or_insert(step - 1);
-        self.bar.set_position(step);
         if step.is_multiple_of(50) {
-            self.bar.set_message(format!(
+            self.progress.bar.set_message(format!(
                 "critic {:.3} flow {:.4} Q {:.1}",
                 l.critic, l.flow, l.q_mean
             ));
         }
-        if self.plain {
-            let due = self.last_line.is_none_or(|t| t.elapsed().as_secs() >= LOG_SECONDS);
-            if due || step == total {
-                eprintln!("{}", self.plain_line(step, total, l));
-                self.last_line = Some(Instant::now());
-            }
-        }
+        let score = self.last_score;
+        self.progress.step(step, total, || {
+            let score = score.map(|s| format!(", last score {s:.1}")).unwrap_or_default();
+            format!("critic {:.3} flow {:.4} Q {:.1}{score}", l.critic, l.flow, l.q_mean)
+        });
     }
     fn on_eval(&mut self, step: u64, r: &EvalReport) {
         self.last_score = Some(r.score_mean);
@@ -321,13 +257,13 @@ impl Observer for Bar {
             .plain
             .map(|p| format!("; plain {:.1} +- {:.1}", p.score_mean, p.score_std))
             .unwrap_or_default();
-        self.println(&format!(
+        self.progress.println(&format!(
             "step {step}: score {:.1} +- {:.1} (return {:.1}){plain}",
             r.score_mean, r.score_std, r.return_mean
         ));
     }
     fn message(&mut self, text: &str) {
-        self.println(text);
+        self.progress.println(text);
     }
 }
 
