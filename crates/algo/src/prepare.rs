@@ -75,11 +75,10 @@ impl RewardTransform {
 
     /// Raw rewards, for data that did not come through [`prepare`] (tests, scripts).
     pub fn raw() -> RewardTransform {
-        let (return_min, return_max) = (0.0, 0.0);
         RewardTransform {
             norm: "none".into(),
-            return_min,
-            return_max,
+            return_min: 0.0,
+            return_max: 0.0,
             factor: 1.0,
             shift: 0.0,
             scale: 1.0,
@@ -146,13 +145,12 @@ pub fn prepare(cfg: &DataConfig, cache: Option<&Path>) -> Result<Prepared> {
     if transitions.is_empty() {
         bail!("{} yields no transitions", path.display());
     }
-    let stats = Stats::of(&dataset);
     let rewards = RewardTransform::new(cfg, &complete_episode_returns(&dataset))?;
     if !rewards.is_identity() {
         transitions.map_rewards(|r| rewards.apply(r));
     }
     let obs_norm = if cfg.normalize_obs {
-        let (mean, std) = stats.normalizer(1e-3);
+        let (mean, std) = Stats::of(&dataset).normalizer(1e-3);
         transitions.normalize_observations(&mean, &std);
         Some(ObsNorm { mean, std })
     } else {

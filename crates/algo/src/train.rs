@@ -166,6 +166,19 @@ impl DataRecord {
         };
         rewards && obs
     }
+
+    /// `rewards x F (+ S) x K (data.reward_norm = "..."), observations normalised|raw`.
+    fn describe(&self) -> String {
+        let r = &self.rewards;
+        format!(
+            "rewards x {} (+ {}) x {} (data.reward_norm = {:?}), observations {}",
+            r.factor,
+            r.shift,
+            r.scale,
+            r.norm,
+            if self.obs_norm.is_some() { "normalised" } else { "raw" }
+        )
+    }
 }
 
 /// Train `job`, writing into `out`. With `resume`, continue the run in `out` from its last
@@ -226,9 +239,8 @@ pub fn train(
         agent.restore(&ck)?;
         sampler = ck.json("sampler_rng").context("resuming: sampler RNG state")?;
         best_score = ck.json::<Option<f64>>("best_score").unwrap_or(None);
-        truncate_metrics(&dir.metrics(), agent.step())?;
-        if let Some(last) = read_metrics(&dir.metrics())?.last() {
-            losses = last.losses;
+        if let Some(last) = truncate_metrics(&dir.metrics(), agent.step())? {
+            losses = last;
         }
         observer.message(&format!("resumed {} at step {}", out.display(), agent.step()));
     } else {
@@ -349,28 +361,16 @@ fn check_same_data(ck: &Checkpoint, now: &DataRecord, out: &Path) -> Result<()> 
         None => !now.rewards.is_identity(),
     };
     if differs {
-        let was = match &saved {
-            Some(s) => format!(
-                "rewards x {} (+ {}) x {} (data.reward_norm = {:?}), observations {}",
-                s.rewards.factor,
-                s.rewards.shift,
-                s.rewards.scale,
-                s.rewards.norm,
-                if s.obs_norm.is_some() { "normalised" } else { "raw" }
-            ),
-            None => "raw rewards (a run from before data.reward_norm existed)".into(),
-        };
+        let was = saved.as_ref().map_or_else(
+            || "raw rewards (a run from before data.reward_norm existed)".into(),
+            DataRecord::describe,
+        );
         bail!(
             "cannot resume {}: its checkpoint trained on {was}, but the dataset and config now \
-             give rewards x {} (+ {}) x {} (data.reward_norm = {:?}), observations {}. Resume \
-             with the same dataset file, and for an older run set data.reward_norm = \"none\" \
-             in its config.toml",
+             give {}. Resume with the same dataset file, and for an older run set \
+             data.reward_norm = \"none\" in its config.toml",
             out.display(),
-            now.rewards.factor,
-            now.rewards.shift,
-            now.rewards.scale,
-            now.rewards.norm,
-            if now.obs_norm.is_some() { "normalised" } else { "raw" }
+            now.describe()
         );
     }
     Ok(())
@@ -378,16 +378,19 @@ fn check_same_data(ck: &Checkpoint, now: &DataRecord, out: &Path) -> Result<()> 
 
 /// Drop metrics rows past `step` (written after the checkpoint a resumed run restarts from),
 /// so the file reads as one uninterrupted run. The new file replaces the old one whole.
-fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
+/// Returns the losses of the last row kept.
+fn truncate_metrics(path: &Path, step: u64) -> Result<Option<Losses>> {
     let rows = read_metrics(path)?;
     let tmp = path.with_extension("jsonl.tmp");
     let mut f = File::create(&tmp)?;
+    let mut last = None;
     for row in rows.into_iter().filter(|r| r.step <= step) {
         writeln!(f, "{}", serde_json::to_string(&row)?)?;
+        last = Some(row.losses);
     }
     f.sync_all()?;
     fs::rename(&tmp, path)?;
-    Ok(())
+    Ok(last)
 }
 
 /// The top-level config keys whose values differ, as `section.key: old -> new`.

@@ -5,10 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-
-/// What a Minari folder written by this tool holds; a folder with anything else is not
-/// replaced.
-const MINARI_FILES: [&str; 2] = ["data/main_data.hdf5", "data/metadata.json"];
+use ofql_data::minari::{MAIN_FILE, METADATA_FILE};
 
 /// Write `output` (a file, or a Minari folder when `folder`) through a temporary sibling
 /// and move it into place only once it is complete, so a failed write leaves an existing
@@ -66,11 +63,13 @@ pub fn write_replacing(
     Ok(())
 }
 
-/// Paths under a folder (relative) that are not one of [`MINARI_FILES`] or their folder.
+/// Paths under a folder (relative) that are not what a Minari folder written by this tool
+/// holds (`data/` with its two files).
 fn foreign_entries(dir: &Path) -> Result<Vec<String>> {
     if !dir.is_dir() {
         return Ok(vec![dir.display().to_string()]);
     }
+    let ours = [format!("data/{MAIN_FILE}"), format!("data/{METADATA_FILE}")];
     let mut extra = vec![];
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -81,7 +80,7 @@ fn foreign_entries(dir: &Path) -> Result<Vec<String>> {
             let rel = path.strip_prefix(dir).unwrap_or(&path).to_string_lossy().into_owned();
             if path.is_dir() && rel == "data" {
                 stack.push(path);
-            } else if !MINARI_FILES.contains(&rel.as_str()) {
+            } else if !ours.contains(&rel) {
                 extra.push(rel);
             }
         }
