@@ -7,6 +7,7 @@ mod reproduce;
 mod setup;
 mod slurm_local;
 mod slurm_test;
+mod suite_test;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -21,13 +22,16 @@ Commands:
                    into .deps/, and the parity test's venv .deps/parity-venv (idempotent;
                    offline once done)
   test [ARGS..]    setup, then `cargo test --workspace` (extra ARGS go to cargo test), then
-                   the Slurm launcher's tests when a local cluster is up (slurm-test)
+                   the quick suite shrunk to a few hundred steps (it must report beside its
+                   runs and leave the checkout unchanged), then the Slurm launcher's tests
+                   when a local cluster is up (slurm-test)
   lint             cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
   reproduce-d4rl   train and evaluate a suite of runs and write the table beside them
                    (`cargo xtask reproduce-d4rl --help`; quick suite by default)
   slurm-local up|down|env
                    a one-node Slurm cluster on 127.0.0.1 (Debian's packages, as root),
                    for the Slurm launcher's tests; `env` prints its SLURM_CONF
+  suite-test       the shrunk quick suite of `test` alone
   slurm-test       the Slurm launcher's tests against that cluster
 ";
 
@@ -54,9 +58,14 @@ fn run() -> Result<()> {
             setup::run(&project_root())?;
             setup::parity_venv(&project_root())?;
             cargo(&["test", "--workspace"], &rest)?;
+            suite_test::run(&project_root())?;
             slurm_test::run(&project_root())
         }
         "slurm-local" => slurm_local::run(&project_root(), &rest),
+        "suite-test" => {
+            setup::run(&project_root())?;
+            suite_test::run(&project_root())
+        }
         "slurm-test" => {
             setup::run(&project_root())?;
             slurm_test::run(&project_root())
