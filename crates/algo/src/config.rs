@@ -9,11 +9,20 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// Which method trains (`crate::agent::METHODS`).
+    pub algo: AlgoConfig,
     pub data: DataConfig,
     pub train: TrainConfig,
     pub actor: ActorConfig,
     pub critic: CriticConfig,
     pub eval: EvalConfig,
+}
+
+/// The method. `[actor]` and `[critic]` hold OFQL's networks and losses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlgoConfig {
+    pub name: String,
 }
 
 /// What to train on and where to evaluate.
@@ -112,6 +121,7 @@ pub struct EvalConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            algo: AlgoConfig { name: "ofql".into() },
             data: DataConfig {
                 dataset: String::new(),
                 env: String::new(),
@@ -165,6 +175,11 @@ impl Default for Config {
     }
 }
 
+impl Default for AlgoConfig {
+    fn default() -> Self {
+        Config::default().algo
+    }
+}
 impl Default for DataConfig {
     fn default() -> Self {
         Config::default().data
@@ -253,6 +268,7 @@ impl Config {
         const STEPS: u64 = 10_000_000_000;
         const SIZE: usize = 65_536;
         let (d, t, a, c, e) = (&self.data, &self.train, &self.actor, &self.critic, &self.eval);
+        one_of("algo.name", &self.algo.name, &crate::agent::METHODS)?;
         one_of("data.reward_norm", &d.reward_norm, &["return_range", "none"])?;
         within("data.reward_shift", d.reward_shift, (-1e6, false), 1e6)?;
         within("data.reward_scale", d.reward_scale, (0.0, true), 1e6)?;

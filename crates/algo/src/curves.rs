@@ -40,14 +40,17 @@ pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<
             "loss",
             true,
             vec![
-                series("critic", &|r| Some(r.losses.critic)),
-                series("MeanFlow (L_FBC)", &|r| Some(r.losses.flow)),
-            ],
+                series("critic", &|r| r.metrics.get("critic")),
+                series("MeanFlow (L_FBC)", &|r| r.metrics.get("flow")),
+            ]
+            .into_iter()
+            .filter(|s| !s.points.is_empty())
+            .collect(),
         ),
     )?;
     save(
         "curves_q.png",
-        chart("Q", "mean Q(s, a)", false, vec![series("Q1 on data", &|r| Some(r.losses.q_mean))]),
+        chart("Q", "mean Q(s, a)", false, vec![series("Q1 on data", &|r| r.metrics.get("q_mean"))]),
     )?;
     if rows.iter().any(|r| r.score_mean.is_some()) {
         save(

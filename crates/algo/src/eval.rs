@@ -9,21 +9,21 @@ use ofql_envs::{EnvId, Policy, ScoreRef, Version};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::agent::Ofql;
+use crate::agent::Agent;
 use crate::config::DataConfig;
 use crate::policy::{Protocol, select_actions};
 use crate::train::{EvalReport, Evaluator, PlainScore};
 
 /// The agent as a batch policy for the runner, with its own seeded noise.
 pub struct AgentPolicy<'a> {
-    agent: &'a Ofql,
+    agent: &'a dyn Agent,
     protocol: Protocol,
     rng: ChaCha8Rng,
     scratch: Vec<f32>,
 }
 
 impl<'a> AgentPolicy<'a> {
-    pub fn new(agent: &'a Ofql, protocol: Protocol, seed: u64) -> Self {
+    pub fn new(agent: &'a dyn Agent, protocol: Protocol, seed: u64) -> Self {
         AgentPolicy { agent, protocol, rng: ChaCha8Rng::seed_from_u64(seed), scratch: Vec::new() }
     }
 }
@@ -38,7 +38,7 @@ impl Policy for AgentPolicy<'_> {
     fn act(&mut self, obs: &[f32], n: usize, actions: &mut [f32]) -> Result<()> {
         self.scratch.clear();
         self.scratch.extend_from_slice(obs);
-        if let Some(norm) = &self.agent.obs_norm {
+        if let Some(norm) = self.agent.obs_norm() {
             norm.apply(&mut self.scratch);
         }
         let obs = Tensor::from_slice(&self.scratch, (n, self.agent.obs_dim()), &Device::Cpu)?;
@@ -61,7 +61,7 @@ pub struct EnvEvaluator {
 }
 
 impl EnvEvaluator {
-    pub fn evaluate_agent(&self, agent: &Ofql) -> Result<EvalReport> {
+    pub fn evaluate_agent(&self, agent: &dyn Agent) -> Result<EvalReport> {
         let mut report = self.evaluate_with(agent, self.protocol)?;
         if self.also_plain && self.protocol != Protocol::Plain {
             let plain = self.evaluate_with(agent, Protocol::Plain)?;
@@ -71,7 +71,7 @@ impl EnvEvaluator {
         Ok(report)
     }
 
-    fn evaluate_with(&self, agent: &Ofql, protocol: Protocol) -> Result<EvalReport> {
+    fn evaluate_with(&self, agent: &dyn Agent, protocol: Protocol) -> Result<EvalReport> {
         let mut policy = AgentPolicy::new(agent, protocol, self.runner.seed ^ 0xACE);
         let r = runner::evaluate(self.env, &mut policy, &self.runner, self.score)?;
         let returns: Vec<f64> = r.episodes.iter().map(|e| e.ret).collect();
@@ -91,7 +91,7 @@ impl EnvEvaluator {
 }
 
 impl Evaluator for EnvEvaluator {
-    fn evaluate(&mut self, agent: &Ofql) -> Result<EvalReport> {
+    fn evaluate(&mut self, agent: &dyn Agent) -> Result<EvalReport> {
         self.evaluate_agent(agent)
     }
 }

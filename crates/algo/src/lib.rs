@@ -1,7 +1,8 @@
-//! The OFQL agent: its configuration, the update (Algorithm 1), training and evaluation.
+//! Offline training: the methods, their configuration, the training loop and evaluation.
 //!
-//! - [`agent::Ofql::update`] is one iteration of the paper's Algorithm 1.
-//! - [`train::train`] runs it with metrics, checkpoints, evaluation and exact resume.
+//! - [`agent::Agent`] is the seam every method implements; [`agent::build`] makes one by name.
+//! - [`ofql::Ofql::iterate`] is one iteration of the paper's Algorithm 1.
+//! - [`train::train`] runs an agent with metrics, checkpoints, evaluation and exact resume.
 //! - [`policy`] and [`eval`] act with a trained agent in the simulator.
 
 pub mod agent;
@@ -10,12 +11,15 @@ pub mod config;
 pub mod curves;
 pub mod eval;
 pub mod generate;
+pub mod ofql;
 pub mod paper;
 pub mod policy;
 pub mod prepare;
 pub mod run_lock;
 pub mod sac;
+pub mod schedule;
 pub mod train;
 
-pub use agent::{Losses, Ofql};
+pub use agent::{Agent, Metrics};
 pub use config::Config;
+pub use ofql::{Losses, Ofql};

@@ -1,23 +1,22 @@
-//! Acting with a trained agent: the EMA actor sampled in one step, either plainly (one
-//! sample, noise temperature 1) or by the CleanDiffuser protocol the paper evaluates with
-//! (50 candidates at temperature 0.5, one drawn from softmax(w * min_i Q'_i(s, a_k))).
+//! Acting with a trained agent ([`Agent::act`]), either plainly (one sample, noise
+//! temperature 1) or by the CleanDiffuser protocol the paper evaluates with (50 candidates at
+//! temperature 0.5, one drawn from softmax(w * min_i Q'_i(s, a_k)), [`Agent::min_q`]).
 
 use anyhow::Result;
 use candle_core::{DType, Tensor};
-use ofql_flow::{clamp_actions, gaussian, one_step_sample};
-use ofql_nets::{CompiledDoubleQ, OneStepPolicy};
+use ofql_flow::gaussian;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::Ofql;
+use crate::agent::{Agent, CompiledActor, CompiledCritic};
 use crate::config::EvalConfig;
 use crate::prepare::ObsNorm;
 
-/// One observation in, one action out: the deployment path. The EMA actor compiled
-/// ([`OneStepPolicy`]) and, for the Q-softmax protocol, the target critics compiled
-/// ([`CompiledDoubleQ`]). For the same random stream it decides what
+/// One observation in, one action out: the deployment path. The agent's actor compiled
+/// ([`Agent::compile_actor`]) and, for the Q-softmax protocol, its critics compiled
+/// ([`Agent::compile_critic`]). For the same random stream it decides what
 /// `select_actions(.., protocol, ..)` decides for a batch of one, up to the order of float32
 /// sums, without tensors, graphs or allocations. With several threads the candidates are
 /// split between them (each has its own copy of the networks), so the result does not
@@ -35,11 +34,19 @@ pub struct Decider {
 }
 
 /// The compiled networks one thread scores its share of the candidates with.
-#[derive(Clone)]
 struct Lane {
-    policy: OneStepPolicy,
+    policy: Box<dyn CompiledActor>,
     /// Present for the Q-softmax protocol.
-    critic: Option<CompiledDoubleQ>,
+    critic: Option<Box<dyn CompiledCritic>>,
+}
+
+impl Clone for Lane {
+    fn clone(&self) -> Lane {
+        Lane {
+            policy: self.policy.boxed_clone(),
+            critic: self.critic.as_ref().map(|c| c.boxed_clone()),
+        }
+    }
 }
 
 /// A thread's lane with its noise rows, action rows and values.
@@ -49,31 +56,30 @@ type Share<'a> = (((&'a mut Lane, &'a [f32]), &'a mut [f32]), &'a mut [f32]);
 const MIN_CANDIDATES_PER_THREAD: usize = 16;
 
 impl Decider {
-    /// Compile the agent's EMA actor (and target critics) as they are now, to score the
-    /// candidates on rayon's threads (RAYON_NUM_THREADS, else the cores).
-    pub fn new(agent: &Ofql, protocol: Protocol) -> Result<Decider> {
+    /// Compile the agent's actor (and critics) as they are now, to score the candidates on
+    /// rayon's threads (RAYON_NUM_THREADS, else the cores).
+    pub fn new(agent: &dyn Agent, protocol: Protocol) -> Result<Decider> {
         Decider::with_threads(agent, protocol, rayon::current_num_threads())
     }
 
     /// As [`Decider::new`], on at most `threads` threads.
-    pub fn with_threads(agent: &Ofql, protocol: Protocol, threads: usize) -> Result<Decider> {
-        let policy = OneStepPolicy::new(&agent.actor_ema)?;
-        let (s, a) = (policy.obs_dim(), policy.act_dim());
+    pub fn with_threads(agent: &dyn Agent, protocol: Protocol, threads: usize) -> Result<Decider> {
+        let policy = agent.compile_actor()?;
+        let (s, a, width) = (agent.obs_dim(), agent.act_dim(), agent.noise_width());
         let (k, lane) = match protocol {
             Protocol::Plain => (1, Lane { policy, critic: None }),
             Protocol::CleanDiffuser { candidates, .. } => {
                 anyhow::ensure!(candidates > 0, "the Q-softmax protocol needs candidates >= 1");
-                let critic = CompiledDoubleQ::new(&agent.critic_target, a)?;
-                (candidates, Lane { policy, critic: Some(critic) })
+                (candidates, Lane { policy, critic: Some(agent.compile_critic()?) })
             }
         };
         let lanes = threads.clamp(1, k.div_ceil(MIN_CANDIDATES_PER_THREAD).max(1));
         Ok(Decider {
             protocol,
             lanes: vec![lane; lanes],
-            obs_norm: agent.obs_norm.clone(),
+            obs_norm: agent.obs_norm().cloned(),
             obs: vec![0.0; s],
-            noise: vec![0.0; k * a],
+            noise: vec![0.0; k * width],
             actions: vec![0.0; k * a],
             q: vec![0.0; k],
         })
@@ -102,6 +108,7 @@ impl Decider {
         }
         // Each thread: its candidates' actions (clamped) and min_i Q'_i.
         let (a, obs) = (action.len(), &self.obs);
+        let width = self.noise.len() / self.q.len();
         let per = self.q.len().div_ceil(self.lanes.len());
         let score = |(((lane, noise), acts), q): Share| {
             lane.policy.sample_many(obs, noise, acts);
@@ -114,10 +121,10 @@ impl Decider {
         };
         let (noise, acts, q) = (&self.noise, &mut self.actions, &mut self.q);
         if self.lanes.len() == 1 {
-            let lanes = self.lanes.iter_mut().zip(noise.chunks(per * a));
+            let lanes = self.lanes.iter_mut().zip(noise.chunks(per * width));
             lanes.zip(acts.chunks_mut(per * a)).zip(q.chunks_mut(per)).for_each(score);
         } else {
-            let lanes = self.lanes.par_iter_mut().zip(noise.par_chunks(per * a));
+            let lanes = self.lanes.par_iter_mut().zip(noise.par_chunks(per * width));
             lanes.zip(acts.par_chunks_mut(per * a)).zip(q.par_chunks_mut(per)).for_each(score);
         }
         for q in &mut self.q {
@@ -149,28 +156,27 @@ impl Protocol {
     }
 }
 
-/// Actions in [-1, 1] for a batch of observations `obs` (n, obs_dim).
+/// Actions in [-1, 1] for a batch of (normalised) observations `obs` (n, obs_dim).
 pub fn select_actions<R: Rng>(
-    agent: &Ofql,
+    agent: &dyn Agent,
     obs: &Tensor,
     protocol: Protocol,
     rng: &mut R,
 ) -> Result<Tensor> {
     let (n, obs_dim) = obs.dims2()?;
-    let act_dim = agent.actor_ema.config().act_dim;
+    let width = agent.noise_width();
     let dev = obs.device().clone();
     match protocol {
         Protocol::Plain => {
-            let noise = gaussian(rng, n, act_dim, 1.0, DType::F32, &dev)?;
-            Ok(clamp_actions(&one_step_sample(&agent.actor_ema, obs, &noise)?, -1.0, 1.0)?)
+            let noise = gaussian(rng, n, width, 1.0, DType::F32, &dev)?;
+            agent.act(obs, &noise)
         }
         Protocol::CleanDiffuser { candidates: k, temperature, q_weight } => {
             // Row i of obs becomes rows i*k .. i*k+k-1.
             let obs_k = obs.unsqueeze(1)?.repeat((1, k, 1))?.reshape((n * k, obs_dim))?;
-            let noise = gaussian(rng, n * k, act_dim, temperature, DType::F32, &dev)?;
-            let acts =
-                clamp_actions(&one_step_sample(&agent.actor_ema, &obs_k, &noise)?, -1.0, 1.0)?;
-            let q = agent.critic_target.min(&obs_k, &acts)?.reshape((n, k))?;
+            let noise = gaussian(rng, n * k, width, temperature, DType::F32, &dev)?;
+            let acts = agent.act(&obs_k, &noise)?;
+            let q = agent.min_q(&obs_k, &acts)?.reshape((n, k))?;
             let logits = (q * q_weight)?;
             let choice = sample_rows(&logits, rng)?;
             let idx: Vec<u32> =

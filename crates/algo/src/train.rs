@@ -1,4 +1,4 @@
-//! The training loop around [`Ofql::update`]: metrics, periodic evaluation, checkpoints,
+//! The training loop around [`Agent::update`]: metrics, periodic evaluation, checkpoints,
 //! exact resume, the divergence guard and a cooperative stop (Ctrl-C).
 //!
 //! A run directory holds `config.toml`, `metrics.jsonl` (one JSON object per logged step or
@@ -20,7 +20,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{Losses, Ofql};
+use crate::agent::{Agent, Metrics};
 use crate::config::Config;
 use crate::prepare::{ObsNorm, RewardTransform};
 use crate::run_lock::RunLock;
@@ -49,13 +49,13 @@ pub struct PlainScore {
 /// Evaluates an agent (in the simulator, for example). Optional: a dataset without a
 /// simulator trains without evaluation.
 pub trait Evaluator {
-    fn evaluate(&mut self, agent: &Ofql) -> Result<EvalReport>;
+    fn evaluate(&mut self, agent: &dyn Agent) -> Result<EvalReport>;
 }
 
 /// Progress callbacks, so that the caller (the CLI) draws bars and logs; this crate prints
 /// nothing.
 pub trait Observer {
-    fn on_step(&mut self, _step: u64, _total: u64, _losses: &Losses) {}
+    fn on_step(&mut self, _step: u64, _total: u64, _metrics: &Metrics) {}
     fn on_eval(&mut self, _step: u64, _report: &EvalReport) {}
     fn message(&mut self, _text: &str) {}
 }
@@ -68,8 +68,9 @@ impl Observer for Silent {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsRow {
     pub step: u64,
+    /// What the update measured, by name (the method's own).
     #[serde(flatten)]
-    pub losses: Losses,
+    pub metrics: Metrics,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score_mean: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,7 +85,7 @@ pub struct MetricsRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub steps: u64,
-    pub final_losses: Losses,
+    pub final_losses: Metrics,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score_mean: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,13 +129,11 @@ impl RunDir {
     }
 }
 
-/// What to train: the config and the data prepared for it.
+/// The data an agent trains on, prepared for it (see `prepare`). The agent carries the
+/// normalisation of the buffer's observations.
 pub struct Job<'a> {
-    pub cfg: &'a Config,
     pub buffer: &'a ReplayBuffer,
-    /// The normalisation applied to the buffer's observations, if any (see `prepare`).
-    pub obs_norm: Option<ObsNorm>,
-    /// What was done to the buffer's rewards (see `prepare`).
+    /// What was done to the buffer's rewards.
     pub rewards: RewardTransform,
 }
 
@@ -181,9 +180,11 @@ impl DataRecord {
     }
 }
 
-/// Train `job`, writing into `out`. With `resume`, continue the run in `out` from its last
-/// checkpoint (the config must be the one saved there, except `train.steps`).
+/// Train a fresh `agent` (see [`crate::agent::build`]) on `job` with the agent's config,
+/// writing into `out`. With `resume`, continue the run in `out` from its last checkpoint
+/// (the config must be the one saved there, except `train.steps`).
 pub fn train(
+    agent: &mut dyn Agent,
     job: Job,
     out: &Path,
     resume: bool,
@@ -191,19 +192,27 @@ pub fn train(
     stop: &AtomicBool,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
-    let Job { cfg, buffer, obs_norm, rewards } = job;
-    let record = DataRecord { rewards, obs_norm: obs_norm.clone() };
+    let Job { buffer, rewards } = job;
+    let cfg = &agent.config().clone();
+    let record = DataRecord { rewards, obs_norm: agent.obs_norm().cloned() };
     let dir = RunDir::new(out);
     let t = buffer.transitions();
-    let mut agent = Ofql::new(cfg, t.obs_dim, t.act_dim, &Device::Cpu)?;
-    agent.obs_norm = obs_norm;
+    if (t.obs_dim, t.act_dim) != (agent.obs_dim(), agent.act_dim()) {
+        bail!(
+            "the agent is built for obs_dim {} / act_dim {}, the data has {} / {}",
+            agent.obs_dim(),
+            agent.act_dim(),
+            t.obs_dim,
+            t.act_dim
+        );
+    }
     // Batches are drawn from their own generator so that they do not depend on how many
     // random numbers an update consumes.
     let mut sampler = ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5EED_BA7C);
     let mut best_score: Option<f64> = None;
     // The losses reported at the end: those of the last step taken, also when a resumed run
     // has no step left to take.
-    let mut losses = Losses::default();
+    let mut losses = Metrics::default();
 
     // One process per run folder: the lock is released by the kernel when this one ends,
     // however it ends.
@@ -258,32 +267,28 @@ pub fn train(
     let started = Instant::now();
     let first_step = agent.step();
     let mut last_eval: Option<EvalReport> = None;
-    let save = |agent: &Ofql, sampler: &ChaCha8Rng, best: Option<f64>, path: &Path| -> Result<()> {
-        let mut ck = agent.checkpoint()?;
-        ck.set_json("sampler_rng", sampler)?;
-        ck.set_json("best_score", &best)?;
-        ck.set_json("data", &record)?;
-        ck.save(path).with_context(|| format!("cannot write checkpoint {}", path.display()))
-    };
+    let save =
+        |agent: &dyn Agent, sampler: &ChaCha8Rng, best: Option<f64>, path: &Path| -> Result<()> {
+            let mut ck = agent.checkpoint()?;
+            ck.set_json("sampler_rng", sampler)?;
+            ck.set_json("best_score", &best)?;
+            ck.set_json("data", &record)?;
+            ck.save(path).with_context(|| format!("cannot write checkpoint {}", path.display()))
+        };
 
     while agent.step() < total {
         if stop.load(Ordering::Relaxed) {
-            save(&agent, &sampler, best_score, &dir.last())?;
+            save(agent, &sampler, best_score, &dir.last())?;
             observer.message(&format!("stopped at step {}; resume with --resume", agent.step()));
-            return Ok(summary(&agent, losses, &last_eval, best_score, started, first_step, true));
+            return Ok(summary(agent, losses, &last_eval, best_score, started, first_step, true));
         }
         let batch = buffer.sample(cfg.train.batch_size, &mut sampler)?;
         losses = agent.update(&batch)?;
         let step = agent.step();
         if !losses.all_finite() {
             bail!(
-                "training diverged at step {step}: critic loss {}, flow loss {}, Q term {}, \
-                 mean Q {}. {} (lower the learning rates, eta or grad_norm, then resume or \
-                 restart)",
-                losses.critic,
-                losses.flow,
-                losses.q,
-                losses.q_mean,
+                "training diverged at step {step}: {losses}. {} (lower the learning rates, eta \
+                 or grad_norm, then resume or restart)",
                 if dir.last().is_file() {
                     format!("The last good checkpoint is {}", dir.last().display())
                 } else {
@@ -297,7 +302,7 @@ pub fn train(
             && (step.is_multiple_of(cfg.train.eval_every) || step == total);
         let mut row = MetricsRow {
             step,
-            losses,
+            metrics: losses.clone(),
             score_mean: None,
             score_std: None,
             plain_score_mean: None,
@@ -305,7 +310,7 @@ pub fn train(
             wall_seconds: started.elapsed().as_secs_f64(),
         };
         if let (true, Some(ev)) = (eval_now, evaluator.as_deref_mut()) {
-            let report = ev.evaluate(&agent)?;
+            let report = ev.evaluate(agent)?;
             observer.on_eval(step, &report);
             row.score_mean = Some(report.score_mean);
             row.score_std = Some(report.score_std);
@@ -313,7 +318,7 @@ pub fn train(
             row.plain_score_std = report.plain.map(|p| p.score_std);
             if best_score.is_none_or(|b| report.score_mean > b) {
                 best_score = Some(report.score_mean);
-                save(&agent, &sampler, best_score, &dir.best())?;
+                save(agent, &sampler, best_score, &dir.best())?;
             }
             last_eval = Some(report);
         }
@@ -322,15 +327,15 @@ pub fn train(
         }
         if step.is_multiple_of(cfg.train.checkpoint_every) || step == total {
             metrics.flush()?;
-            save(&agent, &sampler, best_score, &dir.last())?;
+            save(agent, &sampler, best_score, &dir.last())?;
         }
     }
-    Ok(summary(&agent, losses, &last_eval, best_score, started, first_step, false))
+    Ok(summary(agent, losses, &last_eval, best_score, started, first_step, false))
 }
 
 fn summary(
-    agent: &Ofql,
-    losses: Losses,
+    agent: &dyn Agent,
+    losses: Metrics,
     last_eval: &Option<EvalReport>,
     best_score: Option<f64>,
     started: Instant,
@@ -379,14 +384,14 @@ fn check_same_data(ck: &Checkpoint, now: &DataRecord, out: &Path) -> Result<()> 
 /// Drop metrics rows past `step` (written after the checkpoint a resumed run restarts from),
 /// so the file reads as one uninterrupted run. The new file replaces the old one whole.
 /// Returns the losses of the last row kept.
-fn truncate_metrics(path: &Path, step: u64) -> Result<Option<Losses>> {
+fn truncate_metrics(path: &Path, step: u64) -> Result<Option<Metrics>> {
     let rows = read_metrics(path)?;
     let tmp = path.with_extension("jsonl.tmp");
     let mut f = File::create(&tmp)?;
     let mut last = None;
     for row in rows.into_iter().filter(|r| r.step <= step) {
         writeln!(f, "{}", serde_json::to_string(&row)?)?;
-        last = Some(row.losses);
+        last = Some(row.metrics.clone());
     }
     f.sync_all()?;
     fs::rename(&tmp, path)?;

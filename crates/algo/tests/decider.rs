@@ -28,13 +28,14 @@ fn q_softmax_decider_matches_select_actions() {
 
 fn decider_matches_select_actions(protocol: Protocol, threads: usize) {
     let (d, a) = (17, 6);
-    let mut agent = Ofql::new(&Config::default(), d, a, &Device::Cpu).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let norm = ObsNorm {
         mean: (0..d).map(|_| rng.random_range(-1.0..1.0)).collect(),
         std: (0..d).map(|_| rng.random_range(0.5..2.0)).collect(),
     };
-    agent.obs_norm = Some(norm.clone());
+    let agent = Ofql::new(&Config::default(), d, a, &Device::Cpu)
+        .unwrap()
+        .with_obs_norm(Some(norm.clone()));
     let mut decider = Decider::with_threads(&agent, protocol, threads).unwrap();
     let mut clamped = 0;
     for seed in 0..20 {

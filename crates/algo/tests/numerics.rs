@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use ofql_algo::{Config, Ofql};
+use ofql_algo::{Agent, Config, Ofql};
 use ofql_data::replay::Batch;
 use ofql_nets::NamedVars;
 use rand::{Rng, SeedableRng};
@@ -78,7 +78,7 @@ fn run(max_q_backup: bool, threads: usize) -> Record {
     let mut rng = ChaCha8Rng::seed_from_u64(17);
     let losses = (0..STEPS)
         .map(|_| {
-            let l = agent.update(&batch(&mut rng, cfg.train.batch_size)).unwrap();
+            let l = agent.iterate(&batch(&mut rng, cfg.train.batch_size)).unwrap();
             [l.critic, l.flow, l.q, l.actor, l.q_mean, l.critic_grad_norm, l.actor_grad_norm]
         })
         .collect();

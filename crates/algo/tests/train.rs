@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use candle_core::{Device, Tensor};
 use ofql_algo::policy::{Protocol, select_actions};
 use ofql_algo::prepare::RewardTransform;
-use ofql_algo::train::{Job, Observer, Silent, read_metrics, train};
-use ofql_algo::{Config, Losses, Ofql};
+use std::path::Path;
+
+use ofql_algo::train::{Job, Observer, Silent, Summary, read_metrics, train};
+use ofql_algo::{Agent, Config, Losses, Metrics, Ofql, agent};
 use ofql_data::{ReplayBuffer, Transitions};
 use ofql_envs::{Env, EnvId};
 use ofql_nets::Checkpoint;
@@ -56,8 +58,19 @@ fn small_config(steps: u64) -> Config {
     c
 }
 
-fn job<'a>(cfg: &'a Config, buffer: &'a ReplayBuffer) -> Job<'a> {
-    Job { cfg, buffer, obs_norm: None, rewards: RewardTransform::raw() }
+/// A fresh agent of `cfg` trained on `buffer` (raw data) into `out`.
+fn train_run(
+    cfg: &Config,
+    buffer: &ReplayBuffer,
+    out: &Path,
+    resume: bool,
+    stop: &AtomicBool,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<Summary> {
+    let t = buffer.transitions();
+    let mut agent = agent::build(cfg, t.obs_dim, t.act_dim, None, &Device::Cpu)?;
+    let job = Job { buffer, rewards: RewardTransform::raw() };
+    train(agent.as_mut(), job, out, resume, None, stop, observer)
 }
 
 fn run_updates(cfg: &Config, buffer: &ReplayBuffer, steps: usize) -> Vec<Losses> {
@@ -66,7 +79,7 @@ fn run_updates(cfg: &Config, buffer: &ReplayBuffer, steps: usize) -> Vec<Losses>
             .unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     (0..steps)
-        .map(|_| agent.update(&buffer.sample(cfg.train.batch_size, &mut rng).unwrap()).unwrap())
+        .map(|_| agent.iterate(&buffer.sample(cfg.train.batch_size, &mut rng).unwrap()).unwrap())
         .collect()
 }
 
@@ -74,7 +87,7 @@ fn run_updates(cfg: &Config, buffer: &ReplayBuffer, steps: usize) -> Vec<Losses>
 fn few_hundred_steps_finite_and_flow_loss_falls() {
     let buffer = ReplayBuffer::new(random_transitions());
     let losses = run_updates(&small_config(300), &buffer, 300);
-    assert!(losses.iter().all(Losses::all_finite));
+    assert!(losses.iter().all(|l| l.metrics().all_finite()));
     let mean = |s: &[Losses]| s.iter().map(|l| l.flow).sum::<f64>() / s.len() as f64;
     let (first, last) = (mean(&losses[..30]), mean(&losses[270..]));
     assert!(last < 0.8 * first, "MeanFlow loss did not fall: {first} -> {last}");
@@ -106,19 +119,19 @@ fn checkpoint_round_trip_gives_identical_actions_and_next_step() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.safetensors");
     agent.checkpoint().unwrap().save(&path).unwrap();
-    let mut loaded =
-        Ofql::from_checkpoint(&Checkpoint::load(&path, &Device::Cpu).unwrap(), &Device::Cpu)
-            .unwrap();
+    let ck = Checkpoint::load(&path, &Device::Cpu).unwrap();
+    assert_eq!(agent::checkpoint_method(&ck), "ofql");
+    let mut loaded = agent::from_checkpoint(&ck, &Device::Cpu).unwrap();
     assert_eq!(loaded.step(), 25);
 
     let obs =
         Tensor::from_slice(&t.observations[..5 * t.obs_dim], (5, t.obs_dim), &Device::Cpu).unwrap();
     let protocol = Protocol::CleanDiffuser { candidates: 8, temperature: 0.5, q_weight: 50.0 };
-    let act = |agent: &Ofql| {
+    let act = |agent: &dyn Agent| {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         select_actions(agent, &obs, protocol, &mut rng).unwrap().to_vec2::<f32>().unwrap()
     };
-    assert_eq!(act(&agent), act(&loaded));
+    assert_eq!(act(&agent), act(loaded.as_ref()));
     let batch = buffer.sample(64, &mut rng).unwrap();
     assert_eq!(agent.update(&batch).unwrap(), loaded.update(&batch).unwrap());
 }
@@ -126,7 +139,7 @@ fn checkpoint_round_trip_gives_identical_actions_and_next_step() {
 /// Sets the stop flag once the given step has been taken, as Ctrl-C would.
 struct StopAt<'a>(u64, &'a AtomicBool);
 impl Observer for StopAt<'_> {
-    fn on_step(&mut self, step: u64, _total: u64, _losses: &Losses) {
+    fn on_step(&mut self, step: u64, _total: u64, _metrics: &Metrics) {
         if step == self.0 {
             self.1.store(true, Ordering::Relaxed);
         }
@@ -140,18 +153,18 @@ fn resume_after_stop_matches_the_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let never = AtomicBool::new(false);
-    let full = train(job(&cfg, &buffer), &a, false, None, &never, &mut Silent).unwrap();
+    let full = train_run(&cfg, &buffer, &a, false, &never, &mut Silent).unwrap();
     assert_eq!(full.steps, 50);
     assert!(!full.interrupted);
 
     let stop = AtomicBool::new(false);
-    let part = train(job(&cfg, &buffer), &b, false, None, &stop, &mut StopAt(23, &stop)).unwrap();
+    let part = train_run(&cfg, &buffer, &b, false, &stop, &mut StopAt(23, &stop)).unwrap();
     assert!(part.interrupted);
     assert_eq!(part.steps, 23);
     // A second start without --resume must refuse to overwrite the run.
-    let err = train(job(&cfg, &buffer), &b, false, None, &never, &mut Silent).unwrap_err();
+    let err = train_run(&cfg, &buffer, &b, false, &never, &mut Silent).unwrap_err();
     assert!(format!("{err:#}").contains("--resume"), "{err:#}");
-    let rest = train(job(&cfg, &buffer), &b, true, None, &never, &mut Silent).unwrap();
+    let rest = train_run(&cfg, &buffer, &b, true, &never, &mut Silent).unwrap();
     assert_eq!(rest.steps, 50);
 
     let (ra, rb) = (
@@ -161,13 +174,13 @@ fn resume_after_stop_matches_the_uninterrupted_run() {
     assert_eq!(ra.len(), 50);
     assert_eq!(rb.len(), 50);
     for (x, y) in ra.iter().zip(&rb) {
-        assert_eq!((x.step, x.losses), (y.step, y.losses), "step {}", x.step);
+        assert_eq!((x.step, &x.metrics), (y.step, &y.metrics), "step {}", x.step);
     }
 
     // Resuming with a different config (other than train.steps) is refused.
     let mut changed = cfg.clone();
     changed.actor.eta = 0.5;
-    let err = train(job(&changed, &buffer), &b, true, None, &never, &mut Silent).unwrap_err();
+    let err = train_run(&changed, &buffer, &b, true, &never, &mut Silent).unwrap_err();
     assert!(format!("{err:#}").contains("differs"), "{err:#}");
 }
 
@@ -179,8 +192,8 @@ fn divergence_stops_with_the_step_and_keeps_the_last_checkpoint() {
     let buffer = ReplayBuffer::new(t);
     let dir = tempfile::tempdir().unwrap();
     let never = AtomicBool::new(false);
-    let err = train(job(&small_config(20), &buffer), dir.path(), false, None, &never, &mut Silent)
-        .unwrap_err();
+    let err =
+        train_run(&small_config(20), &buffer, dir.path(), false, &never, &mut Silent).unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("diverged at step 1"), "{msg}");
     // Step 1 comes before the first checkpoint: the message must not name one.
@@ -220,7 +233,7 @@ fn run_folders_are_never_overwritten_or_shared() {
     let foreign = dir.path().join("mine");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "keep me").unwrap();
-    let err = train(job(&cfg, &buffer), &foreign, false, None, &never, &mut Silent).unwrap_err();
+    let err = train_run(&cfg, &buffer, &foreign, false, &never, &mut Silent).unwrap_err();
     assert!(format!("{err:#}").contains("not a run folder"), "{err:#}");
     assert_eq!(snapshot(&foreign).len(), 1);
     assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "keep me");
@@ -228,14 +241,14 @@ fn run_folders_are_never_overwritten_or_shared() {
     // A run, stopped at step 15 (checkpoints every 10 steps).
     let run = dir.path().join("run");
     let stop = AtomicBool::new(false);
-    train(job(&cfg, &buffer), &run, false, None, &stop, &mut StopAt(15, &stop)).unwrap();
+    train_run(&cfg, &buffer, &run, false, &stop, &mut StopAt(15, &stop)).unwrap();
     let before = snapshot(&run);
 
     // Resume with an edited config: refused by comparison with the checkpoint's own config
     // (the run's config.toml is what the CLI reads, so it cannot be the reference).
     let mut edited = cfg.clone();
     edited.critic.gamma = 0.9;
-    let err = train(job(&edited, &buffer), &run, true, None, &never, &mut Silent).unwrap_err();
+    let err = train_run(&edited, &buffer, &run, true, &never, &mut Silent).unwrap_err();
     assert!(format!("{err:#}").contains("critic.gamma: 0.99 -> 0.9"), "{err:#}");
     assert_eq!(snapshot(&run), before, "a refused resume changed the run folder");
 
@@ -244,7 +257,7 @@ fn run_folders_are_never_overwritten_or_shared() {
     let kept = dir.path().join("last.kept");
     std::fs::rename(&last, &kept).unwrap();
     let without = snapshot(&run);
-    let err = train(job(&cfg, &buffer), &run, true, None, &never, &mut Silent).unwrap_err();
+    let err = train_run(&cfg, &buffer, &run, true, &never, &mut Silent).unwrap_err();
     assert!(format!("{err:#}").contains("no checkpoint/last.safetensors"), "{err:#}");
     assert_eq!(snapshot(&run), without, "a refused resume changed the run folder");
     std::fs::rename(&kept, &last).unwrap();
@@ -253,9 +266,9 @@ fn run_folders_are_never_overwritten_or_shared() {
     // lock is gone when the holder ends.
     let lock = std::fs::OpenOptions::new().write(true).open(run.join(".lock")).unwrap();
     lock.lock().unwrap();
-    let err = train(job(&cfg, &buffer), &run, true, None, &never, &mut Silent).unwrap_err();
+    let err = train_run(&cfg, &buffer, &run, true, &never, &mut Silent).unwrap_err();
     assert!(format!("{err:#}").contains("in use by another ofql process"), "{err:#}");
     drop(lock);
-    let done = train(job(&cfg, &buffer), &run, true, None, &never, &mut Silent).unwrap();
+    let done = train_run(&cfg, &buffer, &run, true, &never, &mut Silent).unwrap();
     assert_eq!(done.steps, 30);
 }

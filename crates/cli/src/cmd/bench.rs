@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 use clap::Args;
 use ofql_algo::policy::{Decider, Protocol, select_actions};
-use ofql_algo::{Config, Ofql};
+use ofql_algo::{Config, agent};
 use ofql_data::{NextObs, ReplayBuffer, Transitions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -158,7 +158,7 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
     let mut cfg = Config::default();
     cfg.train.steps = 1_000_000;
     let buffer = ReplayBuffer::new(random_transitions(100_000));
-    let mut agent = Ofql::new(&cfg, OBS, ACT, &dev)?;
+    let mut agent = agent::build(&cfg, OBS, ACT, None, &dev)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
 
     for _ in 0..10 {
@@ -176,11 +176,11 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
         Protocol::CleanDiffuser { candidates: 50, temperature: 0.5, q_weight: 50.0 };
     let mut through_tensors = |protocol: Protocol| -> Result<f64> {
         for _ in 0..50 {
-            select_actions(&agent, &obs, protocol, &mut rng)?;
+            select_actions(agent.as_ref(), &obs, protocol, &mut rng)?;
         }
         let t0 = Instant::now();
         for _ in 0..args.decisions {
-            select_actions(&agent, &obs, protocol, &mut rng)?.to_vec2::<f32>()?;
+            select_actions(agent.as_ref(), &obs, protocol, &mut rng)?.to_vec2::<f32>()?;
         }
         Ok(t0.elapsed().as_secs_f64() / args.decisions as f64)
     };
@@ -188,7 +188,7 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
     let decision50_tensor = through_tensors(cleandiffuser)?;
     // The compiled path is timed over more decisions: a plain one takes microseconds.
     let compiled = |protocol: Protocol, reps: usize, rng: &mut ChaCha8Rng| -> Result<f64> {
-        let mut decider = Decider::new(&agent, protocol)?;
+        let mut decider = Decider::new(agent.as_ref(), protocol)?;
         let mut action = [0f32; ACT];
         for _ in 0..reps / 10 {
             decider.act(&obs_row, rng, &mut action);

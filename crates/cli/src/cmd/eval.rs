@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
-use ofql_algo::Ofql;
+use ofql_algo::agent;
 use ofql_algo::eval::{EnvEvaluator, d4rl_reference, eval_env};
 use ofql_algo::policy::Protocol;
 use ofql_algo::train::RunDir;
@@ -86,8 +86,8 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
     }
     let ck = Checkpoint::load(&file, &Device::Cpu)
         .with_context(|| format!("cannot load checkpoint {}", file.display()))?;
-    let agent = Ofql::from_checkpoint(&ck, &Device::Cpu)
-        .with_context(|| format!("{} is not an OFQL checkpoint", file.display()))?;
+    let agent = agent::from_checkpoint(&ck, &Device::Cpu)
+        .with_context(|| format!("{} is not a checkpoint of a run", file.display()))?;
     let cfg = agent.config().clone();
 
     // The environment the run trained for (its data.env, or the one its dataset implies).
@@ -131,7 +131,7 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
         also_plain: false,
     };
     eprintln!("{id}: {episodes} episodes of {} (step {})", file.display(), agent.step());
-    let r = evaluator.evaluate_agent(&agent)?;
+    let r = evaluator.evaluate_agent(agent.as_ref())?;
     let report = EvalOutput {
         checkpoint: file,
         step: agent.step(),

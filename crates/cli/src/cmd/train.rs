@@ -1,10 +1,12 @@
-//! `ofql train`: train OFQL on an offline dataset, evaluating in MuJoCo as it goes.
+//! `ofql train`: train a method (OFQL by default, `[algo] name`) on an offline dataset,
+//! evaluating in MuJoCo as it goes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
+use candle_core::Device;
 use clap::Args;
 use ofql_algo::curves::write_curves;
 use ofql_algo::eval::{EnvEvaluator, d4rl_reference, eval_env};
@@ -13,7 +15,7 @@ use ofql_algo::prepare::{RewardTransform, prepare};
 use ofql_algo::train::{
     EvalReport, Evaluator, Job, Observer, RunDir, Summary, read_metrics, train,
 };
-use ofql_algo::{Config, Losses};
+use ofql_algo::{Config, Metrics, agent};
 use ofql_envs::EvalConfig as RunnerConfig;
 use serde::Serialize;
 
@@ -131,13 +133,10 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
     .context("cannot install the Ctrl-C handler")?;
 
     let mut bar = Bar::new(cfg.train.steps);
-    let job = Job {
-        cfg: &cfg,
-        buffer: &data.buffer,
-        obs_norm: data.obs_norm.clone(),
-        rewards: data.rewards.clone(),
-    };
+    let mut agent = agent::build(&cfg, t.obs_dim, t.act_dim, data.obs_norm.clone(), &Device::Cpu)?;
+    let job = Job { buffer: &data.buffer, rewards: data.rewards.clone() };
     let summary = train(
+        agent.as_mut(),
         job,
         &dir,
         resume,
@@ -238,17 +237,14 @@ impl Bar {
 }
 
 impl Observer for Bar {
-    fn on_step(&mut self, step: u64, total: u64, l: &Losses) {
+    fn on_step(&mut self, step: u64, total: u64, m: &Metrics) {
         if step.is_multiple_of(50) {
-            self.progress.bar.set_message(format!(
-                "critic {:.3} flow {:.4} Q {:.1}",
-                l.critic, l.flow, l.q_mean
-            ));
+            self.progress.bar.set_message(m.headline(3));
         }
         let score = self.last_score;
         self.progress.step(step, total, || {
             let score = score.map(|s| format!(", last score {s:.1}")).unwrap_or_default();
-            format!("critic {:.3} flow {:.4} Q {:.1}{score}", l.critic, l.flow, l.q_mean)
+            format!("{}{score}", m.headline(3))
         });
     }
     fn on_eval(&mut self, step: u64, r: &EvalReport) {
@@ -270,14 +266,12 @@ impl Observer for Bar {
 fn text(r: &TrainReport, resumed: bool) -> String {
     let s = &r.summary;
     let mut t = format!(
-        "{} {} steps in {} ({:.1} steps/s)\nlosses: critic {:.4}, MeanFlow {:.4}, Q term {:.4}",
+        "{} {} steps in {} ({:.1} steps/s)\nlast update: {}",
         if resumed { "resumed run reached" } else { "trained" },
         s.steps,
         r.out.display(),
         s.steps_per_second,
-        s.final_losses.critic,
-        s.final_losses.flow,
-        s.final_losses.q
+        s.final_losses.headline(5)
     );
     if let (Some(m), Some(sd)) = (s.score_mean, s.score_std) {
         t.push_str(&format!("\nscore (last) {m:.1} +- {sd:.1}"));

@@ -1,0 +1,471 @@
+//! OFQL, the paper's Algorithm 1, in DQL's order (critic first).
+//!
+//! One call of [`Ofql::iterate`] is one training iteration on one batch:
+//! 1. draw: every random number of the iteration, in one order;
+//! 2. critic step: a' from the EMA actor in one step, clipped double-Q target, Adam step, then
+//!    the Polyak step of the target critics (every `target_every` steps);
+//! 3. actor step: MeanFlow loss + eta * DQL's normalised Q term, Adam step;
+//! 4. target step: the EMA actor every `ema_every` steps.
+//!
+//! All randomness (noise, (t, r), the head of the Q term) comes from one seeded ChaCha
+//! generator owned by the agent, so a seed fixes the run and a checkpoint can resume it.
+//! How the steps share two threads is [`crate::schedule`]'s business.
+
+use anyhow::{Context, Result, bail};
+use candle_core::backprop::GradStore;
+use candle_core::{D, DType, Device, Tensor};
+use ofql_data::replay::Batch;
+use ofql_flow::{
+    MeanFlowConfig, MeanFlowDraw, clamp_actions, gaussian, meanflow_sq_error, one_step_sample,
+};
+use ofql_nets::{
+    Adam, AdamConfig, Checkpoint, CompiledDoubleQ, DoubleQ, NamedVars, OneStepPolicy,
+    VelocityConfig, VelocityNet, copy_params, cosine_lr, ema_update, soft_update,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{Agent, CompiledActor, CompiledCritic, Metrics, check_method};
+use crate::config::{Config, CriticConfig};
+use crate::prepare::ObsNorm;
+use crate::schedule::{self, Shards, add_all, rows_of};
+
+/// The numbers one iteration reports (all from the batch it trained on).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Losses {
+    pub critic: f64,
+    /// L_FBC, the MeanFlow behaviour-cloning loss.
+    pub flow: f64,
+    /// DQL's normalised Q term (before eta).
+    pub q: f64,
+    pub actor: f64,
+    /// Mean of Q_1(s, a) on the dataset actions.
+    pub q_mean: f64,
+    /// Global gradient norms before clipping.
+    pub critic_grad_norm: f64,
+    pub actor_grad_norm: f64,
+    pub actor_lr: f64,
+    pub critic_lr: f64,
+}
+
+impl Losses {
+    /// By name; the first three are a progress line's (critic, flow, Q).
+    pub fn metrics(&self) -> Metrics {
+        let named = [
+            ("critic", self.critic),
+            ("flow", self.flow),
+            ("q_mean", self.q_mean),
+            ("q", self.q),
+            ("actor", self.actor),
+            ("critic_grad_norm", self.critic_grad_norm),
+            ("actor_grad_norm", self.actor_grad_norm),
+            ("actor_lr", self.actor_lr),
+            ("critic_lr", self.critic_lr),
+        ];
+        Metrics(named.iter().map(|&(k, v)| (k.to_string(), v)).collect())
+    }
+}
+
+pub struct Ofql {
+    cfg: Config,
+    pub actor: VelocityNet,
+    pub actor_ema: VelocityNet,
+    pub critic: DoubleQ,
+    pub critic_target: DoubleQ,
+    actor_opt: Adam,
+    critic_opt: Adam,
+    rng: ChaCha8Rng,
+    step: u64,
+    obs_dim: usize,
+    act_dim: usize,
+    device: Device,
+    /// Set when the data was normalised: the policy normalises what it observes the same way.
+    obs_norm: Option<ObsNorm>,
+    /// Threads (batch shards) per iteration.
+    threads: usize,
+}
+
+impl Ofql {
+    /// Fresh networks, initialised from `cfg.train.seed`.
+    pub fn new(cfg: &Config, obs_dim: usize, act_dim: usize, device: &Device) -> Result<Ofql> {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed);
+        let vcfg = VelocityConfig {
+            obs_dim,
+            act_dim,
+            hidden: cfg.actor.hidden,
+            layers: cfg.actor.layers,
+            time_scale: cfg.actor.time_scale,
+            ..VelocityConfig::default()
+        };
+        let actor = VelocityNet::new(&vcfg, DType::F32, device, &mut rng)?;
+        let actor_ema = actor.deep_clone()?;
+        let (c, hidden) = (&cfg.critic, cfg.critic.hidden);
+        let critic = DoubleQ::new(obs_dim, act_dim, hidden, 3, DType::F32, device, &mut rng)?;
+        let critic_target = critic.deep_clone()?;
+        let adam = |lr| AdamConfig { lr, ..AdamConfig::default() };
+        let actor_opt = Adam::new(actor.prefixed_vars("actor"), adam(cfg.actor.lr))?;
+        let critic_opt = Adam::new(critic.prefixed_vars("critic"), adam(c.lr))?;
+        Ok(Ofql {
+            cfg: cfg.clone(),
+            actor,
+            actor_ema,
+            critic,
+            critic_target,
+            actor_opt,
+            critic_opt,
+            rng,
+            step: 0,
+            obs_dim,
+            act_dim,
+            device: device.clone(),
+            obs_norm: None,
+            threads: candle_core::utils::get_num_threads(),
+        })
+    }
+
+    /// The agent for data whose observations were normalised with `obs_norm`.
+    pub fn with_obs_norm(mut self, obs_norm: Option<ObsNorm>) -> Ofql {
+        self.obs_norm = obs_norm;
+        self
+    }
+
+    /// One iteration of Algorithm 1 on `batch`: draw the randomness, a critic step, an actor
+    /// step, a target step.
+    ///
+    /// With several threads the critic step runs beside the actor's MeanFlow loss (they
+    /// share nothing), and the TD target and the Q term are cut into row shards
+    /// ([`crate::schedule`]). A seed and a thread count fix every number; threads only change
+    /// the order in which a gradient's rows are summed (1e-7 relative).
+    pub fn iterate(&mut self, batch: &Batch) -> Result<Losses> {
+        schedule::on_a_worker(self.threads > 1, || self.iterate_here(batch))
+    }
+
+    fn iterate_here(&mut self, batch: &Batch) -> Result<Losses> {
+        let n = batch.actions.dim(0)?;
+        let shards = Shards::new(n, self.threads);
+        let (actor_lr, critic_lr) = self.decay_learning_rates();
+        let draw = self.draw(n)?;
+
+        // The critic's target needs the EMA actor only; then the critic step, and beside it
+        // (on the other thread) the actor's MeanFlow loss L_FBC, which needs no critic. The
+        // two take about equal work, each on the whole batch.
+        let y = self.td_targets(batch, &draw, &shards)?;
+        let (critic, flow) = schedule::side_by_side(
+            shards.parallel(),
+            || {
+                let c = (&self.critic, &self.critic_target, &mut self.critic_opt);
+                critic_step(&self.cfg.critic, c, self.step + 1, batch, &y)
+            },
+            || flow_loss(&self.actor, batch, &draw.flow),
+        );
+        let (critic, flow) = (critic?, flow?);
+        let actor = self.actor_step(batch, &draw, &shards, flow)?;
+        self.step += 1;
+        self.target_step()?;
+
+        Ok(Losses {
+            critic: scalar(&critic.loss)?,
+            flow: scalar(&actor.flow)?,
+            q: scalar(&actor.q)?,
+            actor: scalar(&actor.total)?,
+            q_mean: scalar(&(critic.q1_sum / n as f64)?)?,
+            critic_grad_norm: critic.grad_norm,
+            actor_grad_norm: actor.grad_norm,
+            actor_lr,
+            critic_lr,
+        })
+    }
+
+    /// Cosine decay of both learning rates over the run (DQL's setting); the rates now.
+    fn decay_learning_rates(&mut self) -> (f64, f64) {
+        let total = self.cfg.train.steps;
+        let actor_lr = cosine_lr(self.cfg.actor.lr, 0.0, self.step, total);
+        let critic_lr = cosine_lr(self.cfg.critic.lr, 0.0, self.step, total);
+        self.actor_opt.set_lr(actor_lr);
+        self.critic_opt.set_lr(critic_lr);
+        (actor_lr, critic_lr)
+    }
+
+    /// Every random number of the iteration, drawn first and in one order.
+    fn draw(&mut self, n: usize) -> Result<Draw> {
+        let c = &self.cfg.critic;
+        let k = if c.max_q_backup { c.max_q_samples } else { 1 };
+        let target_noise = self.noise(n * k)?;
+        let flow_cfg =
+            MeanFlowConfig { flow_ratio: self.cfg.actor.flow_ratio, ..MeanFlowConfig::default() };
+        let flow =
+            MeanFlowDraw::new(n, self.act_dim, &flow_cfg, DType::F32, &self.device, &mut self.rng)?;
+        let policy_noise = self.noise(n)?;
+        let head_1 = self.rng.random::<f64>() > 0.5;
+        Ok(Draw { target_noise, samples_per_next_state: k, flow, policy_noise, head_1 })
+    }
+
+    /// y = r + gamma (1 - d) min_i Q'_i(s', a'), a' from the EMA actor, without gradient
+    /// (by row shards).
+    fn td_targets(&self, batch: &Batch, draw: &Draw, shards: &Shards) -> Result<Tensor> {
+        let k = draw.samples_per_next_state;
+        let y = shards.map(|_, rows| {
+            let b = rows_of(batch, &rows)?;
+            let noise = draw.target_noise.narrow(0, rows.start * k, rows.len() * k)?;
+            td_target(&self.cfg.critic, &self.actor_ema, &self.critic_target, &b, &noise)
+        })?;
+        Ok(Tensor::cat(&y, 0)?)
+    }
+
+    /// Actor step: L_FBC + eta * q_loss, DQL's normalised Q term on a random head of the
+    /// updated critics (held constant: this loss trains the actor), by row shards. The
+    /// normaliser mean |Q_other| is over the whole batch, so every shard's forward pass comes
+    /// before any backward pass.
+    fn actor_step(
+        &mut self,
+        batch: &Batch,
+        draw: &Draw,
+        shards: &Shards,
+        flow: FlowLoss,
+    ) -> Result<ActorStep> {
+        let (n, eta) = (batch.actions.dim(0)? as f64, self.cfg.actor.eta);
+        let forward = shards.map(|_, rows| {
+            let b = rows_of(batch, &rows)?;
+            let noise = draw.policy_noise.narrow(0, rows.start, rows.len())?;
+            let s = &b.observations;
+            let a_pi = clamp_actions(&one_step_sample(&self.actor, s, &noise)?, -1.0, 1.0)?;
+            let (q1_pi, q2_pi) = self.critic.forward_frozen(s, &a_pi)?;
+            let (q_main, q_norm) = if draw.head_1 { (q1_pi, q2_pi) } else { (q2_pi, q1_pi) };
+            Ok((q_main.sum_all()?, q_norm.abs()?.sum_all()?.detach()))
+        })?;
+        let q_norm = (add_all(forward.iter().map(|f| &f.1))? / n)?;
+        let parts = shards.map(|i, _| {
+            let q = ((&forward[i].0 / n)?.neg()? / &q_norm)?;
+            Ok(((&q * eta)?.backward()?, q))
+        })?;
+        let q = add_all(parts.iter().map(|(_, q)| q))?;
+        let total = (&flow.loss + (&q * eta)?)?;
+        // The actor's gradient: the Q term's shards, then L_FBC's (added inside Adam's loop).
+        let mut grads: Vec<&GradStore> = parts.iter().map(|(g, _)| g).collect();
+        grads.push(&flow.grads);
+        let grad_norm = self.actor_opt.step_clipped(&grads, clip_norm(self.cfg.actor.grad_norm))?;
+        Ok(ActorStep { flow: flow.loss, q, total, grad_norm })
+    }
+
+    /// Target step: the EMA actor on DQL's schedule (the target critics moved in the critic
+    /// step). DQL copies the actor until the EMA starts; CleanDiffuser leaves it alone.
+    fn target_step(&mut self) -> Result<()> {
+        let a = &self.cfg.actor;
+        if self.step.is_multiple_of(a.ema_every) {
+            if self.step >= a.ema_start {
+                ema_update(&self.actor_ema, &self.actor, a.ema_decay)?;
+            } else if a.ema_warmup == "copy" {
+                copy_params(&self.actor_ema, &self.actor)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// e ~ N(0, I), shape (n, act_dim), from the agent's own generator.
+    fn noise(&mut self, n: usize) -> Result<Tensor> {
+        Ok(gaussian(&mut self.rng, n, self.act_dim, 1.0, DType::F32, &self.device)?)
+    }
+}
+
+impl Agent for Ofql {
+    fn method(&self) -> &'static str {
+        "ofql"
+    }
+
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    fn act_dim(&self) -> usize {
+        self.act_dim
+    }
+
+    fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Default: candle's count (RAYON_NUM_THREADS, else the cores).
+    fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
+    fn update(&mut self, batch: &Batch) -> Result<Metrics> {
+        Ok(self.iterate(batch)?.metrics())
+    }
+
+    fn noise_width(&self) -> usize {
+        self.act_dim
+    }
+
+    /// One step of the EMA actor.
+    fn act(&self, obs: &Tensor, noise: &Tensor) -> Result<Tensor> {
+        Ok(clamp_actions(&one_step_sample(&self.actor_ema, obs, noise)?, -1.0, 1.0)?)
+    }
+
+    /// The target critics, as CleanDiffuser's protocol uses.
+    fn min_q(&self, obs: &Tensor, actions: &Tensor) -> Result<Tensor> {
+        Ok(self.critic_target.min(obs, actions)?)
+    }
+
+    fn obs_norm(&self) -> Option<&ObsNorm> {
+        self.obs_norm.as_ref()
+    }
+
+    fn compile_actor(&self) -> Result<Box<dyn CompiledActor>> {
+        Ok(Box::new(OneStepPolicy::new(&self.actor_ema)?))
+    }
+
+    fn compile_critic(&self) -> Result<Box<dyn CompiledCritic>> {
+        Ok(Box::new(CompiledDoubleQ::new(&self.critic_target, self.act_dim)?))
+    }
+
+    /// All networks, both optimisers, the RNG, the step.
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        let mut ck = Checkpoint::new();
+        ck.add_vars("actor", &self.actor)?;
+        ck.add_vars("actor_ema", &self.actor_ema)?;
+        ck.add_vars("critic", &self.critic)?;
+        ck.add_vars("critic_target", &self.critic_target)?;
+        ck.add_adam("actor_opt", &self.actor_opt)?;
+        ck.add_adam("critic_opt", &self.critic_opt)?;
+        ck.set_json("method", &self.method())?;
+        ck.set_json("rng", &self.rng)?;
+        ck.set_json("config", &self.cfg)?;
+        ck.set_json("dims", &(self.obs_dim, self.act_dim))?;
+        ck.set_json("obs_norm", &self.obs_norm)?;
+        ck.set_step(self.step);
+        Ok(ck)
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        check_method(ck, self.method())?;
+        let dims: (usize, usize) = ck.json("dims").context("network sizes")?;
+        if dims != (self.obs_dim, self.act_dim) {
+            bail!(
+                "checkpoint is for obs_dim {} / act_dim {}, this agent has {} / {}",
+                dims.0,
+                dims.1,
+                self.obs_dim,
+                self.act_dim
+            );
+        }
+        ck.restore_vars("actor", &self.actor).context("actor")?;
+        ck.restore_vars("actor_ema", &self.actor_ema).context("EMA actor")?;
+        ck.restore_vars("critic", &self.critic).context("critics")?;
+        ck.restore_vars("critic_target", &self.critic_target).context("target critics")?;
+        ck.restore_adam("actor_opt", &mut self.actor_opt).context("actor optimiser")?;
+        ck.restore_adam("critic_opt", &mut self.critic_opt).context("critic optimiser")?;
+        self.rng = ck.json("rng").context("RNG state")?;
+        self.obs_norm = ck.json("obs_norm").context("observation normalisation")?;
+        self.step = ck.step()?;
+        Ok(())
+    }
+}
+
+/// Critic step: L = mse(Q_1, y) + mse(Q_2, y), an Adam step, then (when `step`, the step
+/// this update completes, is a multiple of `target_every`) the Polyak step of the target
+/// critics: nothing later in the update reads them.
+fn critic_step(
+    c: &CriticConfig,
+    (critic, target, opt): (&DoubleQ, &DoubleQ, &mut Adam),
+    step: u64,
+    batch: &Batch,
+    y: &Tensor,
+) -> Result<CriticStep> {
+    let n = y.dim(0)? as f64;
+    let (q1, q2) = critic.forward(&batch.observations, &batch.actions)?;
+    let loss = ((sq_error_sum(&q1, y)? / n)? + (sq_error_sum(&q2, y)? / n)?)?;
+    let grad_norm = opt.step_clipped(&[&loss.backward()?], clip_norm(c.grad_norm))?;
+    if step.is_multiple_of(c.target_every) {
+        soft_update(target, critic, c.tau)?;
+    }
+    Ok(CriticStep { loss, q1_sum: q1.sum_all()?, grad_norm })
+}
+
+/// The actor's MeanFlow behaviour-cloning loss L_FBC on the whole batch, and its gradient.
+fn flow_loss(actor: &VelocityNet, batch: &Batch, draw: &MeanFlowDraw) -> Result<FlowLoss> {
+    let (n, act_dim) = batch.actions.dims2()?;
+    let (sum, _, _) = meanflow_sq_error(actor, &batch.observations, &batch.actions, draw)?;
+    let loss = (sum / (n * act_dim) as f64)?;
+    Ok(FlowLoss { grads: loss.backward()?, loss })
+}
+
+/// The randomness of one iteration.
+struct Draw {
+    /// e for a' = pi_ema(s', e): k rows per next state (k > 1 for the max-Q backup).
+    target_noise: Tensor,
+    samples_per_next_state: usize,
+    /// (t, r) and the noise of the MeanFlow loss.
+    flow: MeanFlowDraw,
+    /// e for a = pi(s, e) in the Q term.
+    policy_noise: Tensor,
+    /// Which critic head the Q term uses (the other normalises it).
+    head_1: bool,
+}
+
+struct CriticStep {
+    loss: Tensor,
+    /// sum of Q_1(s, a) over the batch's actions.
+    q1_sum: Tensor,
+    grad_norm: f64,
+}
+
+struct FlowLoss {
+    loss: Tensor,
+    grads: GradStore,
+}
+
+struct ActorStep {
+    flow: Tensor,
+    q: Tensor,
+    total: Tensor,
+    grad_norm: f64,
+}
+
+/// The TD target, without gradient, with a' = one step of the EMA actor from `noise`
+/// (B x k rows). With the max-Q backup (AntMaze), s' is repeated k = `max_q_samples`
+/// times and each target head takes its max over the samples.
+fn td_target(
+    c: &CriticConfig,
+    actor_ema: &VelocityNet,
+    critic_target: &DoubleQ,
+    batch: &Batch,
+    noise: &Tensor,
+) -> Result<Tensor> {
+    let (r, s2, done) = (&batch.rewards, &batch.next_observations, &batch.dones);
+    let b = s2.dim(0)?;
+    let min_q = if c.max_q_backup {
+        let k = c.max_q_samples;
+        // repeat_interleave: row i of s' becomes rows i*k .. i*k+k-1.
+        let s2k = s2.unsqueeze(1)?.repeat((1, k, 1))?.reshape((b * k, s2.dim(1)?))?;
+        let a2 = clamp_actions(&one_step_sample(actor_ema, &s2k, noise)?, -1.0, 1.0)?;
+        let (q1, q2) = critic_target.forward(&s2k, &a2)?;
+        let q1 = q1.reshape((b, k))?.max_keepdim(D::Minus1)?;
+        let q2 = q2.reshape((b, k))?.max_keepdim(D::Minus1)?;
+        q1.minimum(&q2)?
+    } else {
+        let a2 = clamp_actions(&one_step_sample(actor_ema, s2, noise)?, -1.0, 1.0)?;
+        critic_target.min(s2, &a2)?
+    };
+    let not_done = (1.0 - done)?;
+    Ok((r + (not_done * min_q)?.affine(c.gamma, 0.0)?)?.detach())
+}
+
+/// The clip threshold for a config's `grad_norm`: 0 means no clipping.
+fn clip_norm(grad_norm: f64) -> f64 {
+    if grad_norm == 0.0 { f64::INFINITY } else { grad_norm }
+}
+
+/// Sum over all elements of (x - y)^2.
+fn sq_error_sum(x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+    (x - y)?.sqr()?.sum_all()
+}
+
+fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
