@@ -6,17 +6,12 @@
 //! - [`policy`] and [`eval`] act with a trained agent in the simulator.
 
 pub mod agent;
-pub mod behaviour;
 pub mod config;
-pub mod curves;
 pub mod eval;
-pub mod generate;
 pub mod ofql;
-pub mod paper;
 pub mod policy;
 pub mod prepare;
 pub mod run_lock;
-pub mod sac;
 pub mod schedule;
 pub mod train;
 

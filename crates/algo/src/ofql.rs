@@ -15,12 +15,10 @@ use anyhow::{Context, Result, bail};
 use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Device, Tensor};
 use ofql_data::replay::Batch;
-use ofql_flow::{
-    MeanFlowConfig, MeanFlowDraw, clamp_actions, gaussian, meanflow_sq_error, one_step_sample,
-};
+use ofql_flow::{MeanFlowConfig, MeanFlowDraw, clamp_actions, meanflow_sq_error, one_step_sample};
 use ofql_nets::{
     Adam, AdamConfig, Checkpoint, CompiledDoubleQ, DoubleQ, NamedVars, OneStepPolicy,
-    VelocityConfig, VelocityNet, copy_params, cosine_lr, ema_update, soft_update,
+    VelocityConfig, VelocityNet, copy_params, cosine_lr, ema_update, gaussian, soft_update,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use candle_core::{DType, Tensor};
-use ofql_flow::gaussian;
+use ofql_nets::gaussian;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;

@@ -5,7 +5,9 @@
 //! (and, under `--json`, an `{"error": ...}` object on stdout).
 
 mod cmd;
+mod curves;
 mod output;
+mod paper;
 mod progress;
 mod replace;
 

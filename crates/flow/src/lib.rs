@@ -2,7 +2,6 @@
 //! experiment of the paper's Figure 4.
 
 pub mod loss;
-pub mod noise;
 pub mod sample;
 pub mod time;
 pub mod toy;
@@ -10,6 +9,5 @@ pub mod toy;
 pub use loss::{
     LossStats, MeanFlowConfig, MeanFlowDraw, flow_matching_loss, meanflow_loss, meanflow_sq_error,
 };
-pub use noise::gaussian;
 pub use sample::{clamp_actions, euler_sample, mean_flow_sample, one_step_sample};
 pub use time::{TimeDist, sample_t_r};

@@ -8,8 +8,8 @@ use ofql_nets::VelocityNet;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::noise::gaussian;
 use crate::time::{TimeDist, sample_t_r};
+use ofql_nets::gaussian;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

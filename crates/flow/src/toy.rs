@@ -10,8 +10,8 @@ use rand_distr::{Distribution, Normal, StandardNormal};
 use serde::Serialize;
 
 use crate::loss::{LossStats, MeanFlowConfig, flow_matching_loss, meanflow_loss};
-use crate::noise::gaussian;
 use crate::time::TimeDist;
+use ofql_nets::gaussian;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -3,10 +3,10 @@
 
 use candle_core::{DType, Device, Tensor};
 use ofql_flow::{
-    MeanFlowConfig, TimeDist, euler_sample, flow_matching_loss, gaussian, mean_flow_sample,
-    meanflow_loss, one_step_sample, sample_t_r,
+    MeanFlowConfig, TimeDist, euler_sample, flow_matching_loss, mean_flow_sample, meanflow_loss,
+    one_step_sample, sample_t_r,
 };
-use ofql_nets::{Adam, AdamConfig, NamedVars, VelocityConfig, VelocityNet};
+use ofql_nets::{Adam, AdamConfig, NamedVars, VelocityConfig, VelocityNet, gaussian};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

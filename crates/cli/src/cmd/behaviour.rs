@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use ofql_algo::behaviour::{
+use ofql_behaviour::online::{
     BehaviourConfig, BehaviourObserver, Snapshot, export_policies, train_behaviour,
 };
-use ofql_algo::sac::SacLosses;
+use ofql_behaviour::sac::SacLosses;
 
 use crate::output::{Output, Reported};
 use crate::progress::Progress;

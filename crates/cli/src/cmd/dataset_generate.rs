@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Args;
-use ofql_algo::generate::{Kind, generate};
+use ofql_behaviour::generate::{Kind, generate};
 use ofql_data::{Dtype, Stats, write_d4rl, write_states_f64};
 use ofql_envs::EnvId;
 use serde::Serialize;

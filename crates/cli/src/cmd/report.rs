@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::paper::{self, PaperScores};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ofql_algo::paper::{self, PaperScores};
 use ofql_algo::train::read_metrics;
 use ofql_data::registry;
 use ofql_plot::{LineChart, Reference, Series, TextRenderer};

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::curves::write_curves;
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use clap::Args;
-use ofql_algo::curves::write_curves;
 use ofql_algo::eval::{EnvEvaluator, d4rl_reference, eval_env};
 use ofql_algo::policy::Protocol;
 use ofql_algo::prepare::{RewardTransform, prepare};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use ofql_plot::{LineChart, Series, TextRenderer};
 
-use crate::train::MetricsRow;
+use ofql_algo::train::MetricsRow;
 
 /// Write `curves_loss.png`, `curves_q.png` and (when the run evaluated) `curves_score.png`
 /// into `dir`; returns the files written.

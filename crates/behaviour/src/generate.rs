@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use crate::behaviour::{Snapshot, buffer_from, read_snapshots, state_log_from};
+use crate::online::{Snapshot, buffer_from, pick_snapshots, read_snapshots, state_log_from};
 use crate::sac::{SacActor, SacConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,21 +47,6 @@ impl std::str::FromStr for Kind {
             ),
         })
     }
-}
-
-/// D4RL's rule: medium is the first snapshot reaching a third of the expert's return.
-pub fn pick_snapshots(snaps: &[Snapshot]) -> Result<(Snapshot, Snapshot)> {
-    let expert = snaps
-        .iter()
-        .max_by(|a, b| a.return_mean.total_cmp(&b.return_mean))
-        .context("the behaviour run has no snapshots yet")?
-        .clone();
-    let medium = snaps
-        .iter()
-        .find(|s| s.return_mean >= expert.return_mean / 3.0)
-        .expect("the expert itself qualifies")
-        .clone();
-    Ok((medium, expert))
 }
 
 /// Something that picks an action for one observation.

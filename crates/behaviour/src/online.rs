@@ -26,8 +26,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::run_lock::RunLock;
 use crate::sac::{Sac, SacActor, SacConfig, SacLosses};
+use ofql_algo::run_lock::RunLock;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -373,12 +373,12 @@ pub struct Exported {
     pub out: std::path::PathBuf,
 }
 
-/// Copy a run's medium and expert snapshots (D4RL's rule, `generate::pick_snapshots`) into
+/// Copy a run's medium and expert snapshots (D4RL's rule, [`pick_snapshots`]) into
 /// `out`, as a small behaviour-run directory that `ofql dataset generate --policy` accepts,
 /// with `provenance.json` naming the run's configuration and the command that made it.
 pub fn export_policies(run: &Path, out: &Path) -> Result<Exported> {
     let snaps = read_snapshots(run)?;
-    let (medium, expert) = crate::generate::pick_snapshots(&snaps)?;
+    let (medium, expert) = pick_snapshots(&snaps)?;
     let cfg: BehaviourConfig = toml::from_str(
         &fs::read_to_string(run.join("behaviour.toml"))
             .with_context(|| format!("{} has no behaviour.toml", run.display()))?,
@@ -435,4 +435,19 @@ pub fn export_policies(run: &Path, out: &Path) -> Result<Exported> {
         trained_steps,
         out: out.to_path_buf(),
     })
+}
+
+/// D4RL's rule: medium is the first snapshot reaching a third of the expert's return.
+pub fn pick_snapshots(snaps: &[Snapshot]) -> Result<(Snapshot, Snapshot)> {
+    let expert = snaps
+        .iter()
+        .max_by(|a, b| a.return_mean.total_cmp(&b.return_mean))
+        .context("the behaviour run has no snapshots yet")?
+        .clone();
+    let medium = snaps
+        .iter()
+        .find(|s| s.return_mean >= expert.return_mean / 3.0)
+        .expect("the expert itself qualifies")
+        .clone();
+    Ok((medium, expert))
 }

@@ -4,11 +4,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::Device;
-use ofql_algo::behaviour::{
+use ofql_behaviour::online::{
     BehaviourConfig, BehaviourObserver, Quiet, buffer_from, read_snapshots, state_log_from,
     train_behaviour,
 };
-use ofql_algo::sac::SacConfig;
+use ofql_behaviour::sac::SacConfig;
 use ofql_nets::Checkpoint;
 
 fn tiny() -> BehaviourConfig {
