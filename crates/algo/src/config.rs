@@ -58,6 +58,10 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// A metrics row every this many steps.
     pub log_every: u64,
+    /// Both learning rates over the run: "cosine" from their value down to `lr_floor` at
+    /// `steps` (DQL's), or "constant".
+    pub lr_schedule: String,
+    pub lr_floor: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +74,15 @@ pub struct ActorConfig {
     pub flow_ratio: f64,
     /// k in the sinusoidal time embedding cos/sin(k t f).
     pub time_scale: f64,
+    /// Sinusoid features per time (even), and the hidden width of the time MLP that maps
+    /// them (dim -> hidden -> Mish -> dim).
+    pub time_dim: usize,
+    pub time_hidden: usize,
+    /// One time MLP for t and r (true), or one each.
+    pub share_time_mlp: bool,
+    /// (t, r) drawn from sigmoid(N(time_mu, time_sigma)) (MeanFlow's logit-normal).
+    pub time_mu: f64,
+    pub time_sigma: f64,
     /// Global gradient-norm clip; 0 turns clipping off (CleanDiffuser's pipeline).
     pub grad_norm: f64,
     pub ema_decay: f64,
@@ -99,13 +112,14 @@ pub struct CriticConfig {
     /// Samples per next state for the max-Q backup.
     pub max_q_samples: usize,
     pub hidden: usize,
+    /// Hidden layers of each Q network.
+    pub layers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalConfig {
-    /// "cleandiffuser" (candidates drawn by Q-softmax) or "plain" (one sample, temperature 1).
-    pub protocol: String,
+    pub protocol: EvalProtocol,
     pub episodes: usize,
     pub parallel_envs: usize,
     pub candidates: usize,
@@ -116,6 +130,29 @@ pub struct EvalConfig {
     /// sample per state (reported as `plain_score_*`), so a curve shows whether the
     /// Q-weighted choice helps.
     pub also_plain: bool,
+}
+
+/// How actions are chosen in an evaluation: the name a config (`eval.protocol`) and
+/// `ofql eval --protocol` take. The numbers that go with it are [`EvalConfig`]'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvalProtocol {
+    /// `candidates` samples at noise `temperature`, one drawn by softmax(`q_weight` * min Q)
+    /// (CleanDiffuser's, the paper's).
+    Cleandiffuser,
+    /// One sample at temperature 1, no critic.
+    Plain,
+}
+
+impl std::str::FromStr for EvalProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cleandiffuser" => Ok(EvalProtocol::Cleandiffuser),
+            "plain" => Ok(EvalProtocol::Plain),
+            other => Err(format!("unknown protocol `{other}`: use cleandiffuser or plain")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -138,12 +175,19 @@ impl Default for Config {
                 eval_every: 50_000,
                 checkpoint_every: 10_000,
                 log_every: 100,
+                lr_schedule: "cosine".into(),
+                lr_floor: 0.0,
             },
             actor: ActorConfig {
                 lr: 3e-4,
                 eta: 0.1,
                 flow_ratio: 0.5,
                 time_scale: 1.0,
+                time_dim: 64,
+                time_hidden: 128,
+                share_time_mlp: true,
+                time_mu: -0.4,
+                time_sigma: 1.0,
                 grad_norm: 9.0,
                 ema_decay: 0.995,
                 ema_every: 5,
@@ -161,9 +205,10 @@ impl Default for Config {
                 max_q_backup: false,
                 max_q_samples: 10,
                 hidden: 256,
+                layers: 3,
             },
             eval: EvalConfig {
-                protocol: "cleandiffuser".into(),
+                protocol: EvalProtocol::Cleandiffuser,
                 episodes: 150,
                 parallel_envs: 50,
                 candidates: 50,
@@ -277,10 +322,19 @@ impl Config {
         within("train.eval_every", t.eval_every, (0, false), STEPS)?;
         within("train.checkpoint_every", t.checkpoint_every, (0, true), STEPS)?;
         within("train.log_every", t.log_every, (0, true), STEPS)?;
+        one_of("train.lr_schedule", &t.lr_schedule, &["cosine", "constant"])?;
+        within("train.lr_floor", t.lr_floor, (0.0, false), a.lr.min(c.lr))?;
         within("actor.lr", a.lr, (0.0, true), 1.0)?;
         within("actor.eta", a.eta, (0.0, false), 1e6)?;
         within("actor.flow_ratio", a.flow_ratio, (0.0, false), 1.0)?;
         within("actor.time_scale", a.time_scale, (0.0, true), 1e6)?;
+        within("actor.time_dim", a.time_dim, (2, false), SIZE)?;
+        if !a.time_dim.is_multiple_of(2) {
+            bail!("config value actor.time_dim = {} must be even (cos and sin pairs)", a.time_dim);
+        }
+        within("actor.time_hidden", a.time_hidden, (0, true), SIZE)?;
+        within("actor.time_mu", a.time_mu, (-20.0, false), 20.0)?;
+        within("actor.time_sigma", a.time_sigma, (0.0, true), 20.0)?;
         within("actor.grad_norm", a.grad_norm, (0.0, false), 1e9)?;
         within("actor.ema_decay", a.ema_decay, (0.0, false), 1.0 - f64::EPSILON)?;
         within("actor.ema_every", a.ema_every, (0, true), STEPS)?;
@@ -295,7 +349,7 @@ impl Config {
         within("critic.grad_norm", c.grad_norm, (0.0, false), 1e9)?;
         within("critic.max_q_samples", c.max_q_samples, (0, true), 1024)?;
         within("critic.hidden", c.hidden, (0, true), SIZE)?;
-        one_of("eval.protocol", &e.protocol, &["cleandiffuser", "plain"])?;
+        within("critic.layers", c.layers, (0, true), 64)?;
         within("eval.episodes", e.episodes, (0, true), 1_000_000)?;
         within("eval.parallel_envs", e.parallel_envs, (0, true), 10_000)?;
         within("eval.candidates", e.candidates, (0, true), 100_000)?;
@@ -383,7 +437,9 @@ mod tests {
             for (key, value) in keys.as_table().unwrap() {
                 let name = format!("{section}.{key}");
                 let bad: Vec<&str> = match value {
-                    toml::Value::Float(_) if name == "data.reward_shift" => {
+                    toml::Value::Float(_)
+                        if ["data.reward_shift", "actor.time_mu"].contains(&name.as_str()) =>
+                    {
                         vec!["nan", "inf", "1e300"]
                     }
                     toml::Value::Float(_) => vec!["nan", "inf", "-inf", "1e300", "-1.0"],
@@ -411,7 +467,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert!(checked >= 35, "only {checked} keys found");
+        assert!(checked >= 44, "only {checked} keys found");
         // The edges of a few ranges.
         for ok in ["critic.hidden=1", "actor.eta=0", "actor.grad_norm=0", "data.reward_shift=-1"] {
             Config::from_toml_with("", &[ok.to_string()]).unwrap();

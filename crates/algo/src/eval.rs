@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::agent::Agent;
-use crate::config::DataConfig;
+use crate::config::{DataConfig, EvalConfig};
 use crate::policy::{Protocol, select_actions};
 use crate::train::{EvalReport, Evaluator, PlainScore};
 
@@ -61,6 +61,24 @@ pub struct EnvEvaluator {
 }
 
 impl EnvEvaluator {
+    /// The evaluator a run's `[eval]` section describes (protocol, episodes, parallel
+    /// environments, the plain score beside), with D4RL's reference scores for `env`: what
+    /// `ofql train` evaluates with and `ofql eval` too (with its flags applied to `eval`).
+    pub fn new(env: EnvId, eval: &EvalConfig, seed: u64, threads: usize) -> Result<EnvEvaluator> {
+        Ok(EnvEvaluator {
+            env,
+            protocol: Protocol::from_config(eval),
+            runner: RunnerConfig {
+                episodes: eval.episodes,
+                num_envs: eval.parallel_envs,
+                threads,
+                seed,
+            },
+            score: d4rl_reference(env)?,
+            also_plain: eval.also_plain,
+        })
+    }
+
     pub fn evaluate_agent(&self, agent: &dyn Agent) -> Result<EvalReport> {
         let mut report = self.evaluate_with(agent, self.protocol)?;
         if self.also_plain && self.protocol != Protocol::Plain {

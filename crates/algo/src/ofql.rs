@@ -15,7 +15,9 @@ use anyhow::{Context, Result, bail};
 use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Device, Tensor};
 use ofql_data::replay::Batch;
-use ofql_flow::{MeanFlowConfig, MeanFlowDraw, clamp_actions, meanflow_sq_error, one_step_sample};
+use ofql_flow::{
+    MeanFlowConfig, MeanFlowDraw, TimeDist, clamp_actions, meanflow_sq_error, one_step_sample,
+};
 use ofql_nets::{
     Adam, AdamConfig, Checkpoint, CompiledDoubleQ, DoubleQ, NamedVars, OneStepPolicy,
     VelocityConfig, VelocityNet, copy_params, cosine_lr, ema_update, gaussian, soft_update,
@@ -93,13 +95,16 @@ impl Ofql {
             act_dim,
             hidden: cfg.actor.hidden,
             layers: cfg.actor.layers,
+            time_dim: cfg.actor.time_dim,
+            time_hidden: cfg.actor.time_hidden,
             time_scale: cfg.actor.time_scale,
-            ..VelocityConfig::default()
+            share_time_mlp: cfg.actor.share_time_mlp,
         };
         let actor = VelocityNet::new(&vcfg, DType::F32, device, &mut rng)?;
         let actor_ema = actor.deep_clone()?;
-        let (c, hidden) = (&cfg.critic, cfg.critic.hidden);
-        let critic = DoubleQ::new(obs_dim, act_dim, hidden, 3, DType::F32, device, &mut rng)?;
+        let c = &cfg.critic;
+        let critic =
+            DoubleQ::new(obs_dim, act_dim, c.hidden, c.layers, DType::F32, device, &mut rng)?;
         let critic_target = critic.deep_clone()?;
         let adam = |lr| AdamConfig { lr, ..AdamConfig::default() };
         let actor_opt = Adam::new(actor.prefixed_vars("actor"), adam(cfg.actor.lr))?;
@@ -175,11 +180,14 @@ impl Ofql {
         })
     }
 
-    /// Cosine decay of both learning rates over the run (DQL's setting); the rates now.
+    /// Both learning rates at this step (`train.lr_schedule`: DQL's cosine decay by default).
     fn decay_learning_rates(&mut self) -> (f64, f64) {
-        let total = self.cfg.train.steps;
-        let actor_lr = cosine_lr(self.cfg.actor.lr, 0.0, self.step, total);
-        let critic_lr = cosine_lr(self.cfg.critic.lr, 0.0, self.step, total);
+        let t = &self.cfg.train;
+        let at = |lr: f64| match t.lr_schedule.as_str() {
+            "constant" => lr,
+            _ => cosine_lr(lr, t.lr_floor, self.step, t.steps),
+        };
+        let (actor_lr, critic_lr) = (at(self.cfg.actor.lr), at(self.cfg.critic.lr));
         self.actor_opt.set_lr(actor_lr);
         self.critic_opt.set_lr(critic_lr);
         (actor_lr, critic_lr)
@@ -190,8 +198,9 @@ impl Ofql {
         let c = &self.cfg.critic;
         let k = if c.max_q_backup { c.max_q_samples } else { 1 };
         let target_noise = self.noise(n * k)?;
-        let flow_cfg =
-            MeanFlowConfig { flow_ratio: self.cfg.actor.flow_ratio, ..MeanFlowConfig::default() };
+        let a = &self.cfg.actor;
+        let time_dist = TimeDist::LogitNormal { mu: a.time_mu, sigma: a.time_sigma };
+        let flow_cfg = MeanFlowConfig { flow_ratio: a.flow_ratio, time_dist };
         let flow =
             MeanFlowDraw::new(n, self.act_dim, &flow_cfg, DType::F32, &self.device, &mut self.rng)?;
         let policy_noise = self.noise(n)?;

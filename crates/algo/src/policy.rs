@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{Agent, CompiledActor, CompiledCritic};
-use crate::config::EvalConfig;
+use crate::config::{EvalConfig, EvalProtocol};
 use crate::prepare::ObsNorm;
 
 /// One observation in, one action out: the deployment path. The agent's actor compiled
@@ -145,9 +145,9 @@ pub enum Protocol {
 
 impl Protocol {
     pub fn from_config(e: &EvalConfig) -> Protocol {
-        match e.protocol.as_str() {
-            "plain" => Protocol::Plain,
-            _ => Protocol::CleanDiffuser {
+        match e.protocol {
+            EvalProtocol::Plain => Protocol::Plain,
+            EvalProtocol::Cleandiffuser => Protocol::CleanDiffuser {
                 candidates: e.candidates,
                 temperature: e.temperature,
                 q_weight: e.q_weight,

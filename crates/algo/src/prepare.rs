@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use ofql_data::transitions::normalize_rows;
 use ofql_data::{
-    Dataset, Episode, NextObs, ReplayBuffer, Stats, TransitionOptions, Transitions, fetch, registry,
+    Dataset, Episode, NextObs, ReplayBuffer, Stats, TransitionOptions, Transitions, registry,
 };
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +104,8 @@ pub struct Prepared {
     pub info: Option<registry::DatasetInfo>,
 }
 
-/// The file `dataset` names: an existing path, or a registry name already in the cache.
+/// The file `dataset` names: an existing path, or a registry name already in the cache
+/// (`ofql_data::resolve`, which every `ofql dataset` command uses too).
 pub fn resolve(
     dataset: &str,
     cache: Option<&Path>,
@@ -112,26 +113,7 @@ pub fn resolve(
     if dataset.is_empty() {
         bail!("no dataset given: pass --dataset PATH|NAME or set data.dataset in the config");
     }
-    let path = Path::new(dataset);
-    if path.is_file() {
-        return Ok((path.to_path_buf(), registry::infer_from_file(path)));
-    }
-    if dataset.contains(['/', '\\']) || dataset.ends_with(".hdf5") || dataset.ends_with(".parquet")
-    {
-        bail!("dataset file {dataset} does not exist");
-    }
-    let info = registry::lookup(dataset)?;
-    let dir = fetch::cache_dir(cache);
-    let file = fetch::safe_join(&dir, &info.file_name())?;
-    if !file.is_file() {
-        bail!(
-            "dataset {dataset} is not in the cache {}: run `ofql dataset fetch {dataset}` (needs \
-             the D4RL server), put the file there by hand as {}, or pass a file path",
-            dir.display(),
-            file.display()
-        );
-    }
-    Ok((file, Some(info)))
+    Ok(ofql_data::resolve(dataset, cache)?)
 }
 
 pub fn prepare(cfg: &DataConfig, cache: Option<&Path>) -> Result<Prepared> {

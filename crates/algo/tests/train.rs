@@ -272,3 +272,47 @@ fn run_folders_are_never_overwritten_or_shared() {
     let done = train_run(&cfg, &buffer, &run, true, &never, &mut Silent).unwrap();
     assert_eq!(done.steps, 30);
 }
+
+/// The method's constants are config keys that reach the networks and the schedule: critic
+/// depth, the time embedding's sizes and sharing, the learning-rate schedule and floor.
+#[test]
+fn method_constants_are_config_keys() {
+    use ofql_nets::NamedVars;
+    let buffer = ReplayBuffer::new(random_transitions());
+    let t = buffer.transitions();
+    let build = |set: &[&str]| {
+        let items: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        let mut cfg = Config::from_toml_with(&small_config(10).to_toml(), &items).unwrap();
+        cfg.validate().unwrap();
+        Ofql::new(&cfg, t.obs_dim, t.act_dim, &Device::Cpu).unwrap()
+    };
+    let count = |net: &dyn NamedVars| net.named_vars().len();
+    let base = build(&[]);
+    assert_eq!(count(&build(&["critic.layers=2"]).critic) + 4, count(&base.critic));
+    let elements = |net: &dyn NamedVars| {
+        net.named_vars().iter().map(|(_, v)| v.as_tensor().elem_count()).sum::<usize>()
+    };
+    for key in ["actor.time_dim=32", "actor.time_hidden=64", "actor.share_time_mlp=false"] {
+        assert_ne!(elements(&build(&[key]).actor), elements(&base.actor), "{key}");
+    }
+    let lrs = |set: &[&str]| {
+        let mut agent = build(set);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        (0..10)
+            .map(|_| agent.iterate(&buffer.sample(64, &mut rng).unwrap()).unwrap().actor_lr)
+            .collect::<Vec<_>>()
+    };
+    let cosine = lrs(&[]);
+    assert!(cosine[9] < cosine[1], "{cosine:?}");
+    assert!(lrs(&["train.lr_schedule=\"constant\""]).iter().all(|&lr| lr == 3e-4));
+    let floored = lrs(&["train.lr_floor=1e-4"]);
+    assert!(floored[9] > cosine[9] && floored[9] > 1e-4, "{floored:?}");
+    // A different logit-normal changes the MeanFlow loss's (t, r) and so the first loss.
+    let flow = |set: &[&str]| {
+        let mut agent = build(set);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        agent.iterate(&buffer.sample(64, &mut rng).unwrap()).unwrap().flow
+    };
+    assert_ne!(flow(&["actor.time_mu=1.0"]), flow(&[]));
+    assert!(Config::from_toml_with("", &["actor.time_dim=33".into()]).is_err());
+}

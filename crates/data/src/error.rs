@@ -42,6 +42,12 @@ pub enum DataError {
     )]
     DimMismatch { what: &'static str, env: String, got: usize, expected: usize },
 
+    #[error(
+        "dataset `{name}` is not downloaded yet ({} does not exist in the cache {}): run `ofql dataset fetch {name}`, put the file there by hand, or pass a file path",
+        .file.display(), .cache.display()
+    )]
+    NotDownloaded { name: String, file: PathBuf, cache: PathBuf },
+
     #[error("unknown dataset `{name}`{}", suggest(.suggestions))]
     UnknownDataset { name: String, suggestions: Vec<String> },
 

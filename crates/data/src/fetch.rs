@@ -12,6 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::DataError;
+use crate::registry;
 
 /// Default cache folder (git-ignored), relative to the working directory.
 pub const DEFAULT_CACHE_DIR: &str = "data/cache";
@@ -27,6 +28,32 @@ pub fn cache_dir(flag: Option<&Path>) -> PathBuf {
         (None, Some(env)) if !env.is_empty() => PathBuf::from(env),
         _ => PathBuf::from(DEFAULT_CACHE_DIR),
     }
+}
+
+/// The file a dataset argument names: an existing file (or Minari dataset folder), or a registry name whose file is in
+/// the cache (`cache_dir(cache)`), with its registry entry when it is a known dataset. What
+/// `ofql train` (through `data.dataset`) and every `ofql dataset` command accept.
+pub fn resolve(
+    dataset: &str,
+    cache: Option<&Path>,
+) -> Result<(PathBuf, Option<registry::DatasetInfo>), DataError> {
+    // A file, or a folder in Minari's layout.
+    let path = Path::new(dataset);
+    if path.exists() {
+        return Ok((path.to_path_buf(), registry::infer_from_file(path)));
+    }
+    let looks_like_path = dataset.contains(['/', '\\'])
+        || [".hdf5", ".h5", ".parquet"].iter().any(|ext| dataset.ends_with(ext));
+    if looks_like_path {
+        return Err(DataError::MissingFile(path.to_path_buf()));
+    }
+    let info = registry::lookup(dataset)?;
+    let dir = cache_dir(cache);
+    let file = safe_join(&dir, &info.file_name())?;
+    if !file.is_file() {
+        return Err(DataError::NotDownloaded { name: dataset.to_string(), file, cache: dir });
+    }
+    Ok((file, Some(info)))
 }
 
 /// `dir/name` when `name` is one plain file name; nothing else can escape the folder.

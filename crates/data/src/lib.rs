@@ -20,6 +20,7 @@ pub mod transitions;
 pub use d4rl::{read_d4rl, write_d4rl, write_states_f64};
 pub use dataset::{Dataset, Dtype, Episode};
 pub use error::DataError;
+pub use fetch::resolve;
 pub use load::{Format, detect, load};
 pub use minari::{read_minari, write_minari};
 pub use parquet::{read_parquet, write_parquet};

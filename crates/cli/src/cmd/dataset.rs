@@ -7,9 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use ofql_data::fetch::{self, Pins};
 use ofql_data::registry::{self, DEFAULT_BASE_URL, EnvSpec};
-use ofql_data::{
-    DataError, Dataset, Dtype, Format, NextObs, Stats, TransitionOptions, Transitions,
-};
+use ofql_data::{Dataset, Dtype, Format, NextObs, Stats, TransitionOptions, Transitions};
 use serde::Serialize;
 
 use crate::output::Output;
@@ -83,26 +81,11 @@ pub struct InfoArgs {
     pub cache: CacheArgs,
 }
 
-/// A dataset file, or a registry name resolved to its file in the cache.
+/// A dataset file, or a registry name resolved to its file in the cache (`ofql_data::resolve`,
+/// as `ofql train` resolves `data.dataset`).
 pub fn resolve_source(source: &str, cache: &CacheArgs) -> Result<(PathBuf, Option<EnvSpec>)> {
-    let path = Path::new(source);
-    if path.exists() {
-        return Ok((path.to_path_buf(), registry::infer_from_file(path).map(|i| i.env_spec())));
-    }
-    let looks_like_path = source.contains(['/', '\\'])
-        || [".hdf5", ".h5", ".parquet"].iter().any(|ext| source.ends_with(ext));
-    if looks_like_path {
-        return Err(DataError::MissingFile(path.to_path_buf()).into());
-    }
-    let info = registry::lookup(source)?;
-    let file = fetch::safe_join(&cache.dir(), &info.file_name())?;
-    if !file.exists() {
-        bail!(
-            "dataset `{source}` is not downloaded yet ({} does not exist): run `ofql dataset fetch {source}`",
-            file.display()
-        );
-    }
-    Ok((file, Some(info.env_spec())))
+    let (path, info) = ofql_data::resolve(source, Some(&cache.dir()))?;
+    Ok((path, info.map(|i| i.env_spec())))
 }
 
 #[derive(Serialize)]

@@ -6,23 +6,14 @@ use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
 use ofql_algo::agent;
-use ofql_algo::eval::{EnvEvaluator, d4rl_reference, eval_env};
-use ofql_algo::policy::Protocol;
+use ofql_algo::config::EvalProtocol;
+use ofql_algo::eval::{EnvEvaluator, eval_env};
 use ofql_algo::train::RunDir;
-use ofql_envs::{EnvId, EvalConfig as RunnerConfig};
+use ofql_envs::EnvId;
 use ofql_nets::Checkpoint;
 use serde::Serialize;
 
 use crate::output::Output;
-
-#[derive(Clone, Copy, ValueEnum, Serialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum ProtocolArg {
-    /// 50 candidates at noise temperature 0.5, one drawn by softmax(w * min Q) (the paper's).
-    Cleandiffuser,
-    /// One sample at temperature 1.
-    Plain,
-}
 
 #[derive(Clone, Copy, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,8 +33,11 @@ pub struct EvalArgs {
     /// Episodes [default: the run's eval.episodes, 150 for the paper's protocol].
     #[arg(long)]
     pub episodes: Option<usize>,
-    #[arg(long, value_enum, default_value = "cleandiffuser")]
-    pub protocol: ProtocolArg,
+    /// cleandiffuser: the run's eval.candidates (50) at noise eval.temperature (0.5), one
+    /// drawn by softmax(eval.q_weight * min Q) (the paper's); plain: one sample at
+    /// temperature 1.
+    #[arg(long, default_value = "cleandiffuser")]
+    pub protocol: EvalProtocol,
     /// Environment [default: the run's data.env or the one its dataset implies].
     #[arg(long)]
     pub env: Option<String>,
@@ -62,7 +56,7 @@ struct EvalOutput {
     checkpoint: PathBuf,
     step: u64,
     env: String,
-    protocol: ProtocolArg,
+    protocol: EvalProtocol,
     episodes: usize,
     score_mean: f64,
     score_std: f64,
@@ -109,27 +103,16 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
             cfg.data.dataset
         );
     }
+    // The run's [eval] section with this command's flags.
     let mut eval_cfg = cfg.eval.clone();
-    if args.protocol == ProtocolArg::Plain {
-        eval_cfg.protocol = "plain".into();
-    } else {
-        eval_cfg.protocol = "cleandiffuser".into();
-    }
-    let episodes = args.episodes.unwrap_or(cfg.eval.episodes);
-    let evaluator = EnvEvaluator {
-        env: id,
-        protocol: Protocol::from_config(&eval_cfg),
-        runner: RunnerConfig {
-            episodes,
-            num_envs: args.num_envs.unwrap_or(cfg.eval.parallel_envs),
-            threads: args
-                .threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            seed: args.seed,
-        },
-        score: d4rl_reference(id)?,
-        also_plain: false,
-    };
+    eval_cfg.protocol = args.protocol;
+    eval_cfg.episodes = args.episodes.unwrap_or(cfg.eval.episodes);
+    eval_cfg.parallel_envs = args.num_envs.unwrap_or(cfg.eval.parallel_envs);
+    eval_cfg.also_plain = false;
+    let episodes = eval_cfg.episodes;
+    let threads =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let evaluator = EnvEvaluator::new(id, &eval_cfg, args.seed, threads)?;
     eprintln!("{id}: {episodes} episodes of {} (step {})", file.display(), agent.step());
     let r = evaluator.evaluate_agent(agent.as_ref())?;
     let report = EvalOutput {

@@ -9,14 +9,12 @@ use crate::curves::write_curves;
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use clap::Args;
-use ofql_algo::eval::{EnvEvaluator, d4rl_reference, eval_env};
-use ofql_algo::policy::Protocol;
+use ofql_algo::eval::{EnvEvaluator, eval_env};
 use ofql_algo::prepare::{RewardTransform, prepare};
 use ofql_algo::train::{
     EvalReport, Evaluator, Job, Observer, RunDir, Summary, read_metrics, train,
 };
 use ofql_algo::{Config, Metrics, agent};
-use ofql_envs::EvalConfig as RunnerConfig;
 use serde::Serialize;
 
 use crate::output::{Output, Reported};
@@ -99,19 +97,10 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
                     t.act_dim
                 );
             }
-            Some(EnvEvaluator {
-                env: id,
-                protocol: Protocol::from_config(&cfg.eval),
-                runner: RunnerConfig {
-                    episodes: cfg.eval.episodes,
-                    num_envs: cfg.eval.parallel_envs,
-                    // The thread budget the caller gave candle (RAYON_NUM_THREADS), else all cores.
-                    threads: candle_core::utils::get_num_threads(),
-                    seed: cfg.train.seed.wrapping_add(1_000_000),
-                },
-                score: d4rl_reference(id)?,
-                also_plain: cfg.eval.also_plain,
-            })
+            // The thread budget the caller gave candle (RAYON_NUM_THREADS), else all cores.
+            let threads = candle_core::utils::get_num_threads();
+            let seed = cfg.train.seed.wrapping_add(1_000_000);
+            Some(EnvEvaluator::new(id, &cfg.eval, seed, threads)?)
         }
         None => {
             if !args.no_eval && cfg.train.eval_every > 0 {
