@@ -282,8 +282,7 @@ fn method_constants_are_config_keys() {
     let t = buffer.transitions();
     let build = |set: &[&str]| {
         let items: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-        let mut cfg = Config::from_toml_with(&small_config(10).to_toml(), &items).unwrap();
-        cfg.validate().unwrap();
+        let cfg = Config::from_toml_with(&small_config(10).to_toml(), &items).unwrap();
         Ofql::new(&cfg, t.obs_dim, t.act_dim, &Device::Cpu).unwrap()
     };
     let count = |net: &dyn NamedVars| net.named_vars().len();
