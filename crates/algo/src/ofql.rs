@@ -16,11 +16,12 @@ use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Device, Tensor};
 use ofql_data::replay::Batch;
 use ofql_flow::{
-    MeanFlowConfig, MeanFlowDraw, TimeDist, clamp_actions, meanflow_sq_error, one_step_sample,
+    MeanFlowConfig, MeanFlowDraw, OneStepPolicy, TimeDist, clamp_actions, meanflow_sq_error,
+    one_step_sample,
 };
 use ofql_nets::{
-    Adam, AdamConfig, Checkpoint, CompiledDoubleQ, DoubleQ, NamedVars, OneStepPolicy,
-    VelocityConfig, VelocityNet, copy_params, cosine_lr, ema_update, gaussian, soft_update,
+    Adam, AdamConfig, Checkpoint, CompiledDoubleQ, DoubleQ, NamedVars, VelocityConfig, VelocityNet,
+    copy_params, cosine_lr, ema_update, gaussian, soft_update,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

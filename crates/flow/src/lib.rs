@@ -2,6 +2,7 @@
 //! experiment of the paper's Figure 4.
 
 pub mod loss;
+pub mod one_step;
 pub mod sample;
 pub mod time;
 pub mod toy;
@@ -9,5 +10,6 @@ pub mod toy;
 pub use loss::{
     LossStats, MeanFlowConfig, MeanFlowDraw, flow_matching_loss, meanflow_loss, meanflow_sq_error,
 };
+pub use one_step::OneStepPolicy;
 pub use sample::{clamp_actions, euler_sample, mean_flow_sample, one_step_sample};
 pub use time::{TimeDist, sample_t_r};

@@ -8,11 +8,17 @@ fn time_col(batch: usize, value: f64, dtype: DType, dev: &Device) -> Result<Tens
     Tensor::full(value, (batch, 1), dev)?.to_dtype(dtype)
 }
 
+/// t of the noise end of the path (a_1 = e).
+pub const NOISE_TIME: f64 = 1.0;
+/// r of one step: straight to the action end (a_0).
+pub const ONE_STEP_TO: f64 = 0.0;
+
 /// a = e - u(e, r = 0, t = 1 | s): one network evaluation, differentiable in the network.
+/// The compiled form for one observation at a time is [`crate::OneStepPolicy`].
 pub fn one_step_sample(net: &VelocityNet, s: &Tensor, noise: &Tensor) -> Result<Tensor> {
     let batch = noise.dim(0)?;
-    let r = time_col(batch, 0.0, noise.dtype(), noise.device())?;
-    let t = time_col(batch, 1.0, noise.dtype(), noise.device())?;
+    let r = time_col(batch, ONE_STEP_TO, noise.dtype(), noise.device())?;
+    let t = time_col(batch, NOISE_TIME, noise.dtype(), noise.device())?;
     noise - net.forward(noise, &r, &t, s)?
 }
 

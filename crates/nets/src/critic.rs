@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::Rng;
 
-use crate::dense::CompiledMlp;
+use crate::kernels::dense::CompiledMlp;
 use crate::mlp::{Kernels, Mlp};
 use crate::params::NamedVars;
 

@@ -3,24 +3,21 @@
 
 pub mod checkpoint;
 pub mod critic;
-mod dense;
 pub mod embed;
 pub mod init;
-pub mod mish;
+pub mod kernels;
 pub mod mlp;
 pub mod noise;
-pub mod one_step;
 pub mod optim;
 pub mod params;
-pub mod simd;
 pub mod velocity;
 
 pub use checkpoint::Checkpoint;
 pub use critic::{CompiledDoubleQ, DoubleQ};
 pub use embed::TimeEmbedding;
+pub use kernels::dense::CompiledMlp;
 pub use mlp::{Kernels, Linear, Mlp};
 pub use noise::gaussian;
-pub use one_step::OneStepPolicy;
 pub use optim::{Adam, AdamConfig, clip_grad_norm, cosine_lr, grad_norm};
 pub use params::{NamedVars, copy_params, ema_update, soft_update};
 pub use velocity::{VelocityConfig, VelocityNet};

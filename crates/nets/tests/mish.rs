@@ -1,7 +1,7 @@
 //! The fused Mish kernels against candle's composed ops and against finite differences.
 
 use candle_core::{DType, Device, Tensor, Var};
-use ofql_nets::mish::{
+use ofql_nets::kernels::mish::{
     MishFloat, bias_act_tangent, bias_mish, mish, mish_grad_scalar, mish_grad_unfused, mish_scalar,
     mish_unfused,
 };

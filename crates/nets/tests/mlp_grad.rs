@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use ofql_nets::Mlp;
-use ofql_nets::mish::mish_unfused;
+use ofql_nets::kernels::mish::mish_unfused;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

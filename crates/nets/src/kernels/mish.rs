@@ -12,7 +12,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use crate::simd::{Kernel, run};
+use crate::kernels::simd::{Kernel, run};
 
 /// Element types the kernels run on.
 pub trait MishFloat:
@@ -112,7 +112,7 @@ pub fn mish_grad_scalar<T: MishFloat>(x: T) -> T {
     x.mish_and_grad().1
 }
 
-// ---- slice kernels (the loops LLVM vectorises, compiled per vector unit: crate::simd) ----
+// ---- slice kernels (the loops LLVM vectorises, compiled per vector unit: crate::kernels::simd) ----
 
 /// mish(x) for each x.
 struct MishFwd<'a, T> {
@@ -508,7 +508,7 @@ pub fn mish_grad_unfused(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simd::{Simd, run_on};
+    use crate::kernels::simd::{Simd, run_on};
 
     /// The exp as first written (with a float-to-int cast), the reference for the bit trick.
     fn exp_cast(x: f32) -> f32 {

@@ -14,9 +14,9 @@ use std::ops::Range;
 
 use candle_core::{DType, Result};
 
-use crate::mish::{bias_act_in_place, mish_f32};
+use crate::kernels::mish::{bias_act_in_place, mish_f32};
+use crate::kernels::simd::{Kernel, run};
 use crate::mlp::Linear;
-use crate::simd::{Kernel, run};
 
 #[derive(Debug, Clone)]
 struct DenseLayer {
@@ -116,7 +116,7 @@ impl Kernel for RowKernel<'_> {
 
 /// An MLP (Mish between layers, none after the last) frozen at the moment it was compiled.
 #[derive(Debug, Clone)]
-pub(crate) struct CompiledMlp {
+pub struct CompiledMlp {
     layers: Vec<DenseLayer>,
     /// Two activation buffers, grown to the largest call seen.
     x: Vec<f32>,
@@ -129,7 +129,7 @@ impl CompiledMlp {
     /// Compile `layers`, where the first layer's input columns from `constant.len()` before its
     /// end are the constant `constant`: their product is folded into its bias (summed in f64,
     /// so the fold adds no rounding worth the name) and the layer then reads only the rest.
-    pub(crate) fn new(layers: &[Linear], constant: &[f32]) -> Result<CompiledMlp> {
+    pub fn new(layers: &[Linear], constant: &[f32]) -> Result<CompiledMlp> {
         let mut compiled = vec![];
         for (l, layer) in layers.iter().enumerate() {
             let w = layer.weight.as_tensor().to_dtype(DType::F32)?;
@@ -165,16 +165,16 @@ impl CompiledMlp {
     }
 
     /// Inputs of the first layer (after folding).
-    pub(crate) fn in_dim(&self) -> usize {
+    pub fn in_dim(&self) -> usize {
         self.layers[0].inputs()
     }
 
-    pub(crate) fn out_dim(&self) -> usize {
+    pub fn out_dim(&self) -> usize {
         self.layers.last().map_or(0, DenseLayer::outputs)
     }
 
     /// The MLP on one input row.
-    pub(crate) fn forward_one(&mut self, input: &[f32]) -> &[f32] {
+    pub fn forward_one(&mut self, input: &[f32]) -> &[f32] {
         assert_eq!(input.len(), self.in_dim(), "compiled MLP: input size");
         let (x, y) = (&mut self.x, &mut self.y);
         x[..input.len()].copy_from_slice(input);
@@ -190,7 +190,7 @@ impl CompiledMlp {
     /// The MLP on `rows` rows whose first-layer input is `per_row` (rows x per_cols.len()) at
     /// columns `per_cols` and, the same for every row, `shared` at the other columns
     /// `shared_cols` (the two ranges cover the input). Returns rows x out_dim.
-    pub(crate) fn forward_rows(
+    pub fn forward_rows(
         &mut self,
         per_row: &[f32],
         per_cols: Range<usize>,

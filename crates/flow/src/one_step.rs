@@ -5,12 +5,13 @@
 //! The time embeddings of t = 1 and r = 0 are constants, so their share of the first layer is
 //! folded into its bias once (the first layer then reads A + S inputs instead of
 //! A + S + 2 * time_dim); with K candidates the observation's share is computed once too.
-//! See [`crate::dense`] for the layers.
+//! The rule is [`crate::sample::one_step_sample`]'s, on slices instead of tensors; see
+//! `ofql_nets::CompiledMlp` for the layers.
 
 use candle_core::{DType, Device, Result, Tensor};
+use ofql_nets::{CompiledMlp, VelocityNet};
 
-use crate::dense::CompiledMlp;
-use crate::velocity::VelocityNet;
+use crate::sample::{NOISE_TIME, ONE_STEP_TO};
 
 /// u(., r = 0, t = 1 | .) of a [`VelocityNet`], frozen at the moment it was compiled.
 #[derive(Debug, Clone)]
@@ -29,7 +30,7 @@ impl OneStepPolicy {
         let dev = Device::Cpu;
         let col = |v: f64| Tensor::full(v, (1, 1), &dev)?.to_dtype(net.dtype());
         // [emb(t = 1), emb(r = 0)], the constant tail of the first layer's input.
-        let emb = net.time_embeddings(&col(1.0)?, &col(0.0)?)?;
+        let emb = net.time_embeddings(&col(NOISE_TIME)?, &col(ONE_STEP_TO)?)?;
         let emb: Vec<f32> = emb.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         let mlp = CompiledMlp::new(net.mlp().layers(), &emb)?;
         let input = vec![0.0; cfg.act_dim + cfg.obs_dim];
