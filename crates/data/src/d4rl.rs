@@ -50,6 +50,66 @@ pub fn read_d4rl(path: &Path) -> Result<Dataset> {
     Ok(dataset)
 }
 
+/// A D4RL file's floats at the precision the file stored them (what `read_d4rl` narrows to
+/// f32), with its recorded simulator states: what a replay in the simulator compares
+/// against (`ofql dataset verify`). Flat row-major arrays.
+pub struct FullPrecision {
+    /// The float type the file stored observations and actions in.
+    pub dtype: Dtype,
+    pub rows: usize,
+    pub qpos: Vec<f64>,
+    pub qvel: Vec<f64>,
+    pub observations: Vec<f64>,
+    pub next_observations: Option<Vec<f64>>,
+    pub actions: Actions,
+    pub rewards: Vec<f64>,
+    pub terminals: Vec<bool>,
+    /// None when the file has no `timeouts`.
+    pub timeouts: Option<Vec<bool>>,
+}
+
+/// Actions in their stored type (a replay computes the control cost in it, as Gymnasium
+/// does with the file's arrays).
+pub enum Actions {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+/// Read a D4RL file that records simulator states (`infos/qpos`, `infos/qvel`) at full
+/// precision. The layout and shapes are checked by [`read_d4rl`] first.
+pub fn read_d4rl_full_precision(path: &Path) -> Result<FullPrecision> {
+    let data = read_d4rl(path)?;
+    if data.qpos.is_none() || data.qvel.is_none() {
+        bail!(
+            "{} has no infos/qpos and infos/qvel: a replay needs the recorded simulator states \
+             (D4RL's gym_mujoco_v2 files have them; Minari and parquet conversions do not)",
+            path.display()
+        );
+    }
+    let file = open_hdf5(path)?;
+    let reader = Reader { file: &file, path };
+    let f64s = |key: &str| reader.raw::<f64>(key);
+    Ok(FullPrecision {
+        dtype: data.dtype,
+        rows: data.len(),
+        qpos: f64s("infos/qpos")?,
+        qvel: f64s("infos/qvel")?,
+        observations: f64s("observations")?,
+        next_observations: data
+            .next_observations
+            .as_ref()
+            .map(|_| f64s("next_observations"))
+            .transpose()?,
+        actions: match data.dtype {
+            Dtype::F32 => Actions::F32(reader.raw::<f32>("actions")?),
+            Dtype::F64 => Actions::F64(f64s("actions")?),
+        },
+        rewards: f64s("rewards")?,
+        terminals: data.terminals.to_vec(),
+        timeouts: data.has_timeouts.then(|| data.timeouts.to_vec()),
+    })
+}
+
 /// Write `data` in D4RL's layout (gzip, chunked), floats as `dtype`, rewards as (N,),
 /// booleans as h5py writes them. `timeouts` is written only if the data had them.
 pub fn write_d4rl(path: &Path, data: &Dataset, dtype: Dtype) -> Result<()> {
@@ -189,6 +249,14 @@ impl Reader<'_> {
             expected: expected.to_string(),
         }
         .into()
+    }
+
+    /// Every element of a key as `T` (f32 widens to f64 exactly), after the header's size is
+    /// checked against what it would take.
+    pub fn raw<T: hdf5::H5Type>(&self, key: &str) -> Result<Vec<T>> {
+        let ds = self.required(key)?;
+        hdf5_io::check_claimed_size(&ds, std::mem::size_of::<T>())?;
+        ds.read_raw::<T>().with_context(|| format!("{}: read `{key}`", self.path.display()))
     }
 
     /// A (N, d) float array; (N,) is read as (N, 1).

@@ -17,7 +17,9 @@ pub mod replay;
 pub mod stats;
 pub mod transitions;
 
-pub use d4rl::{read_d4rl, write_d4rl, write_states_f64};
+pub use d4rl::{
+    Actions, FullPrecision, read_d4rl, read_d4rl_full_precision, write_d4rl, write_states_f64,
+};
 pub use dataset::{Dataset, Dtype, Episode};
 pub use error::DataError;
 pub use fetch::resolve;

@@ -3,8 +3,6 @@
 pub mod behaviour;
 pub mod bench;
 pub mod dataset;
-pub mod dataset_generate;
-pub mod dataset_verify;
 pub mod env;
 pub mod eval;
 pub mod report;

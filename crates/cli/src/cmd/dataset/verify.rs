@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use ofql_data::{Dataset, Dtype};
+use ofql_data::{Actions, Dtype, FullPrecision};
 use ofql_envs::verify::{Recorded, VerifyOptions, VerifyReport, verify};
 use ofql_envs::{ActionScalar, EnvId};
 use serde::Serialize;
 
-use super::dataset::{CacheArgs, resolve_source};
+use super::{CacheArgs, resolve_source};
 use crate::output::Output;
 
 #[derive(Args)]
@@ -64,76 +64,10 @@ fn environment(arg: Option<&str>, path: &Path) -> Result<EnvId> {
     }
 }
 
-/// A float key read as f64, whatever its stored precision (f32 widens exactly).
-fn read_f64(file: &hdf5::File, key: &str, path: &Path) -> Result<Vec<f64>> {
-    file.dataset(key)
-        .and_then(|d| d.read_raw::<f64>())
-        .with_context(|| format!("read `{key}` from {}", path.display()))
-}
-
-/// The recorded arrays, floats at full precision.
-struct Arrays {
-    qpos: Vec<f64>,
-    qvel: Vec<f64>,
-    observations: Vec<f64>,
-    next_observations: Option<Vec<f64>>,
-    rewards: Vec<f64>,
-    terminals: Vec<bool>,
-    timeouts: Option<Vec<bool>>,
-}
-
-fn replay<A: ActionScalar + hdf5::H5Type>(
-    id: EnvId,
-    file: &hdf5::File,
-    path: &Path,
-    arrays: &Arrays,
-    options: &VerifyOptions,
-) -> Result<VerifyReport> {
-    let actions: Vec<A> = file
-        .dataset("actions")
-        .and_then(|d| d.read_raw::<A>())
-        .with_context(|| format!("read `actions` from {}", path.display()))?;
-    let recorded = Recorded {
-        qpos: &arrays.qpos,
-        qvel: &arrays.qvel,
-        actions: &actions,
-        observations: &arrays.observations,
-        next_observations: arrays.next_observations.as_deref(),
-        rewards: &arrays.rewards,
-        terminals: &arrays.terminals,
-        timeouts: arrays.timeouts.as_deref(),
-    };
-    Ok(verify(id, &recorded, options)?)
-}
-
 pub fn run(args: VerifyArgs, out: &Output) -> Result<()> {
     let (path, _) = resolve_source(&args.source, &args.cache)?;
-    // The data crate's reader checks the layout and the shapes; the floats are then read
-    // again at full precision (it narrows float64 files to f32).
-    let data: Dataset = ofql_data::read_d4rl(&path)?;
-    if data.qpos.is_none() || data.qvel.is_none() {
-        bail!(
-            "{} has no infos/qpos and infos/qvel: verify needs the recorded simulator states \
-             (D4RL's gym_mujoco_v2 files have them; Minari and parquet conversions do not)",
-            path.display()
-        );
-    }
+    let data = ofql_data::read_d4rl_full_precision(&path)?;
     let id = environment(args.env.as_deref(), &path)?;
-    let file = ofql_data::hdf5_io::open(&path)?;
-    let f64s = |key: &str| read_f64(&file, key, &path);
-    let arrays = Arrays {
-        qpos: f64s("infos/qpos")?,
-        qvel: f64s("infos/qvel")?,
-        observations: f64s("observations")?,
-        next_observations: data
-            .next_observations
-            .as_ref()
-            .map(|_| f64s("next_observations"))
-            .transpose()?,
-        rewards: f64s("rewards")?,
-        terminals: data.terminals.to_vec(),
-        timeouts: data.has_timeouts.then(|| data.timeouts.to_vec()),
-    };
     let mut options =
         VerifyOptions { max_rows: args.max_rows, worst: args.worst, ..Default::default() };
     options.threads = args.threads.unwrap_or(options.threads);
@@ -141,18 +75,37 @@ pub fn run(args: VerifyArgs, out: &Output) -> Result<()> {
     options.stored_as_f32 = data.dtype == Dtype::F32;
     eprintln!(
         "replaying {} rows of {} in {id}",
-        args.max_rows.map_or(data.len(), |m| m.min(data.len())),
+        args.max_rows.map_or(data.rows, |m| m.min(data.rows)),
         path.display()
     );
     // The control cost is computed in the actions' stored precision, as Gymnasium would.
-    let verify = match data.dtype {
-        Dtype::F32 => replay::<f32>(id, &file, &path, &arrays, &options)?,
-        Dtype::F64 => replay::<f64>(id, &file, &path, &arrays, &options)?,
+    let verify = match &data.actions {
+        Actions::F32(actions) => replay(id, &data, actions, &options)?,
+        Actions::F64(actions) => replay(id, &data, actions, &options)?,
     };
     let report =
         Report { path: path.display().to_string(), file_dtype: data.dtype.to_string(), verify };
     out.report(&report, || text(&report));
     Ok(())
+}
+
+fn replay<A: ActionScalar>(
+    id: EnvId,
+    data: &FullPrecision,
+    actions: &[A],
+    options: &VerifyOptions,
+) -> Result<VerifyReport> {
+    let recorded = Recorded {
+        qpos: &data.qpos,
+        qvel: &data.qvel,
+        actions,
+        observations: &data.observations,
+        next_observations: data.next_observations.as_deref(),
+        rewards: &data.rewards,
+        terminals: &data.terminals,
+        timeouts: data.timeouts.as_deref(),
+    };
+    Ok(verify(id, &recorded, options)?)
 }
 
 fn text(r: &Report) -> String {

@@ -1,0 +1,124 @@
+//! `ofql dataset fetch`: D4RL downloads into the cache (resumable, SHA-256 pinned).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ofql_data::fetch::{self, Pins};
+use ofql_data::registry::{self, DEFAULT_BASE_URL};
+use serde::Serialize;
+
+use super::CacheArgs;
+use crate::output::Output;
+
+/// Environment variable naming a mirror of D4RL's download server.
+const BASE_URL_ENV: &str = "OFQL_D4RL_BASE_URL";
+
+#[derive(Args)]
+pub struct FetchArgs {
+    /// D4RL dataset names, e.g. hopper-medium-replay-v2.
+    #[arg(required_unless_present = "list")]
+    pub names: Vec<String>,
+    /// List the known names instead of downloading.
+    #[arg(long)]
+    pub list: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// Pins file: SHA-256 per file, recorded on first download; commit it.
+    #[arg(long, value_name = "FILE", default_value = fetch::DEFAULT_PINS_FILE)]
+    pub pins: PathBuf,
+    /// Download server [default: $OFQL_D4RL_BASE_URL, else D4RL's].
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Seconds to wait for a connection.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for any one read (the answer, or the next piece of the file).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub read_timeout: f64,
+    /// Further attempts after a network error, a timeout or a server error; each resumes
+    /// the partial file.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+}
+
+#[derive(Serialize)]
+struct FetchedReport {
+    name: String,
+    url: String,
+    #[serde(flatten)]
+    fetched: fetch::Fetched,
+}
+
+pub fn run(args: FetchArgs, out: &Output) -> Result<()> {
+    if args.list {
+        let all = registry::all();
+        out.report(&serde_json::json!({ "datasets": all }), || {
+            all.iter()
+                .map(|d| {
+                    format!(
+                        "{:<32} {:<12} obs {:>3} act {:>2}",
+                        d.name, d.env, d.obs_dim, d.act_dim
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+        return Ok(());
+    }
+    let base = args
+        .base_url
+        .clone()
+        .or_else(|| std::env::var(BASE_URL_ENV).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+    // Check every name before downloading anything.
+    let infos = args.names.iter().map(|n| registry::lookup(n)).collect::<Result<Vec<_>, _>>()?;
+    let dir = args.cache.dir();
+    let mut pins = Pins::load(&args.pins)?;
+    let seconds = |v: f64, flag: &str| -> Result<std::time::Duration> {
+        if !(v > 0.0 && v <= 86_400.0) {
+            bail!("{flag} {v}: give a number of seconds in (0, 86400]");
+        }
+        Ok(std::time::Duration::from_secs_f64(v))
+    };
+    let opts = fetch::FetchOptions {
+        progress: true,
+        connect_timeout: seconds(args.connect_timeout, "--connect-timeout")?,
+        read_timeout: seconds(args.read_timeout, "--read-timeout")?,
+        retries: args.retries,
+        ..fetch::FetchOptions::default()
+    };
+    let mut fetched = Vec::new();
+    for info in infos {
+        let url = info.url(&base);
+        eprintln!("fetching {} from {url}", info.name);
+        let f =
+            fetch::fetch(&url, &dir, &info.file_name(), &mut pins, &opts).with_context(|| {
+                format!(
+                    "fetch {} (without the network, put the file by hand at {})",
+                    info.name,
+                    dir.join(info.file_name()).display()
+                )
+            })?;
+        fetched.push(FetchedReport { name: info.name, url, fetched: f });
+    }
+    let report = serde_json::json!({ "fetched": fetched, "pins": pins.path() });
+    out.report(&report, || {
+        fetched
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}: {} ({} bytes{}) sha256 {} {}",
+                    f.name,
+                    f.fetched.path.display(),
+                    f.fetched.bytes,
+                    if f.fetched.cached { ", cached" } else { "" },
+                    f.fetched.sha256,
+                    f.fetched.pin
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
