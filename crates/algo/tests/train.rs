@@ -315,3 +315,27 @@ fn method_constants_are_config_keys() {
     assert_ne!(flow(&["actor.time_mu=1.0"]), flow(&[]));
     assert!(Config::from_toml_with("", &["actor.time_dim=33".into()]).is_err());
 }
+
+/// Checkpoints name their method; one from before methods were named (no "method") loads as
+/// OFQL's, and one of another method is refused with a message that says which it is.
+#[test]
+fn checkpoints_name_their_method_and_old_ones_still_load() {
+    let cfg = small_config(10);
+    let agent = Ofql::new(&cfg, 5, 2, &Device::Cpu).unwrap();
+    let mut ck = agent.checkpoint().unwrap();
+    assert_eq!(ck.remove_meta("method").as_deref(), Some("\"ofql\""));
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.safetensors");
+    ck.save(&old).unwrap();
+    let loaded =
+        agent::from_checkpoint(&Checkpoint::load(&old, &Device::Cpu).unwrap(), &Device::Cpu)
+            .unwrap();
+    assert_eq!((loaded.method(), loaded.obs_dim(), loaded.act_dim()), ("ofql", 5, 2));
+
+    ck.set_json("method", &"dql").unwrap();
+    let mut fresh = Ofql::new(&cfg, 5, 2, &Device::Cpu).unwrap();
+    let err = format!("{:#}", fresh.restore(&ck).unwrap_err());
+    assert!(err.contains("written by method `dql`"), "{err}");
+    let err = format!("{:#}", agent::from_checkpoint(&ck, &Device::Cpu).err().unwrap());
+    assert!(err.contains("dql"), "{err}");
+}

@@ -70,6 +70,11 @@ impl Checkpoint {
     }
 
     /// Store any serde value (e.g. a `ChaCha8Rng`, whose serde form is its full state) as JSON.
+    /// Drop a metadata entry (e.g. to write a checkpoint as an older version did).
+    pub fn remove_meta(&mut self, key: &str) -> Option<String> {
+        self.metadata.remove(key)
+    }
+
     pub fn set_json<T: Serialize>(&mut self, key: &str, value: &T) -> Result<()> {
         self.set_meta(key, serde_json::to_string(value)?);
         Ok(())
