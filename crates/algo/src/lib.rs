@@ -11,6 +11,7 @@ pub mod eval;
 pub mod ofql;
 pub mod policy;
 pub mod prepare;
+pub mod q_learning;
 pub mod run_lock;
 pub mod schedule;
 pub mod train;

@@ -13,7 +13,7 @@
 
 use anyhow::{Context, Result, bail};
 use candle_core::backprop::GradStore;
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use ofql_data::replay::Batch;
 use ofql_flow::{
     MeanFlowConfig, MeanFlowDraw, OneStepPolicy, TimeDist, clamp_actions, meanflow_sq_error,
@@ -21,16 +21,17 @@ use ofql_flow::{
 };
 use ofql_nets::{
     Adam, AdamConfig, Checkpoint, CompiledDoubleQ, DoubleQ, NamedVars, VelocityConfig, VelocityNet,
-    copy_params, cosine_lr, ema_update, gaussian, soft_update,
+    copy_params, cosine_lr, ema_update, gaussian,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{Agent, CompiledActor, CompiledCritic, Metrics, check_method};
-use crate::config::{Config, CriticConfig};
+use crate::config::Config;
 use crate::prepare::ObsNorm;
-use crate::schedule::{self, Shards, add_all, rows_of};
+use crate::q_learning::{clip_norm, critic_step, q_term, scalar, td_targets};
+use crate::schedule::{self, Shards};
 
 /// The numbers one iteration reports (all from the batch it trained on).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -206,19 +207,14 @@ impl Ofql {
             MeanFlowDraw::new(n, self.act_dim, &flow_cfg, DType::F32, &self.device, &mut self.rng)?;
         let policy_noise = self.noise(n)?;
         let head_1 = self.rng.random::<f64>() > 0.5;
-        Ok(Draw { target_noise, samples_per_next_state: k, flow, policy_noise, head_1 })
+        Ok(Draw { target_noise, flow, policy_noise, head_1 })
     }
 
     /// y = r + gamma (1 - d) min_i Q'_i(s', a'), a' from the EMA actor, without gradient
     /// (by row shards).
     fn td_targets(&self, batch: &Batch, draw: &Draw, shards: &Shards) -> Result<Tensor> {
-        let k = draw.samples_per_next_state;
-        let y = shards.map(|_, rows| {
-            let b = rows_of(batch, &rows)?;
-            let noise = draw.target_noise.narrow(0, rows.start * k, rows.len() * k)?;
-            td_target(&self.cfg.critic, &self.actor_ema, &self.critic_target, &b, &noise)
-        })?;
-        Ok(Tensor::cat(&y, 0)?)
+        let next = |s: &Tensor, e: &Tensor| one_step(&self.actor_ema, s, e);
+        td_targets(&self.cfg.critic, &next, &self.critic_target, batch, &draw.target_noise, shards)
     }
 
     /// Actor step: L_FBC + eta * q_loss, DQL's normalised Q term on a random head of the
@@ -232,25 +228,13 @@ impl Ofql {
         shards: &Shards,
         flow: FlowLoss,
     ) -> Result<ActorStep> {
-        let (n, eta) = (batch.actions.dim(0)? as f64, self.cfg.actor.eta);
-        let forward = shards.map(|_, rows| {
-            let b = rows_of(batch, &rows)?;
-            let noise = draw.policy_noise.narrow(0, rows.start, rows.len())?;
-            let s = &b.observations;
-            let a_pi = clamp_actions(&one_step_sample(&self.actor, s, &noise)?, -1.0, 1.0)?;
-            let (q1_pi, q2_pi) = self.critic.forward_frozen(s, &a_pi)?;
-            let (q_main, q_norm) = if draw.head_1 { (q1_pi, q2_pi) } else { (q2_pi, q1_pi) };
-            Ok((q_main.sum_all()?, q_norm.abs()?.sum_all()?.detach()))
-        })?;
-        let q_norm = (add_all(forward.iter().map(|f| &f.1))? / n)?;
-        let parts = shards.map(|i, _| {
-            let q = ((&forward[i].0 / n)?.neg()? / &q_norm)?;
-            Ok(((&q * eta)?.backward()?, q))
-        })?;
-        let q = add_all(parts.iter().map(|(_, q)| q))?;
+        let eta = self.cfg.actor.eta;
+        let pi = |s: &Tensor, e: &Tensor| one_step(&self.actor, s, e);
+        let (parts, q) =
+            q_term(&self.critic, &pi, batch, &draw.policy_noise, draw.head_1, eta, shards)?;
         let total = (&flow.loss + (&q * eta)?)?;
         // The actor's gradient: the Q term's shards, then L_FBC's (added inside Adam's loop).
-        let mut grads: Vec<&GradStore> = parts.iter().map(|(g, _)| g).collect();
+        let mut grads: Vec<&GradStore> = parts.iter().collect();
         grads.push(&flow.grads);
         let grad_norm = self.actor_opt.step_clipped(&grads, clip_norm(self.cfg.actor.grad_norm))?;
         Ok(ActorStep { flow: flow.loss, q, total, grad_norm })
@@ -312,7 +296,7 @@ impl Agent for Ofql {
 
     /// One step of the EMA actor.
     fn act(&self, obs: &Tensor, noise: &Tensor) -> Result<Tensor> {
-        Ok(clamp_actions(&one_step_sample(&self.actor_ema, obs, noise)?, -1.0, 1.0)?)
+        one_step(&self.actor_ema, obs, noise)
     }
 
     /// The target critics, as CleanDiffuser's protocol uses.
@@ -375,26 +359,6 @@ impl Agent for Ofql {
     }
 }
 
-/// Critic step: L = mse(Q_1, y) + mse(Q_2, y), an Adam step, then (when `step`, the step
-/// this update completes, is a multiple of `target_every`) the Polyak step of the target
-/// critics: nothing later in the update reads them.
-fn critic_step(
-    c: &CriticConfig,
-    (critic, target, opt): (&DoubleQ, &DoubleQ, &mut Adam),
-    step: u64,
-    batch: &Batch,
-    y: &Tensor,
-) -> Result<CriticStep> {
-    let n = y.dim(0)? as f64;
-    let (q1, q2) = critic.forward(&batch.observations, &batch.actions)?;
-    let loss = ((sq_error_sum(&q1, y)? / n)? + (sq_error_sum(&q2, y)? / n)?)?;
-    let grad_norm = opt.step_clipped(&[&loss.backward()?], clip_norm(c.grad_norm))?;
-    if step.is_multiple_of(c.target_every) {
-        soft_update(target, critic, c.tau)?;
-    }
-    Ok(CriticStep { loss, q1_sum: q1.sum_all()?, grad_norm })
-}
-
 /// The actor's MeanFlow behaviour-cloning loss L_FBC on the whole batch, and its gradient.
 fn flow_loss(actor: &VelocityNet, batch: &Batch, draw: &MeanFlowDraw) -> Result<FlowLoss> {
     let (n, act_dim) = batch.actions.dims2()?;
@@ -407,20 +371,12 @@ fn flow_loss(actor: &VelocityNet, batch: &Batch, draw: &MeanFlowDraw) -> Result<
 struct Draw {
     /// e for a' = pi_ema(s', e): k rows per next state (k > 1 for the max-Q backup).
     target_noise: Tensor,
-    samples_per_next_state: usize,
     /// (t, r) and the noise of the MeanFlow loss.
     flow: MeanFlowDraw,
     /// e for a = pi(s, e) in the Q term.
     policy_noise: Tensor,
     /// Which critic head the Q term uses (the other normalises it).
     head_1: bool,
-}
-
-struct CriticStep {
-    loss: Tensor,
-    /// sum of Q_1(s, a) over the batch's actions.
-    q1_sum: Tensor,
-    grad_norm: f64,
 }
 
 struct FlowLoss {
@@ -435,45 +391,7 @@ struct ActorStep {
     grad_norm: f64,
 }
 
-/// The TD target, without gradient, with a' = one step of the EMA actor from `noise`
-/// (B x k rows). With the max-Q backup (AntMaze), s' is repeated k = `max_q_samples`
-/// times and each target head takes its max over the samples.
-fn td_target(
-    c: &CriticConfig,
-    actor_ema: &VelocityNet,
-    critic_target: &DoubleQ,
-    batch: &Batch,
-    noise: &Tensor,
-) -> Result<Tensor> {
-    let (r, s2, done) = (&batch.rewards, &batch.next_observations, &batch.dones);
-    let b = s2.dim(0)?;
-    let min_q = if c.max_q_backup {
-        let k = c.max_q_samples;
-        // repeat_interleave: row i of s' becomes rows i*k .. i*k+k-1.
-        let s2k = s2.unsqueeze(1)?.repeat((1, k, 1))?.reshape((b * k, s2.dim(1)?))?;
-        let a2 = clamp_actions(&one_step_sample(actor_ema, &s2k, noise)?, -1.0, 1.0)?;
-        let (q1, q2) = critic_target.forward(&s2k, &a2)?;
-        let q1 = q1.reshape((b, k))?.max_keepdim(D::Minus1)?;
-        let q2 = q2.reshape((b, k))?.max_keepdim(D::Minus1)?;
-        q1.minimum(&q2)?
-    } else {
-        let a2 = clamp_actions(&one_step_sample(actor_ema, s2, noise)?, -1.0, 1.0)?;
-        critic_target.min(s2, &a2)?
-    };
-    let not_done = (1.0 - done)?;
-    Ok((r + (not_done * min_q)?.affine(c.gamma, 0.0)?)?.detach())
-}
-
-/// The clip threshold for a config's `grad_norm`: 0 means no clipping.
-fn clip_norm(grad_norm: f64) -> f64 {
-    if grad_norm == 0.0 { f64::INFINITY } else { grad_norm }
-}
-
-/// Sum over all elements of (x - y)^2.
-fn sq_error_sum(x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
-    (x - y)?.sqr()?.sum_all()
-}
-
-fn scalar(t: &Tensor) -> Result<f64> {
-    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+/// One step of a velocity network from noise, clamped to the action bounds.
+fn one_step(net: &VelocityNet, s: &Tensor, noise: &Tensor) -> Result<Tensor> {
+    Ok(clamp_actions(&one_step_sample(net, s, noise)?, -1.0, 1.0)?)
 }

@@ -1,0 +1,133 @@
+//! What OFQL and Diffusion-QL share: DQL's clipped double-Q critic step and TD target (with the
+//! max-Q backup), and its normalised Q term, each for any policy given as a function of
+//! (states, noise). The policy's own loss is the method's.
+
+use anyhow::Result;
+use candle_core::backprop::GradStore;
+use candle_core::{D, DType, Tensor};
+use ofql_data::replay::Batch;
+use ofql_nets::{Adam, DoubleQ, soft_update};
+
+use crate::config::CriticConfig;
+use crate::schedule::{Shards, add_all, rows_of};
+
+/// Critic step: L = mse(Q_1, y) + mse(Q_2, y), an Adam step, then (when `step`, the step
+/// this update completes, is a multiple of `target_every`) the Polyak step of the target
+/// critics: nothing later in the update reads them.
+pub(crate) fn critic_step(
+    c: &CriticConfig,
+    (critic, target, opt): (&DoubleQ, &DoubleQ, &mut Adam),
+    step: u64,
+    batch: &Batch,
+    y: &Tensor,
+) -> Result<CriticStep> {
+    let n = y.dim(0)? as f64;
+    let (q1, q2) = critic.forward(&batch.observations, &batch.actions)?;
+    let loss = ((sq_error_sum(&q1, y)? / n)? + (sq_error_sum(&q2, y)? / n)?)?;
+    let grad_norm = opt.step_clipped(&[&loss.backward()?], clip_norm(c.grad_norm))?;
+    if step.is_multiple_of(c.target_every) {
+        soft_update(target, critic, c.tau)?;
+    }
+    Ok(CriticStep { loss, q1_sum: q1.sum_all()?, grad_norm })
+}
+
+pub(crate) struct CriticStep {
+    pub loss: Tensor,
+    /// sum of Q_1(s, a) over the batch's actions.
+    pub q1_sum: Tensor,
+    pub grad_norm: f64,
+}
+
+/// DQL's normalised Q term on a random head of the critics (held constant: this loss trains
+/// the actor), -mean Q_head(s, pi(s)) / mean |Q_other(s, pi(s))|, with pi(s) =
+/// `actions(s, noise)` differentiable in the actor, by row shards: every shard's forward
+/// pass comes before any backward pass, since the normaliser is over the whole batch. The
+/// shards' gradients of eta times the term, and the term.
+pub(crate) fn q_term(
+    critic: &DoubleQ,
+    actions: &(dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Sync),
+    batch: &Batch,
+    noise: &Tensor,
+    head_1: bool,
+    eta: f64,
+    shards: &Shards,
+) -> Result<(Vec<GradStore>, Tensor)> {
+    let n = batch.actions.dim(0)? as f64;
+    let forward = shards.map(|_, rows| {
+        let b = rows_of(batch, &rows)?;
+        let noise = noise.narrow(0, rows.start, rows.len())?;
+        let s = &b.observations;
+        let a_pi = actions(s, &noise)?;
+        let (q1_pi, q2_pi) = critic.forward_frozen(s, &a_pi)?;
+        let (q_main, q_norm) = if head_1 { (q1_pi, q2_pi) } else { (q2_pi, q1_pi) };
+        Ok((q_main.sum_all()?, q_norm.abs()?.sum_all()?.detach()))
+    })?;
+    let q_norm = (add_all(forward.iter().map(|f| &f.1))? / n)?;
+    let parts = shards.map(|i, _| {
+        let q = ((&forward[i].0 / n)?.neg()? / &q_norm)?;
+        Ok(((&q * eta)?.backward()?, q))
+    })?;
+    let q = add_all(parts.iter().map(|(_, q)| q))?;
+    Ok((parts.into_iter().map(|(g, _)| g).collect(), q))
+}
+
+/// The TD targets of a batch by row shards (`noise` has k rows per next state).
+pub(crate) fn td_targets(
+    c: &CriticConfig,
+    next_actions: &(dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Sync),
+    critic_target: &DoubleQ,
+    batch: &Batch,
+    noise: &Tensor,
+    shards: &Shards,
+) -> Result<Tensor> {
+    let k = noise.dim(0)? / batch.actions.dim(0)?;
+    let y = shards.map(|_, rows| {
+        let b = rows_of(batch, &rows)?;
+        let noise = noise.narrow(0, rows.start * k, rows.len() * k)?;
+        td_target(c, next_actions, critic_target, &b, &noise)
+    })?;
+    Ok(Tensor::cat(&y, 0)?)
+}
+
+/// The TD target, without gradient, with a' = `next_actions(s', noise)` (the EMA actor;
+/// `noise` has B x k rows). With the max-Q backup (AntMaze), s' is repeated k = `max_q_samples`
+/// times and each target head takes its max over the samples.
+pub(crate) fn td_target(
+    c: &CriticConfig,
+    next_actions: &(dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Sync),
+    critic_target: &DoubleQ,
+    batch: &Batch,
+    noise: &Tensor,
+) -> Result<Tensor> {
+    let (r, s2, done) = (&batch.rewards, &batch.next_observations, &batch.dones);
+    let b = s2.dim(0)?;
+    let min_q = if c.max_q_backup {
+        let k = c.max_q_samples;
+        // repeat_interleave: row i of s' becomes rows i*k .. i*k+k-1.
+        let s2k = s2.unsqueeze(1)?.repeat((1, k, 1))?.reshape((b * k, s2.dim(1)?))?;
+        let a2 = next_actions(&s2k, noise)?;
+        let (q1, q2) = critic_target.forward(&s2k, &a2)?;
+        let q1 = q1.reshape((b, k))?.max_keepdim(D::Minus1)?;
+        let q2 = q2.reshape((b, k))?.max_keepdim(D::Minus1)?;
+        q1.minimum(&q2)?
+    } else {
+        let a2 = next_actions(s2, noise)?;
+        critic_target.min(s2, &a2)?
+    };
+    let not_done = (1.0 - done)?;
+    Ok((r + (not_done * min_q)?.affine(c.gamma, 0.0)?)?.detach())
+}
+
+/// The clip threshold for a config's `grad_norm`: 0 means no clipping.
+pub(crate) fn clip_norm(grad_norm: f64) -> f64 {
+    if grad_norm == 0.0 { f64::INFINITY } else { grad_norm }
+}
+
+/// Sum over all elements of (x - y)^2.
+fn sq_error_sum(x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+    (x - y)?.sqr()?.sum_all()
+}
+
+pub(crate) fn scalar(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
