@@ -18,11 +18,12 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::Config;
+use crate::dql::Dql;
 use crate::ofql::Ofql;
 use crate::prepare::ObsNorm;
 
 /// The methods this crate trains, by their config name.
-pub const METHODS: [&str; 1] = ["ofql"];
+pub const METHODS: [&str; 2] = ["ofql", "dql"];
 
 /// A trainable, checkpointable policy with critics.
 ///
@@ -106,6 +107,7 @@ pub fn build(
 ) -> Result<Box<dyn Agent>> {
     match cfg.algo.name.as_str() {
         "ofql" => Ok(Box::new(Ofql::new(cfg, obs_dim, act_dim, device)?.with_obs_norm(obs_norm))),
+        "dql" => Ok(Box::new(Dql::new(cfg, obs_dim, act_dim, device)?.with_obs_norm(obs_norm))),
         other => bail!("unknown method [algo] name = {other:?}: use one of {}", METHODS.join(", ")),
     }
 }

@@ -15,6 +15,8 @@ pub struct Config {
     pub train: TrainConfig,
     pub actor: ActorConfig,
     pub critic: CriticConfig,
+    /// Diffusion-QL's own keys (`algo.name = "dql"`).
+    pub dql: DqlConfig,
     pub eval: EvalConfig,
 }
 
@@ -116,6 +118,20 @@ pub struct CriticConfig {
     pub layers: usize,
 }
 
+/// Diffusion-QL's keys; its networks, learning rates, clipping and EMA are `[actor]`'s and
+/// `[critic]`'s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DqlConfig {
+    /// Weight of the Q term against the noise-prediction loss (DQL: 1.0 for locomotion).
+    pub eta: f64,
+    /// Diffusion steps T (DQL: 5).
+    pub steps: usize,
+    /// Sinusoid features of the step and the hidden width of its MLP (DQL: 16, 32).
+    pub time_dim: usize,
+    pub time_hidden: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalConfig {
@@ -207,6 +223,7 @@ impl Default for Config {
                 hidden: 256,
                 layers: 3,
             },
+            dql: DqlConfig { eta: 1.0, steps: 5, time_dim: 16, time_hidden: 32 },
             eval: EvalConfig {
                 protocol: EvalProtocol::Cleandiffuser,
                 episodes: 150,
@@ -243,6 +260,11 @@ impl Default for ActorConfig {
 impl Default for CriticConfig {
     fn default() -> Self {
         Config::default().critic
+    }
+}
+impl Default for DqlConfig {
+    fn default() -> Self {
+        Config::default().dql
     }
 }
 impl Default for EvalConfig {
@@ -350,6 +372,16 @@ impl Config {
         within("critic.max_q_samples", c.max_q_samples, (0, true), 1024)?;
         within("critic.hidden", c.hidden, (0, true), SIZE)?;
         within("critic.layers", c.layers, (0, true), 64)?;
+        within("dql.eta", self.dql.eta, (0.0, false), 1e6)?;
+        within("dql.steps", self.dql.steps, (0, true), 1000)?;
+        within("dql.time_dim", self.dql.time_dim, (2, false), SIZE)?;
+        if !self.dql.time_dim.is_multiple_of(2) {
+            bail!(
+                "config value dql.time_dim = {} must be even (cos and sin pairs)",
+                self.dql.time_dim
+            );
+        }
+        within("dql.time_hidden", self.dql.time_hidden, (0, true), SIZE)?;
         within("eval.episodes", e.episodes, (0, true), 1_000_000)?;
         within("eval.parallel_envs", e.parallel_envs, (0, true), 10_000)?;
         within("eval.candidates", e.candidates, (0, true), 100_000)?;
@@ -467,7 +499,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert!(checked >= 44, "only {checked} keys found");
+        assert!(checked >= 48, "only {checked} keys found");
         // The edges of a few ranges.
         for ok in ["critic.hidden=1", "actor.eta=0", "actor.grad_norm=0", "data.reward_shift=-1"] {
             Config::from_toml_with("", &[ok.to_string()]).unwrap();

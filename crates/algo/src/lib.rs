@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod dql;
 pub mod eval;
 pub mod ofql;
 pub mod policy;
@@ -18,4 +19,5 @@ pub mod train;
 
 pub use agent::{Agent, Metrics};
 pub use config::Config;
+pub use dql::Dql;
 pub use ofql::{Losses, Ofql};

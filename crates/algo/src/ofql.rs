@@ -21,7 +21,7 @@ use ofql_flow::{
 };
 use ofql_nets::{
     Adam, AdamConfig, Checkpoint, CompiledDoubleQ, DoubleQ, NamedVars, VelocityConfig, VelocityNet,
-    copy_params, cosine_lr, ema_update, gaussian,
+    gaussian,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use crate::agent::{Agent, CompiledActor, CompiledCritic, Metrics, check_method};
 use crate::config::Config;
 use crate::prepare::ObsNorm;
-use crate::q_learning::{clip_norm, critic_step, q_term, scalar, td_targets};
+use crate::q_learning::{
+    clip_norm, critic_step, ema_step, learning_rates, q_term, scalar, td_targets,
+};
 use crate::schedule::{self, Shards};
 
 /// The numbers one iteration reports (all from the batch it trained on).
@@ -184,12 +186,7 @@ impl Ofql {
 
     /// Both learning rates at this step (`train.lr_schedule`: DQL's cosine decay by default).
     fn decay_learning_rates(&mut self) -> (f64, f64) {
-        let t = &self.cfg.train;
-        let at = |lr: f64| match t.lr_schedule.as_str() {
-            "constant" => lr,
-            _ => cosine_lr(lr, t.lr_floor, self.step, t.steps),
-        };
-        let (actor_lr, critic_lr) = (at(self.cfg.actor.lr), at(self.cfg.critic.lr));
+        let (actor_lr, critic_lr) = learning_rates(&self.cfg, self.step);
         self.actor_opt.set_lr(actor_lr);
         self.critic_opt.set_lr(critic_lr);
         (actor_lr, critic_lr)
@@ -241,17 +238,9 @@ impl Ofql {
     }
 
     /// Target step: the EMA actor on DQL's schedule (the target critics moved in the critic
-    /// step). DQL copies the actor until the EMA starts; CleanDiffuser leaves it alone.
+    /// step).
     fn target_step(&mut self) -> Result<()> {
-        let a = &self.cfg.actor;
-        if self.step.is_multiple_of(a.ema_every) {
-            if self.step >= a.ema_start {
-                ema_update(&self.actor_ema, &self.actor, a.ema_decay)?;
-            } else if a.ema_warmup == "copy" {
-                copy_params(&self.actor_ema, &self.actor)?;
-            }
-        }
-        Ok(())
+        ema_step(&self.cfg.actor, self.step, &self.actor_ema, &self.actor)
     }
 
     /// e ~ N(0, I), shape (n, act_dim), from the agent's own generator.

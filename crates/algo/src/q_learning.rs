@@ -6,9 +6,9 @@ use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Tensor};
 use ofql_data::replay::Batch;
-use ofql_nets::{Adam, DoubleQ, soft_update};
+use ofql_nets::{Adam, DoubleQ, NamedVars, copy_params, cosine_lr, ema_update, soft_update};
 
-use crate::config::CriticConfig;
+use crate::config::{ActorConfig, Config, CriticConfig};
 use crate::schedule::{Shards, add_all, rows_of};
 
 /// Critic step: L = mse(Q_1, y) + mse(Q_2, y), an Adam step, then (when `step`, the step
@@ -130,4 +130,33 @@ fn sq_error_sum(x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
 
 pub(crate) fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// Both learning rates at `step` (`train.lr_schedule`: DQL's cosine decay by default).
+pub(crate) fn learning_rates(cfg: &Config, step: u64) -> (f64, f64) {
+    let t = &cfg.train;
+    let at = |lr: f64| match t.lr_schedule.as_str() {
+        "constant" => lr,
+        _ => cosine_lr(lr, t.lr_floor, step, t.steps),
+    };
+    (at(cfg.actor.lr), at(cfg.critic.lr))
+}
+
+/// The EMA actor on DQL's schedule after `step` updates: every `ema_every` steps, a copy of
+/// the actor before `ema_start` (DQL's code; CleanDiffuser leaves it alone: "hold"), the EMA
+/// from then on.
+pub(crate) fn ema_step(
+    a: &ActorConfig,
+    step: u64,
+    ema: &impl NamedVars,
+    actor: &impl NamedVars,
+) -> Result<()> {
+    if step.is_multiple_of(a.ema_every) {
+        if step >= a.ema_start {
+            ema_update(ema, actor, a.ema_decay)?;
+        } else if a.ema_warmup == "copy" {
+            copy_params(ema, actor)?;
+        }
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor};
 use ofql_algo::policy::{Decider, Protocol, select_actions};
 use ofql_algo::prepare::ObsNorm;
-use ofql_algo::{Config, Ofql};
+use ofql_algo::{Config, agent};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -26,17 +26,32 @@ fn q_softmax_decider_matches_select_actions() {
     }
 }
 
+/// The same for Diffusion-QL's compiled T-step chain.
+#[test]
+fn dql_decider_matches_select_actions() {
+    decider_matches_select_actions_for("dql", Protocol::Plain, 1);
+    let protocol = Protocol::CleanDiffuser { candidates: 50, temperature: 0.5, q_weight: 0.5 };
+    for threads in [1, 2] {
+        decider_matches_select_actions_for("dql", protocol, threads);
+    }
+}
+
 fn decider_matches_select_actions(protocol: Protocol, threads: usize) {
+    decider_matches_select_actions_for("ofql", protocol, threads)
+}
+
+fn decider_matches_select_actions_for(method: &str, protocol: Protocol, threads: usize) {
     let (d, a) = (17, 6);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let norm = ObsNorm {
         mean: (0..d).map(|_| rng.random_range(-1.0..1.0)).collect(),
         std: (0..d).map(|_| rng.random_range(0.5..2.0)).collect(),
     };
-    let agent = Ofql::new(&Config::default(), d, a, &Device::Cpu)
-        .unwrap()
-        .with_obs_norm(Some(norm.clone()));
-    let mut decider = Decider::with_threads(&agent, protocol, threads).unwrap();
+    let mut cfg = Config::default();
+    cfg.algo.name = method.into();
+    let agent = agent::build(&cfg, d, a, Some(norm.clone()), &Device::Cpu).unwrap();
+    let agent = agent.as_ref();
+    let mut decider = Decider::with_threads(agent, protocol, threads).unwrap();
     let mut clamped = 0;
     for seed in 0..20 {
         let raw: Vec<f32> = (0..d).map(|_| rng.random_range(-4.0..4.0)).collect();
@@ -48,12 +63,12 @@ fn decider_matches_select_actions(protocol: Protocol, threads: usize) {
         norm.apply(&mut normed);
         let obs = Tensor::from_slice(&normed, (1, d), &Device::Cpu).unwrap();
         let mut same_stream = ChaCha8Rng::seed_from_u64(seed);
-        let slow = select_actions(&agent, &obs, protocol, &mut same_stream).unwrap();
+        let slow = select_actions(agent, &obs, protocol, &mut same_stream).unwrap();
         let slow: Vec<f32> = slow.flatten_all().unwrap().to_vec1().unwrap();
         for (f, s) in fast.iter().zip(&slow) {
             assert!(
                 (f - s).abs() < 1e-5,
-                "{protocol:?} {threads} threads, seed {seed}: {fast:?} vs {slow:?}"
+                "{method} {protocol:?} {threads} threads, seed {seed}: {fast:?} vs {slow:?}"
             );
             clamped += (s.abs() == 1.0) as usize;
         }

@@ -339,3 +339,54 @@ fn checkpoints_name_their_method_and_old_ones_still_load() {
     let err = format!("{:#}", agent::from_checkpoint(&ck, &Device::Cpu).err().unwrap());
     assert!(err.contains("dql"), "{err}");
 }
+
+/// Diffusion-QL on the same loop: finite metrics and a falling noise-prediction loss, a
+/// resumed run equal to the uninterrupted one, and its checkpoints refused by OFQL by name.
+#[test]
+fn dql_trains_resumes_exactly_and_is_told_apart() {
+    let buffer = ReplayBuffer::new(random_transitions());
+    let t = buffer.transitions();
+    let mut cfg = small_config(200);
+    cfg.algo.name = "dql".into();
+    // Behaviour cloning alone for the loss to fall (DQL's eta = 1 is used below).
+    cfg.dql.eta = 0.0;
+    cfg.validate().unwrap();
+    let mut agent = agent::build(&cfg, t.obs_dim, t.act_dim, None, &Device::Cpu).unwrap();
+    assert_eq!(agent.noise_width(), 5 * t.act_dim);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let metrics: Vec<Metrics> =
+        (0..200).map(|_| agent.update(&buffer.sample(64, &mut rng).unwrap()).unwrap()).collect();
+    assert!(metrics.iter().all(Metrics::all_finite));
+    let bc = |m: &[Metrics]| m.iter().map(|m| m.get("bc").unwrap()).sum::<f64>() / m.len() as f64;
+    let (first, last) = (bc(&metrics[..20]), bc(&metrics[180..]));
+    assert!(last < 0.8 * first, "noise-prediction loss did not fall: {first} -> {last}");
+
+    let mut short = cfg.clone();
+    short.train.steps = 30;
+    short.dql.eta = 1.0;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let never = AtomicBool::new(false);
+    train_run(&short, &buffer, &a, false, &never, &mut Silent).unwrap();
+    let stop = AtomicBool::new(false);
+    let part = train_run(&short, &buffer, &b, false, &stop, &mut StopAt(13, &stop)).unwrap();
+    assert!(part.interrupted);
+    train_run(&short, &buffer, &b, true, &never, &mut Silent).unwrap();
+    let (ra, rb) = (
+        read_metrics(&a.join("metrics.jsonl")).unwrap(),
+        read_metrics(&b.join("metrics.jsonl")).unwrap(),
+    );
+    assert_eq!(ra.len(), 30);
+    assert!(ra.iter().all(|r| r.metrics.all_finite() && r.metrics.get("q").is_some()));
+    for (x, y) in ra.iter().zip(&rb) {
+        assert_eq!((x.step, &x.metrics), (y.step, &y.metrics), "step {}", x.step);
+    }
+
+    let ck = Checkpoint::load(&a.join("checkpoint/last.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(agent::checkpoint_method(&ck), "dql");
+    let mut ofql = Ofql::new(&small_config(10), t.obs_dim, t.act_dim, &Device::Cpu).unwrap();
+    let err = format!("{:#}", ofql.restore(&ck).unwrap_err());
+    assert!(err.contains("written by method `dql`") && err.contains("algo] name"), "{err}");
+    let loaded = agent::from_checkpoint(&ck, &Device::Cpu).unwrap();
+    assert_eq!((loaded.method(), loaded.step()), ("dql", 30));
+}

@@ -35,6 +35,12 @@ pub struct BenchArgs {
     /// Timed decisions per protocol.
     #[arg(long, default_value_t = 2000)]
     pub decisions: usize,
+    /// The method: ofql, or dql (Diffusion-QL, --nfe diffusion steps).
+    #[arg(long, default_value = "ofql")]
+    pub algo: String,
+    /// Diffusion steps (network evaluations per action) for --algo dql.
+    #[arg(long, default_value_t = 5)]
+    pub nfe: usize,
     /// Also time the same update in PyTorch with this Python (crates/algo/benches/ofql_torch.py),
     /// in the same run, e.g. a venv's bin/python with torch installed.
     #[arg(long, value_name = "PYTHON")]
@@ -50,8 +56,10 @@ struct Measured {
     threads: usize,
     train_step_ms: f64,
     steps_per_second: f64,
-    /// Achieved FLOP/s of the training step (model FLOPs / time).
-    train_gflops: f64,
+    /// 1M training steps at this rate, in hours (the paper's Figure 3 unit).
+    hours_per_million_steps: f64,
+    /// Achieved FLOP/s of the training step (model FLOPs / time); OFQL only.
+    train_gflops: Option<f64>,
     /// One observation in, one action out, plain one-step sampling, on the compiled actor
     /// (`Decider`, the deployment path).
     decision_us: f64,
@@ -62,15 +70,22 @@ struct Measured {
     decision50_us: f64,
     /// The same through candle tensors.
     decision50_tensor_us: f64,
+    /// Plain decisions for a batch of 2500 observations at once (the paper's Figure 3
+    /// batch), through candle tensors, in batches per second.
+    batch2500_per_second: f64,
     /// A 1024^3 f32 matrix product: the GEMM peak of this machine with these threads.
     gemm_gflops: f64,
 }
 
 #[derive(Serialize)]
 struct Report {
+    algo: String,
+    /// Network evaluations per action (1 for OFQL, T for DQL).
+    nfe: usize,
     sizes: String,
     batch: usize,
-    flops_per_step: f64,
+    /// OFQL's step (the FLOP count is OFQL's).
+    flops_per_step: Option<f64>,
     runs: Vec<Measured>,
     train_step_ms_1t: Option<f64>,
     train_step_ms_2t: Option<f64>,
@@ -90,6 +105,19 @@ pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
         crate::output::emit(&serde_json::to_string(&m)?);
         return Ok(());
     }
+    let nfe = match args.algo.as_str() {
+        "ofql" => 1,
+        "dql" if args.nfe >= 1 => args.nfe,
+        "dql" => bail!("--nfe must be at least 1"),
+        other => bail!("--algo {other}: use ofql or dql"),
+    };
+    if args.torch_python.is_some() && args.algo != "ofql" {
+        bail!(
+            "--torch-python: only OFQL has a PyTorch version in crates/algo/benches so far; \
+             drop --torch-python for --algo {}",
+            args.algo
+        );
+    }
     let exe = std::env::current_exe().context("cannot find the ofql executable")?;
     let mut runs = Vec::new();
     for &n in &args.threads {
@@ -100,6 +128,7 @@ pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
         let child = Command::new(&exe)
             .args(["bench", "--worker", "--steps", &args.steps.to_string()])
             .args(["--decisions", &args.decisions.to_string()])
+            .args(["--algo", &args.algo, "--nfe", &args.nfe.to_string()])
             .env("RAYON_NUM_THREADS", n.to_string())
             .output()
             .context("cannot run the benchmark worker")?;
@@ -111,17 +140,26 @@ pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
         runs.push(m);
     }
     let by = |n: usize| runs.iter().find(|m| m.threads == n);
-    let flops = step_flops(256);
+    let flops = (args.algo == "ofql").then(|| step_flops(256));
     let peak = runs.iter().max_by_key(|m| m.threads).map(|m| m.gemm_gflops);
     let report = Report {
-        sizes: format!("obs {OBS}, act {ACT}, actor and critics 3x256 Mish, time MLP 64-128-64"),
+        sizes: match args.algo.as_str() {
+            "ofql" => {
+                format!("obs {OBS}, act {ACT}, actor and critics 3x256 Mish, time MLP 64-128-64")
+            }
+            _ => format!(
+                "obs {OBS}, act {ACT}, noise net and critics 3x256 Mish, time MLP 16-32-16, T = {nfe}"
+            ),
+        },
+        algo: args.algo.clone(),
+        nfe,
         batch: 256,
         flops_per_step: flops,
         train_step_ms_1t: by(1).map(|m| m.train_step_ms),
         train_step_ms_2t: by(2).map(|m| m.train_step_ms),
         decision_us: by(1).map(|m| m.decision_us),
         decision50_us: by(1).map(|m| m.decision50_us),
-        floor_ms: peak.map(|p| flops / (p * 1e9) * 1e3),
+        floor_ms: flops.zip(peak).map(|(f, p)| f / (p * 1e9) * 1e3),
         runs,
         torch: match &args.torch_python {
             Some(python) => Some(run_torch(python, &args)?),
@@ -157,6 +195,9 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
     let dev = Device::Cpu;
     let mut cfg = Config::default();
     cfg.train.steps = 1_000_000;
+    cfg.algo.name = args.algo.clone();
+    cfg.dql.steps = args.nfe;
+    cfg.validate()?;
     let buffer = ReplayBuffer::new(random_transitions(100_000));
     let mut agent = agent::build(&cfg, OBS, ACT, None, &dev)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -203,6 +244,16 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
     let decision = compiled(Protocol::Plain, args.decisions * 10, &mut rng)?;
     let decision50 = compiled(cleandiffuser, args.decisions, &mut rng)?;
 
+    let big = buffer.transitions().observations[..2500 * OBS].to_vec();
+    let big = Tensor::from_vec(big, (2500, OBS), &dev)?;
+    select_actions(agent.as_ref(), &big, Protocol::Plain, &mut rng)?;
+    let reps = (args.decisions / 100).max(3);
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        select_actions(agent.as_ref(), &big, Protocol::Plain, &mut rng)?.to_vec2::<f32>()?;
+    }
+    let batch2500 = reps as f64 / t0.elapsed().as_secs_f64();
+
     let a = Tensor::randn(0f32, 1.0, (1024, 1024), &dev)?;
     let b = Tensor::randn(0f32, 1.0, (1024, 1024), &dev)?;
     a.matmul(&b)?;
@@ -217,11 +268,13 @@ fn measure(args: &BenchArgs) -> Result<Measured> {
         threads: candle_core::utils::get_num_threads(),
         train_step_ms: step * 1e3,
         steps_per_second: 1.0 / step,
-        train_gflops: step_flops(256) / step / 1e9,
+        hours_per_million_steps: step * 1e6 / 3600.0,
+        train_gflops: (args.algo == "ofql").then(|| step_flops(256) / step / 1e9),
         decision_us: decision * 1e6,
         decision_tensor_us: decision_tensor * 1e6,
         decision50_us: decision50 * 1e6,
         decision50_tensor_us: decision50_tensor * 1e6,
+        batch2500_per_second: batch2500,
         gemm_gflops: gemm / 1e9,
     })
 }
@@ -263,24 +316,28 @@ fn step_flops(b: usize) -> f64 {
 }
 
 fn text(r: &Report) -> String {
+    let flops = r.flops_per_step.map(|f| format!(": {:.2} GFLOP per step", f / 1e9));
     let mut s = format!(
-        "OFQL step at batch {} ({}): {:.2} GFLOP per step\n\
-         threads  ms/step  steps/s  GFLOP/s  decision us (tensor path)  decision(50) us (tensor path)  GEMM GFLOP/s\n",
+        "{} step at batch {} ({}){}\n\
+         threads  ms/step  steps/s  h/1M steps  GFLOP/s  decision us (tensor path)  decision(50) us (tensor path)  batches of 2500/s  GEMM GFLOP/s\n",
+        r.algo.to_uppercase(),
         r.batch,
         r.sizes,
-        r.flops_per_step / 1e9
+        flops.unwrap_or_default()
     );
     for m in &r.runs {
         s.push_str(&format!(
-            "{:>7}  {:>7.2}  {:>7.1}  {:>7.1}  {:>11.2} ({:>11.1})  {:>15.1} ({:>11.1})  {:>12.1}\n",
+            "{:>7}  {:>7.2}  {:>7.1}  {:>10.2}  {:>7}  {:>11.2} ({:>11.1})  {:>15.1} ({:>11.1})  {:>17.1}  {:>12.1}\n",
             m.threads,
             m.train_step_ms,
             m.steps_per_second,
-            m.train_gflops,
+            m.hours_per_million_steps,
+            m.train_gflops.map_or("-".into(), |g| format!("{g:.1}")),
             m.decision_us,
             m.decision_tensor_us,
             m.decision50_us,
             m.decision50_tensor_us,
+            m.batch2500_per_second,
             m.gemm_gflops
         ));
     }
