@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 use ofql_data::replay::Batch;
 use ofql_flow::OneStepPolicy;
-use ofql_nets::{Checkpoint, CompiledDoubleQ};
+use ofql_nets::{Adam, Checkpoint, CompiledDoubleQ, NamedVars};
+use rand_chacha::ChaCha8Rng;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -129,6 +130,75 @@ pub fn from_checkpoint(ck: &Checkpoint, device: &Device) -> Result<Box<dyn Agent
     let mut agent = build(&cfg, obs_dim, act_dim, None, device)?;
     agent.restore(ck)?;
     Ok(agent)
+}
+
+/// A checkpoint of an actor-critic agent: its networks and optimisers under the names every
+/// method uses (`actor`, `actor_ema`, `critic`, `critic_target`, `actor_opt`,
+/// `critic_opt`), its generator, and what `from_checkpoint` needs (method, config, sizes,
+/// observation normalisation, step).
+pub(crate) fn write_checkpoint(
+    agent: &dyn Agent,
+    nets: [&dyn NamedVars; 4],
+    opts: [&Adam; 2],
+    rng: &ChaCha8Rng,
+) -> Result<Checkpoint> {
+    let mut ck = Checkpoint::new();
+    for (name, net) in NETS.iter().zip(nets) {
+        ck.add_vars(name.0, net)?;
+    }
+    for (name, opt) in OPTIMISERS.iter().zip(opts) {
+        ck.add_adam(name.0, opt)?;
+    }
+    ck.set_json("method", &agent.method())?;
+    ck.set_json("rng", rng)?;
+    ck.set_json("config", agent.config())?;
+    ck.set_json("dims", &(agent.obs_dim(), agent.act_dim()))?;
+    ck.set_json("obs_norm", &agent.obs_norm())?;
+    ck.set_step(agent.step());
+    Ok(ck)
+}
+
+/// The names of [`write_checkpoint`]'s networks and optimisers, with what they are.
+const NETS: [(&str, &str); 4] = [
+    ("actor", "actor"),
+    ("actor_ema", "EMA actor"),
+    ("critic", "critics"),
+    ("critic_target", "target critics"),
+];
+const OPTIMISERS: [(&str, &str); 2] =
+    [("actor_opt", "actor optimiser"), ("critic_opt", "critic optimiser")];
+
+/// Restores what [`write_checkpoint`] wrote into an agent of `method` with these sizes;
+/// returns the generator, the observation normalisation and the step.
+pub(crate) fn read_checkpoint(
+    ck: &Checkpoint,
+    method: &str,
+    dims: (usize, usize),
+    nets: [&dyn NamedVars; 4],
+    opts: [&mut Adam; 2],
+) -> Result<(ChaCha8Rng, Option<ObsNorm>, u64)> {
+    check_method(ck, method)?;
+    let saved: (usize, usize) = ck.json("dims").context("network sizes")?;
+    if saved != dims {
+        bail!(
+            "checkpoint is for obs_dim {} / act_dim {}, this agent has {} / {}",
+            saved.0,
+            saved.1,
+            dims.0,
+            dims.1
+        );
+    }
+    for ((name, what), net) in NETS.iter().zip(nets) {
+        ck.restore_vars(name, net).context(*what)?;
+    }
+    for ((name, what), opt) in OPTIMISERS.iter().zip(opts) {
+        ck.restore_adam(name, opt).context(*what)?;
+    }
+    Ok((
+        ck.json("rng").context("RNG state")?,
+        ck.json("obs_norm").context("observation normalisation")?,
+        ck.step()?,
+    ))
 }
 
 /// Refuses a checkpoint of another method than `expected` (restore's first check).

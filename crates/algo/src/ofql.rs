@@ -11,7 +11,7 @@
 //! generator owned by the agent, so a seed fixes the run and a checkpoint can resume it.
 //! How the steps share two threads is [`crate::schedule`]'s business.
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 use ofql_data::replay::Batch;
@@ -27,7 +27,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{Agent, CompiledActor, CompiledCritic, Metrics, check_method};
+use crate::agent::{
+    Agent, CompiledActor, CompiledCritic, Metrics, read_checkpoint, write_checkpoint,
+};
 use crate::config::Config;
 use crate::prepare::ObsNorm;
 use crate::q_learning::{
@@ -307,43 +309,18 @@ impl Agent for Ofql {
 
     /// All networks, both optimisers, the RNG, the step.
     fn checkpoint(&self) -> Result<Checkpoint> {
-        let mut ck = Checkpoint::new();
-        ck.add_vars("actor", &self.actor)?;
-        ck.add_vars("actor_ema", &self.actor_ema)?;
-        ck.add_vars("critic", &self.critic)?;
-        ck.add_vars("critic_target", &self.critic_target)?;
-        ck.add_adam("actor_opt", &self.actor_opt)?;
-        ck.add_adam("critic_opt", &self.critic_opt)?;
-        ck.set_json("method", &self.method())?;
-        ck.set_json("rng", &self.rng)?;
-        ck.set_json("config", &self.cfg)?;
-        ck.set_json("dims", &(self.obs_dim, self.act_dim))?;
-        ck.set_json("obs_norm", &self.obs_norm)?;
-        ck.set_step(self.step);
-        Ok(ck)
+        let nets: [&dyn NamedVars; 4] =
+            [&self.actor, &self.actor_ema, &self.critic, &self.critic_target];
+        write_checkpoint(self, nets, [&self.actor_opt, &self.critic_opt], &self.rng)
     }
 
     fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
-        check_method(ck, self.method())?;
-        let dims: (usize, usize) = ck.json("dims").context("network sizes")?;
-        if dims != (self.obs_dim, self.act_dim) {
-            bail!(
-                "checkpoint is for obs_dim {} / act_dim {}, this agent has {} / {}",
-                dims.0,
-                dims.1,
-                self.obs_dim,
-                self.act_dim
-            );
-        }
-        ck.restore_vars("actor", &self.actor).context("actor")?;
-        ck.restore_vars("actor_ema", &self.actor_ema).context("EMA actor")?;
-        ck.restore_vars("critic", &self.critic).context("critics")?;
-        ck.restore_vars("critic_target", &self.critic_target).context("target critics")?;
-        ck.restore_adam("actor_opt", &mut self.actor_opt).context("actor optimiser")?;
-        ck.restore_adam("critic_opt", &mut self.critic_opt).context("critic optimiser")?;
-        self.rng = ck.json("rng").context("RNG state")?;
-        self.obs_norm = ck.json("obs_norm").context("observation normalisation")?;
-        self.step = ck.step()?;
+        let (method, dims) = (self.method(), (self.obs_dim, self.act_dim));
+        let nets: [&dyn NamedVars; 4] =
+            [&self.actor, &self.actor_ema, &self.critic, &self.critic_target];
+        let opts = [&mut self.actor_opt, &mut self.critic_opt];
+        let (rng, obs_norm, step) = read_checkpoint(ck, method, dims, nets, opts)?;
+        (self.rng, self.obs_norm, self.step) = (rng, obs_norm, step);
         Ok(())
     }
 }

@@ -27,7 +27,7 @@ impl Checkpoint {
     }
 
     /// Add a network's parameters as `{prefix}.{name}` (values copied now).
-    pub fn add_vars(&mut self, prefix: &str, net: &impl NamedVars) -> Result<()> {
+    pub fn add_vars(&mut self, prefix: &str, net: &(impl NamedVars + ?Sized)) -> Result<()> {
         for (name, var) in net.prefixed_vars(prefix) {
             self.insert(name, var.as_detached_tensor().copy()?)?;
         }
@@ -121,7 +121,7 @@ impl Checkpoint {
 
     /// Write the stored `{prefix}.{name}` tensors into the network's parameters. Every
     /// parameter must be present with the same shape and dtype; nothing is written otherwise.
-    pub fn restore_vars(&self, prefix: &str, net: &impl NamedVars) -> Result<()> {
+    pub fn restore_vars(&self, prefix: &str, net: &(impl NamedVars + ?Sized)) -> Result<()> {
         let vars = net.prefixed_vars(prefix);
         let mut values = Vec::with_capacity(vars.len());
         for (name, var) in &vars {
