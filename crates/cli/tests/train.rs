@@ -110,6 +110,51 @@ fn train_then_eval_reports_json_and_writes_the_run() {
     );
 }
 
+/// Diffusion-QL through the same commands: `--set algo.name=dql` trains (T = 3 here), its
+/// checkpoint evaluates with `ofql eval` under both protocols, and a resume with another
+/// method is refused by name.
+#[test]
+fn dql_trains_and_evaluates_through_the_same_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_dataset(dir.path());
+    let config = write_config(dir.path(), "[algo]\nname = \"dql\"\n[dql]\nsteps = 3\n");
+    let run = dir.path().join("dql");
+    let run_s = run.to_str().unwrap();
+    let v = json_ok(&ofql(&[
+        "train",
+        "--config",
+        &config,
+        "--dataset",
+        &data,
+        "--out",
+        run_s,
+        "--json",
+    ]));
+    assert_eq!(v["steps"], 40);
+    for key in ["critic", "bc", "q", "actor"] {
+        assert!(v["final_losses"][key].as_f64().unwrap().is_finite(), "{key}");
+    }
+    assert!(v["score_mean"].as_f64().unwrap().is_finite());
+    for protocol in ["cleandiffuser", "plain"] {
+        let e = json_ok(&ofql(&[
+            "eval",
+            "--checkpoint",
+            run_s,
+            "--episodes",
+            "2",
+            "--protocol",
+            protocol,
+            "--json",
+        ]));
+        assert_eq!((e["step"].as_u64(), e["protocol"].as_str()), (Some(40), Some(protocol)));
+        assert!(e["score_mean"].as_f64().unwrap().is_finite());
+    }
+    let out =
+        ofql(&["train", "--resume", run_s, "--steps", "50", "--set", "algo.name=ofql", "--json"]);
+    assert!(!out.status.success());
+    assert!(common::stderr(&out).contains("algo.name"), "{}", common::stderr(&out));
+}
+
 /// Start a run, kill -9 it once it is past its second checkpoint, resume, and compare every
 /// logged step with an uninterrupted run.
 #[test]
