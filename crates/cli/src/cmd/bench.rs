@@ -41,7 +41,8 @@ pub struct BenchArgs {
     /// Diffusion steps (network evaluations per action) for --algo dql.
     #[arg(long, default_value_t = 5)]
     pub nfe: usize,
-    /// Also time the same update in PyTorch with this Python (crates/algo/benches/ofql_torch.py),
+    /// Also time the same update in PyTorch with this Python (crates/algo/benches/ofql_torch.py
+    /// or dql_torch.py),
     /// in the same run, e.g. a venv's bin/python with torch installed.
     #[arg(long, value_name = "PYTHON")]
     pub torch_python: Option<std::path::PathBuf>,
@@ -111,13 +112,6 @@ pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
         "dql" => bail!("--nfe must be at least 1"),
         other => bail!("--algo {other}: use ofql or dql"),
     };
-    if args.torch_python.is_some() && args.algo != "ofql" {
-        bail!(
-            "--torch-python: only OFQL has a PyTorch version in crates/algo/benches so far; \
-             drop --torch-python for --algo {}",
-            args.algo
-        );
-    }
     let exe = std::env::current_exe().context("cannot find the ofql executable")?;
     let mut runs = Vec::new();
     for &n in &args.threads {
@@ -173,11 +167,17 @@ pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
 /// The PyTorch script's JSON (its source is compiled into the binary, so any working
 /// directory will do).
 fn run_torch(python: &std::path::Path, args: &BenchArgs) -> Result<serde_json::Value> {
-    const SCRIPT: &str = include_str!("../../../algo/benches/ofql_torch.py");
+    const OFQL: &str = include_str!("../../../algo/benches/ofql_torch.py");
+    const DQL: &str = include_str!("../../../algo/benches/dql_torch.py");
+    let (script, nfe) = match args.algo.as_str() {
+        "dql" => (DQL, vec!["--nfe".to_string(), args.nfe.to_string()]),
+        _ => (OFQL, vec![]),
+    };
     eprintln!("measuring PyTorch with {}...", python.display());
     let threads: Vec<String> = args.threads.iter().map(|t| t.to_string()).collect();
     let child = Command::new(python)
-        .args(["-W", "ignore", "-c", SCRIPT, "--threads", &threads.join(",")])
+        .args(["-W", "ignore", "-c", script, "--threads", &threads.join(",")])
+        .args(&nfe)
         .args(["--steps", &args.steps.to_string(), "--decisions", &args.decisions.to_string()])
         .output()
         .with_context(|| format!("cannot run {}", python.display()))?;
