@@ -18,7 +18,6 @@ import json
 import math
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -57,9 +56,9 @@ class NoiseNet(nn.Module):
 
 
 def vp_betas(T, b_min=0.1, b_max=10.0):
-    t = np.arange(1, T + 1)
-    alpha = np.exp(-b_min / T - 0.5 * (b_max - b_min) * (2 * t - 1) / T**2)
-    return torch.tensor(1 - alpha, dtype=torch.float32)
+    t = torch.arange(1, T + 1, dtype=torch.float64)
+    alpha = torch.exp(-b_min / T - 0.5 * (b_max - b_min) * (2 * t - 1) / T**2)
+    return (1 - alpha).float()
 
 
 class Diffusion(nn.Module):
@@ -143,7 +142,7 @@ class Agent:
         bc = self.actor.loss(a, s)
         a_pi = self.actor(s)
         p1, p2 = self.critic(s, a_pi)
-        if np.random.uniform() > 0.5:
+        if torch.rand(()) > 0.5:
             q_loss = -p1.mean() / p2.abs().mean().detach()
         else:
             q_loss = -p2.mean() / p1.abs().mean().detach()
@@ -180,7 +179,6 @@ def main():
     p.add_argument("--nfe", type=int, default=5)
     args = p.parse_args()
     torch.manual_seed(0)
-    np.random.seed(0)
     data = [torch.rand(100_000, n) * 2 - 1 for n in (OBS, ACT, 1, OBS)]
     runs = []
     for n in [int(x) for x in args.threads.split(",")]:
