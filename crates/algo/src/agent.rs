@@ -132,22 +132,22 @@ pub fn from_checkpoint(ck: &Checkpoint, device: &Device) -> Result<Box<dyn Agent
     Ok(agent)
 }
 
-/// A checkpoint of an actor-critic agent: its networks and optimisers under the names every
-/// method uses (`actor`, `actor_ema`, `critic`, `critic_target`, `actor_opt`,
-/// `critic_opt`), its generator, and what `from_checkpoint` needs (method, config, sizes,
-/// observation normalisation, step).
+/// A checkpoint of an agent: its networks and optimisers under the given names (OFQL and
+/// DQL: `actor`, `actor_ema`, `critic`, `critic_target`, `actor_opt`, `critic_opt`), its
+/// generator, and what `from_checkpoint` needs (method, config, sizes, observation
+/// normalisation, step).
 pub(crate) fn write_checkpoint(
     agent: &dyn Agent,
-    nets: [&dyn NamedVars; 4],
-    opts: [&Adam; 2],
+    nets: &[(&str, &dyn NamedVars)],
+    opts: &[(&str, &Adam)],
     rng: &ChaCha8Rng,
 ) -> Result<Checkpoint> {
     let mut ck = Checkpoint::new();
-    for (name, net) in NETS.iter().zip(nets) {
-        ck.add_vars(name.0, net)?;
+    for (name, net) in nets {
+        ck.add_vars(name, *net)?;
     }
-    for (name, opt) in OPTIMISERS.iter().zip(opts) {
-        ck.add_adam(name.0, opt)?;
+    for (name, opt) in opts {
+        ck.add_adam(name, opt)?;
     }
     ck.set_json("method", &agent.method())?;
     ck.set_json("rng", rng)?;
@@ -158,24 +158,14 @@ pub(crate) fn write_checkpoint(
     Ok(ck)
 }
 
-/// The names of [`write_checkpoint`]'s networks and optimisers, with what they are.
-const NETS: [(&str, &str); 4] = [
-    ("actor", "actor"),
-    ("actor_ema", "EMA actor"),
-    ("critic", "critics"),
-    ("critic_target", "target critics"),
-];
-const OPTIMISERS: [(&str, &str); 2] =
-    [("actor_opt", "actor optimiser"), ("critic_opt", "critic optimiser")];
-
 /// Restores what [`write_checkpoint`] wrote into an agent of `method` with these sizes;
 /// returns the generator, the observation normalisation and the step.
 pub(crate) fn read_checkpoint(
     ck: &Checkpoint,
     method: &str,
     dims: (usize, usize),
-    nets: [&dyn NamedVars; 4],
-    opts: [&mut Adam; 2],
+    nets: &[(&str, &dyn NamedVars)],
+    opts: Vec<(&str, &mut Adam)>,
 ) -> Result<(ChaCha8Rng, Option<ObsNorm>, u64)> {
     check_method(ck, method)?;
     let saved: (usize, usize) = ck.json("dims").context("network sizes")?;
@@ -188,11 +178,11 @@ pub(crate) fn read_checkpoint(
             dims.1
         );
     }
-    for ((name, what), net) in NETS.iter().zip(nets) {
-        ck.restore_vars(name, net).context(*what)?;
+    for (name, net) in nets {
+        ck.restore_vars(name, *net).with_context(|| format!("network `{name}`"))?;
     }
-    for ((name, what), opt) in OPTIMISERS.iter().zip(opts) {
-        ck.restore_adam(name, opt).context(*what)?;
+    for (name, opt) in opts {
+        ck.restore_adam(name, opt).with_context(|| format!("optimiser `{name}`"))?;
     }
     Ok((
         ck.json("rng").context("RNG state")?,

@@ -133,6 +133,16 @@ impl Ofql {
         })
     }
 
+    /// The networks a checkpoint holds, by name.
+    fn nets(&self) -> [(&'static str, &dyn NamedVars); 4] {
+        [
+            ("actor", &self.actor),
+            ("actor_ema", &self.actor_ema),
+            ("critic", &self.critic),
+            ("critic_target", &self.critic_target),
+        ]
+    }
+
     /// The agent for data whose observations were normalised with `obs_norm`.
     pub fn with_obs_norm(mut self, obs_norm: Option<ObsNorm>) -> Ofql {
         self.obs_norm = obs_norm;
@@ -309,17 +319,20 @@ impl Agent for Ofql {
 
     /// All networks, both optimisers, the RNG, the step.
     fn checkpoint(&self) -> Result<Checkpoint> {
-        let nets: [&dyn NamedVars; 4] =
-            [&self.actor, &self.actor_ema, &self.critic, &self.critic_target];
-        write_checkpoint(self, nets, [&self.actor_opt, &self.critic_opt], &self.rng)
+        let opts = [("actor_opt", &self.actor_opt), ("critic_opt", &self.critic_opt)];
+        write_checkpoint(self, &self.nets(), &opts, &self.rng)
     }
 
     fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
         let (method, dims) = (self.method(), (self.obs_dim, self.act_dim));
-        let nets: [&dyn NamedVars; 4] =
-            [&self.actor, &self.actor_ema, &self.critic, &self.critic_target];
-        let opts = [&mut self.actor_opt, &mut self.critic_opt];
-        let (rng, obs_norm, step) = read_checkpoint(ck, method, dims, nets, opts)?;
+        let nets = [
+            ("actor", &self.actor as &dyn NamedVars),
+            ("actor_ema", &self.actor_ema),
+            ("critic", &self.critic),
+            ("critic_target", &self.critic_target),
+        ];
+        let opts = vec![("actor_opt", &mut self.actor_opt), ("critic_opt", &mut self.critic_opt)];
+        let (rng, obs_norm, step) = read_checkpoint(ck, method, dims, &nets, opts)?;
         (self.rng, self.obs_norm, self.step) = (rng, obs_norm, step);
         Ok(())
     }

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod critic;
 pub mod embed;
+pub mod gelu_mlp;
 pub mod init;
 pub mod kernels;
 pub mod mlp;
@@ -16,6 +17,7 @@ pub mod velocity;
 pub use checkpoint::Checkpoint;
 pub use critic::{CompiledDoubleQ, DoubleQ};
 pub use embed::TimeEmbedding;
+pub use gelu_mlp::GeluMlp;
 pub use kernels::dense::CompiledMlp;
 pub use mlp::{Kernels, Linear, Mlp};
 pub use noise::gaussian;

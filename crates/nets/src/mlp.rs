@@ -49,7 +49,7 @@ impl Linear {
 
     /// x W^T with the autodiff graph, as one node (see [`LinearProduct`]); `frozen`: no
     /// gradient for W.
-    fn product(&self, x: &Tensor, frozen: bool) -> Result<Tensor> {
+    pub(crate) fn product(&self, x: &Tensor, frozen: bool) -> Result<Tensor> {
         x.apply_op2(self.weight.as_tensor(), LinearProduct { frozen })
     }
 }
