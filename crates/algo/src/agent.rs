@@ -20,11 +20,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::Config;
 use crate::dql::Dql;
+use crate::fql::Fql;
 use crate::ofql::Ofql;
 use crate::prepare::ObsNorm;
 
 /// The methods this crate trains, by their config name.
-pub const METHODS: [&str; 2] = ["ofql", "dql"];
+pub const METHODS: [&str; 3] = ["ofql", "dql", "fql"];
 
 /// A trainable, checkpointable policy with critics.
 ///
@@ -109,6 +110,7 @@ pub fn build(
     match cfg.algo.name.as_str() {
         "ofql" => Ok(Box::new(Ofql::new(cfg, obs_dim, act_dim, device)?.with_obs_norm(obs_norm))),
         "dql" => Ok(Box::new(Dql::new(cfg, obs_dim, act_dim, device)?.with_obs_norm(obs_norm))),
+        "fql" => Ok(Box::new(Fql::new(cfg, obs_dim, act_dim, device)?.with_obs_norm(obs_norm))),
         other => bail!("unknown method [algo] name = {other:?}: use one of {}", METHODS.join(", ")),
     }
 }

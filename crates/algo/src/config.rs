@@ -17,6 +17,8 @@ pub struct Config {
     pub critic: CriticConfig,
     /// Diffusion-QL's own keys (`algo.name = "dql"`).
     pub dql: DqlConfig,
+    /// Flow Q-Learning's own keys (`algo.name = "fql"`).
+    pub fql: FqlConfig,
     pub eval: EvalConfig,
 }
 
@@ -132,6 +134,29 @@ pub struct DqlConfig {
     pub time_hidden: usize,
 }
 
+/// Flow Q-Learning's keys (FQL's code's defaults); its discount is `critic.gamma`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FqlConfig {
+    /// Weight of the distillation loss (FQL's alpha).
+    pub alpha: f64,
+    /// Euler steps of the BC flow for the distillation target.
+    pub flow_steps: usize,
+    /// Every network's hidden layers (FQL: 4 x 512, GELU).
+    pub hidden: usize,
+    pub layers: usize,
+    pub actor_layer_norm: bool,
+    pub critic_layer_norm: bool,
+    /// How the target takes the two critics: "mean" or "min".
+    pub q_agg: String,
+    /// Divide the Q loss by mean |Q| (detached).
+    pub normalize_q_loss: bool,
+    /// One Adam over all networks, constant rate.
+    pub lr: f64,
+    /// Polyak weight of the target critics, every step.
+    pub tau: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalConfig {
@@ -224,6 +249,18 @@ impl Default for Config {
                 layers: 3,
             },
             dql: DqlConfig { eta: 1.0, steps: 5, time_dim: 16, time_hidden: 32 },
+            fql: FqlConfig {
+                alpha: 10.0,
+                flow_steps: 10,
+                hidden: 512,
+                layers: 4,
+                actor_layer_norm: false,
+                critic_layer_norm: true,
+                q_agg: "mean".into(),
+                normalize_q_loss: false,
+                lr: 3e-4,
+                tau: 0.005,
+            },
             eval: EvalConfig {
                 protocol: EvalProtocol::Cleandiffuser,
                 episodes: 150,
@@ -265,6 +302,11 @@ impl Default for CriticConfig {
 impl Default for DqlConfig {
     fn default() -> Self {
         Config::default().dql
+    }
+}
+impl Default for FqlConfig {
+    fn default() -> Self {
+        Config::default().fql
     }
 }
 impl Default for EvalConfig {
@@ -382,6 +424,14 @@ impl Config {
             );
         }
         within("dql.time_hidden", self.dql.time_hidden, (0, true), SIZE)?;
+        let f = &self.fql;
+        within("fql.alpha", f.alpha, (0.0, false), 1e6)?;
+        within("fql.flow_steps", f.flow_steps, (0, true), 1000)?;
+        within("fql.hidden", f.hidden, (0, true), SIZE)?;
+        within("fql.layers", f.layers, (0, true), 64)?;
+        one_of("fql.q_agg", &f.q_agg, &["mean", "min"])?;
+        within("fql.lr", f.lr, (0.0, true), 1.0)?;
+        within("fql.tau", f.tau, (0.0, true), 1.0)?;
         within("eval.episodes", e.episodes, (0, true), 1_000_000)?;
         within("eval.parallel_envs", e.parallel_envs, (0, true), 10_000)?;
         within("eval.candidates", e.candidates, (0, true), 100_000)?;
@@ -499,7 +549,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert!(checked >= 48, "only {checked} keys found");
+        assert!(checked >= 58, "only {checked} keys found");
         // The edges of a few ranges.
         for ok in ["critic.hidden=1", "actor.eta=0", "actor.grad_norm=0", "data.reward_shift=-1"] {
             Config::from_toml_with("", &[ok.to_string()]).unwrap();

@@ -36,6 +36,16 @@ fn dql_decider_matches_select_actions() {
     }
 }
 
+/// And for Flow Q-Learning's one-step policy and ensemble (on the tensor path).
+#[test]
+fn fql_decider_matches_select_actions() {
+    decider_matches_select_actions_for("fql", Protocol::Plain, 1);
+    let protocol = Protocol::CleanDiffuser { candidates: 50, temperature: 0.5, q_weight: 0.5 };
+    for threads in [1, 2] {
+        decider_matches_select_actions_for("fql", protocol, threads);
+    }
+}
+
 fn decider_matches_select_actions(protocol: Protocol, threads: usize) {
     decider_matches_select_actions_for("ofql", protocol, threads)
 }

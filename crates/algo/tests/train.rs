@@ -390,3 +390,64 @@ fn dql_trains_resumes_exactly_and_is_told_apart() {
     let loaded = agent::from_checkpoint(&ck, &Device::Cpu).unwrap();
     assert_eq!((loaded.method(), loaded.step()), ("dql", 30));
 }
+
+/// Flow Q-Learning on the same loop: finite metrics, a falling flow-matching BC loss, its
+/// distillation target equal to an explicit Euler loop, exact resume, told apart from OFQL.
+#[test]
+fn fql_trains_distills_from_euler_steps_and_resumes_exactly() {
+    let buffer = ReplayBuffer::new(random_transitions());
+    let t = buffer.transitions();
+    let mut cfg = small_config(200);
+    cfg.algo.name = "fql".into();
+    cfg.fql.hidden = 64;
+    cfg.fql.layers = 2;
+    cfg.validate().unwrap();
+    let mut fql = ofql_algo::Fql::new(&cfg, t.obs_dim, t.act_dim, &Device::Cpu).unwrap();
+
+    // The distillation target: 10 Euler steps of the BC field from z at t = i / 10, clipped.
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let n = 5;
+    let s =
+        Tensor::from_slice(&t.observations[..n * t.obs_dim], (n, t.obs_dim), &Device::Cpu).unwrap();
+    let z: Vec<f32> = (0..n * t.act_dim).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let z = Tensor::from_vec(z, (n, t.act_dim), &Device::Cpu).unwrap();
+    let mut a = z.clone();
+    for i in 0..10 {
+        let time = Tensor::full(i as f32 / 10.0, (n, 1), &Device::Cpu).unwrap();
+        let v = fql.bc_flow.forward(&Tensor::cat(&[&s, &a, &time], 1).unwrap()).unwrap();
+        a = (a + (v / 10.0).unwrap()).unwrap();
+    }
+    let want: Vec<f32> = a.clamp(-1.0, 1.0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let got: Vec<f32> = fql.flow_actions(&s, &z).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(got, want);
+
+    let metrics: Vec<Metrics> =
+        (0..200).map(|_| fql.update(&buffer.sample(64, &mut rng).unwrap()).unwrap()).collect();
+    assert!(metrics.iter().all(Metrics::all_finite));
+    let bc = |m: &[Metrics]| m.iter().map(|m| m.get("bc").unwrap()).sum::<f64>() / m.len() as f64;
+    let (first, last) = (bc(&metrics[..20]), bc(&metrics[180..]));
+    assert!(last < 0.8 * first, "flow-matching loss did not fall: {first} -> {last}");
+
+    let mut short = cfg.clone();
+    short.train.steps = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let never = AtomicBool::new(false);
+    train_run(&short, &buffer, &a, false, &never, &mut Silent).unwrap();
+    let stop = AtomicBool::new(false);
+    train_run(&short, &buffer, &b, false, &stop, &mut StopAt(17, &stop)).unwrap();
+    train_run(&short, &buffer, &b, true, &never, &mut Silent).unwrap();
+    let (ra, rb) = (
+        read_metrics(&a.join("metrics.jsonl")).unwrap(),
+        read_metrics(&b.join("metrics.jsonl")).unwrap(),
+    );
+    assert_eq!((ra.len(), rb.len()), (30, 30));
+    for (x, y) in ra.iter().zip(&rb) {
+        assert_eq!((x.step, &x.metrics), (y.step, &y.metrics), "step {}", x.step);
+    }
+    let ck = Checkpoint::load(&a.join("checkpoint/last.safetensors"), &Device::Cpu).unwrap();
+    let mut ofql = Ofql::new(&small_config(10), t.obs_dim, t.act_dim, &Device::Cpu).unwrap();
+    let err = format!("{:#}", ofql.restore(&ck).unwrap_err());
+    assert!(err.contains("written by method `fql`"), "{err}");
+    assert_eq!(agent::from_checkpoint(&ck, &Device::Cpu).unwrap().step(), 30);
+}

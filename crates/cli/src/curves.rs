@@ -43,7 +43,7 @@ pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<
                 series("critic", &|r| r.metrics.get("critic")),
                 // The method's behaviour-cloning loss (only one of them is in a run).
                 series("MeanFlow (L_FBC)", &|r| r.metrics.get("flow")),
-                series("noise prediction (BC)", &|r| r.metrics.get("bc")),
+                series("BC (DQL: noise prediction, FQL: flow matching)", &|r| r.metrics.get("bc")),
             ]
             .into_iter()
             .filter(|s| !s.points.is_empty())

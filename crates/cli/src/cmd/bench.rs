@@ -35,7 +35,7 @@ pub struct BenchArgs {
     /// Timed decisions per protocol.
     #[arg(long, default_value_t = 2000)]
     pub decisions: usize,
-    /// The method: ofql, or dql (Diffusion-QL, --nfe diffusion steps).
+    /// The method: ofql, dql (Diffusion-QL, --nfe diffusion steps) or fql (Flow Q-Learning).
     #[arg(long, default_value = "ofql")]
     pub algo: String,
     /// Diffusion steps (network evaluations per action) for --algo dql.
@@ -110,8 +110,12 @@ pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
         "ofql" => 1,
         "dql" if args.nfe >= 1 => args.nfe,
         "dql" => bail!("--nfe must be at least 1"),
-        other => bail!("--algo {other}: use ofql or dql"),
+        "fql" => 1,
+        other => bail!("--algo {other}: use ofql, dql or fql"),
     };
+    if args.algo == "fql" && args.torch_python.is_some() {
+        bail!("--torch-python: FQL has no PyTorch version in crates/algo/benches yet; drop it");
+    }
     let exe = std::env::current_exe().context("cannot find the ofql executable")?;
     let mut runs = Vec::new();
     for &n in &args.threads {
@@ -141,6 +145,10 @@ pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
             "ofql" => {
                 format!("obs {OBS}, act {ACT}, actor and critics 3x256 Mish, time MLP 64-128-64")
             }
+            "fql" => format!(
+                "obs {OBS}, act {ACT}, BC flow, one-step policy and critics 4x512 GELU \
+                 (LayerNorm in the critics), 10 Euler steps per distillation target"
+            ),
             _ => format!(
                 "obs {OBS}, act {ACT}, noise net and critics 3x256 Mish, time MLP 16-32-16, T = {nfe}"
             ),

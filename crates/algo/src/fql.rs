@@ -1,0 +1,345 @@
+//! Flow Q-Learning (Park et al., 2025), the paper's other one-step baseline, on the same seam
+//! and data path. One call of [`Fql::iterate`] is one step of FQL's `total_loss` and update:
+//! 1. draw: every random number of the step, in one order;
+//! 2. critic loss: a' from the one-step policy, target r + gamma (1 - d) agg_i Q'_i(s', a')
+//!    (agg: mean or min over the ensemble of two), mean squared error over both critics;
+//! 3. actor loss: the flow-matching BC loss of the velocity field (linear path, t ~ U(0, 1)),
+//!    plus alpha times the distillation loss of the one-step policy mu(s, z) towards 10 Euler
+//!    steps of the field from the same z (no gradient into the field), plus the Q loss
+//!    -mean Q(s, mu) (the critics held constant);
+//! 4. one Adam step over critic loss + actor loss, then the Polyak step of the target critics.
+//!
+//! Its keys are `[fql]`; `critic.gamma` is the task's discount. docs/methods.md lists what
+//! differs from FQL's code.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor, Var};
+use ofql_data::replay::Batch;
+use ofql_nets::{Adam, AdamConfig, Checkpoint, GeluMlp, NamedVars, gaussian, soft_update};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::agent::{
+    Agent, CompiledActor, CompiledCritic, Metrics, read_checkpoint, write_checkpoint,
+};
+use crate::config::{Config, FqlConfig};
+use crate::prepare::ObsNorm;
+use crate::q_learning::scalar;
+
+/// FQL's critic: an ensemble of two Q networks on [s, a].
+#[derive(Debug)]
+pub struct Ensemble {
+    pub q1: GeluMlp,
+    pub q2: GeluMlp,
+}
+
+impl Ensemble {
+    fn forward(&self, s: &Tensor, a: &Tensor, frozen: bool) -> Result<(Tensor, Tensor)> {
+        let x = Tensor::cat(&[s, a], 1)?;
+        Ok(if frozen {
+            (self.q1.forward_frozen(&x)?, self.q2.forward_frozen(&x)?)
+        } else {
+            (self.q1.forward(&x)?, self.q2.forward(&x)?)
+        })
+    }
+
+    fn deep_clone(&self) -> Result<Ensemble> {
+        Ok(Ensemble { q1: self.q1.deep_clone()?, q2: self.q2.deep_clone()? })
+    }
+}
+
+impl NamedVars for Ensemble {
+    fn named_vars(&self) -> Vec<(String, &Var)> {
+        let q1 = self.q1.named_vars().into_iter().map(|(n, v)| (format!("q1.{n}"), v));
+        q1.chain(self.q2.named_vars().into_iter().map(|(n, v)| (format!("q2.{n}"), v))).collect()
+    }
+}
+
+pub struct Fql {
+    cfg: Config,
+    /// The flow-matching BC velocity field v(s, x_t, t).
+    pub bc_flow: GeluMlp,
+    /// The one-step policy mu(s, z).
+    pub onestep: GeluMlp,
+    pub critic: Ensemble,
+    pub critic_target: Ensemble,
+    /// One optimiser over every trained parameter, as FQL's single TrainState.
+    opt: Adam,
+    rng: ChaCha8Rng,
+    step: u64,
+    obs_dim: usize,
+    act_dim: usize,
+    device: Device,
+    obs_norm: Option<ObsNorm>,
+}
+
+impl Fql {
+    pub fn new(cfg: &Config, obs_dim: usize, act_dim: usize, device: &Device) -> Result<Fql> {
+        let f = &cfg.fql;
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.train.seed);
+        let dims = |input: usize, out: usize| {
+            let mut d = vec![input];
+            d.extend(std::iter::repeat_n(f.hidden, f.layers));
+            d.push(out);
+            d
+        };
+        let mut mlp =
+            |input, out, norm| GeluMlp::new(&dims(input, out), norm, DType::F32, device, &mut rng);
+        let bc_flow = mlp(obs_dim + act_dim + 1, act_dim, f.actor_layer_norm)?;
+        let onestep = mlp(obs_dim + act_dim, act_dim, f.actor_layer_norm)?;
+        let critic = Ensemble {
+            q1: mlp(obs_dim + act_dim, 1, f.critic_layer_norm)?,
+            q2: mlp(obs_dim + act_dim, 1, f.critic_layer_norm)?,
+        };
+        let critic_target = critic.deep_clone()?;
+        let mut vars = bc_flow.prefixed_vars("bc_flow");
+        vars.extend(onestep.prefixed_vars("onestep"));
+        vars.extend(critic.prefixed_vars("critic"));
+        let opt = Adam::new(vars, AdamConfig { lr: f.lr, ..AdamConfig::default() })?;
+        Ok(Fql {
+            cfg: cfg.clone(),
+            bc_flow,
+            onestep,
+            critic,
+            critic_target,
+            opt,
+            rng,
+            step: 0,
+            obs_dim,
+            act_dim,
+            device: device.clone(),
+            obs_norm: None,
+        })
+    }
+
+    pub fn with_obs_norm(mut self, obs_norm: Option<ObsNorm>) -> Fql {
+        self.obs_norm = obs_norm;
+        self
+    }
+
+    /// mu(s, z) clipped to the action bounds.
+    fn policy(&self, s: &Tensor, z: &Tensor, frozen: bool) -> Result<Tensor> {
+        let x = Tensor::cat(&[s, z], 1)?;
+        let a = if frozen { self.onestep.forward_frozen(&x)? } else { self.onestep.forward(&x)? };
+        Ok(a.clamp(-1.0, 1.0)?)
+    }
+
+    /// `fql.flow_steps` Euler steps of the BC field from z at t = 0 to t = 1, clipped, without
+    /// gradient (FQL's `compute_flow_actions`): the distillation target.
+    pub fn flow_actions(&self, s: &Tensor, z: &Tensor) -> Result<Tensor> {
+        let steps = self.cfg.fql.flow_steps;
+        let n = z.dim(0)?;
+        let mut a = z.detach();
+        for i in 0..steps {
+            let t = Tensor::full(i as f32 / steps as f32, (n, 1), &self.device)?;
+            let v = self.bc_flow.forward_frozen(&Tensor::cat(&[s, &a, &t], 1)?)?;
+            a = (a + (v / steps as f64)?)?.detach();
+        }
+        Ok(a.clamp(-1.0, 1.0)?)
+    }
+
+    /// One training step (see the module's header).
+    pub fn iterate(&mut self, batch: &Batch) -> Result<Metrics> {
+        let f: FqlConfig = self.cfg.fql.clone();
+        let (n, a) = batch.actions.dims2()?;
+        let (s, act) = (&batch.observations, &batch.actions);
+        let dev = self.device.clone();
+
+        // 1. Draw: next-action noise, then (t, x_0) of the BC loss, then the distillation noise.
+        let next_noise = gaussian(&mut self.rng, n, a, 1.0, DType::F32, &dev)?;
+        let t: Vec<f32> = (0..n).map(|_| self.rng.random::<f32>()).collect();
+        let t = Tensor::from_vec(t, (n, 1), &dev)?;
+        let x0 = gaussian(&mut self.rng, n, a, 1.0, DType::F32, &dev)?;
+        let z = gaussian(&mut self.rng, n, a, 1.0, DType::F32, &dev)?;
+
+        // 2. Critic loss.
+        let s2 = &batch.next_observations;
+        let a2 = self.policy(s2, &next_noise, true)?.detach();
+        let (t1, t2) = self.critic_target.forward(s2, &a2, true)?;
+        let next_q = match f.q_agg.as_str() {
+            "min" => t1.minimum(&t2)?,
+            _ => ((t1 + t2)? * 0.5)?,
+        };
+        let not_done = (1.0 - &batch.dones)?;
+        let y =
+            (&batch.rewards + (not_done * next_q)?.affine(self.cfg.critic.gamma, 0.0)?)?.detach();
+        let (q1, q2) = self.critic.forward(s, act, false)?;
+        let critic_loss = ((q1.broadcast_sub(&y)?.sqr()?.mean_all()?
+            + q2.broadcast_sub(&y)?.sqr()?.mean_all()?)?
+            * 0.5)?;
+
+        // 3. Actor loss: flow-matching BC, distillation, Q.
+        let x_t = (x0.broadcast_mul(&(1.0 - &t)?)? + act.broadcast_mul(&t)?)?;
+        let velocity = (act - &x0)?;
+        let pred = self.bc_flow.forward(&Tensor::cat(&[s, &x_t, &t], 1)?)?;
+        let bc_loss = (pred - velocity)?.sqr()?.mean_all()?;
+        let target = self.flow_actions(s, &z)?;
+        let mu = self.onestep.forward(&Tensor::cat(&[s, &z], 1)?)?;
+        let distill = (&mu - target)?.sqr()?.mean_all()?;
+        let (p1, p2) = self.critic.forward(s, &mu.clamp(-1.0, 1.0)?, true)?;
+        let q = ((p1 + p2)? * 0.5)?;
+        let mut q_loss = q.mean_all()?.neg()?;
+        if f.normalize_q_loss {
+            q_loss = (q_loss / q.abs()?.mean_all()?.detach())?;
+        }
+        let actor_loss = ((&bc_loss + (&distill * f.alpha)?)? + &q_loss)?;
+
+        // 4. One Adam step over both losses, then the target critics.
+        let total = (&critic_loss + &actor_loss)?;
+        let grad_norm = self.opt.step_clipped(&[&total.backward()?], f64::INFINITY)?;
+        soft_update(&self.critic_target, &self.critic, f.tau)?;
+        self.step += 1;
+
+        let named = [
+            ("critic", scalar(&critic_loss)?),
+            ("bc", scalar(&bc_loss)?),
+            ("q_mean", scalar(&q1.mean_all()?)?),
+            ("distill", scalar(&distill)?),
+            ("q", scalar(&q_loss)?),
+            ("actor", scalar(&actor_loss)?),
+            ("grad_norm", grad_norm),
+            ("lr", f.lr),
+        ];
+        Ok(Metrics(named.iter().map(|&(k, v)| (k.to_string(), v)).collect()))
+    }
+}
+
+impl Agent for Fql {
+    fn method(&self) -> &'static str {
+        "fql"
+    }
+
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+
+    fn act_dim(&self) -> usize {
+        self.act_dim
+    }
+
+    fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// FQL's step runs on candle's threads (RAYON_NUM_THREADS); nothing of its own to split.
+    fn set_threads(&mut self, _threads: usize) {}
+
+    fn update(&mut self, batch: &Batch) -> Result<Metrics> {
+        self.iterate(batch)
+    }
+
+    fn noise_width(&self) -> usize {
+        self.act_dim
+    }
+
+    /// The one-step policy (FQL's `sample_actions`).
+    fn act(&self, obs: &Tensor, noise: &Tensor) -> Result<Tensor> {
+        self.policy(obs, noise, true)
+    }
+
+    /// The target critics' min, as the Q-softmax protocol takes it for every method.
+    fn min_q(&self, obs: &Tensor, actions: &Tensor) -> Result<Tensor> {
+        let (q1, q2) = self.critic_target.forward(obs, actions, true)?;
+        Ok(q1.minimum(&q2)?)
+    }
+
+    fn obs_norm(&self) -> Option<&ObsNorm> {
+        self.obs_norm.as_ref()
+    }
+
+    fn compile_actor(&self) -> Result<Box<dyn CompiledActor>> {
+        Ok(Box::new(TensorPath { net: Arc::new(self.onestep.deep_clone()?), q2: None }))
+    }
+
+    fn compile_critic(&self) -> Result<Box<dyn CompiledCritic>> {
+        let (q1, q2) = (self.critic_target.q1.deep_clone()?, self.critic_target.q2.deep_clone()?);
+        Ok(Box::new(TensorPath { net: Arc::new(q1), q2: Some(Arc::new(q2)) }))
+    }
+
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        write_checkpoint(self, &self.nets(), &[("opt", &self.opt)], &self.rng)
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        let (method, dims) = (self.method(), (self.obs_dim, self.act_dim));
+        let nets = [
+            ("bc_flow", &self.bc_flow as &dyn NamedVars),
+            ("onestep", &self.onestep),
+            ("critic", &self.critic),
+            ("critic_target", &self.critic_target),
+        ];
+        let (rng, obs_norm, step) =
+            read_checkpoint(ck, method, dims, &nets, vec![("opt", &mut self.opt)])?;
+        (self.rng, self.obs_norm, self.step) = (rng, obs_norm, step);
+        Ok(())
+    }
+}
+
+impl Fql {
+    fn nets(&self) -> [(&'static str, &dyn NamedVars); 4] {
+        [
+            ("bc_flow", &self.bc_flow),
+            ("onestep", &self.onestep),
+            ("critic", &self.critic),
+            ("critic_target", &self.critic_target),
+        ]
+    }
+}
+
+/// FQL's networks for one observation at a time, through candle tensors: its GELU and
+/// LayerNorm layers have no compiled kernels yet, so its decisions take the tensor path.
+/// `net` alone is the one-step policy on [s, z]; with `q2`, the two critics on [s, a] and
+/// their min.
+#[derive(Clone)]
+struct TensorPath {
+    net: Arc<GeluMlp>,
+    q2: Option<Arc<GeluMlp>>,
+}
+
+impl TensorPath {
+    /// `net` (and `q2`) on rows [obs, row of `rows`]; the output rows into `out`.
+    fn rows(&self, obs: &[f32], rows: &[f32], out: &mut [f32]) -> Result<()> {
+        let k = out.len() / self.net.out_dim().max(1);
+        let width = rows.len() / k.max(1);
+        let mut x = Vec::with_capacity(k * (obs.len() + width));
+        for r in rows.chunks(width) {
+            x.extend_from_slice(obs);
+            x.extend_from_slice(r);
+        }
+        let x = Tensor::from_vec(x, (k, obs.len() + width), &Device::Cpu)?;
+        let mut y = self.net.forward_frozen(&x)?;
+        if let Some(q2) = &self.q2 {
+            y = y.minimum(&q2.forward_frozen(&x)?)?;
+        }
+        out.copy_from_slice(&y.flatten_all()?.to_vec1::<f32>()?);
+        Ok(())
+    }
+}
+
+impl CompiledActor for TensorPath {
+    fn sample(&mut self, obs: &[f32], noise: &[f32], action: &mut [f32]) {
+        self.sample_many(obs, noise, action)
+    }
+    fn sample_many(&mut self, obs: &[f32], noise: &[f32], actions: &mut [f32]) {
+        // The shapes were checked when the decider was built; a failure here is a bug.
+        self.rows(obs, noise, actions).expect("FQL one-step policy on the tensor path")
+    }
+    fn boxed_clone(&self) -> Box<dyn CompiledActor> {
+        Box::new(self.clone())
+    }
+}
+
+impl CompiledCritic for TensorPath {
+    fn min_q(&mut self, obs: &[f32], actions: &[f32], out: &mut [f32]) {
+        self.rows(obs, actions, out).expect("FQL critics on the tensor path")
+    }
+    fn boxed_clone(&self) -> Box<dyn CompiledCritic> {
+        Box::new(self.clone())
+    }
+}
