@@ -148,11 +148,13 @@ pub fn diffusion_sample(
     x.clamp(-1.0, 1.0)
 }
 
-/// [`diffusion_sample`] compiled for one observation at a time: one compiled network per
-/// step (its time embedding folded into the first layer's bias), on plain f32 slices.
+/// [`diffusion_sample`] compiled for one observation at a time: the network compiled once,
+/// with one first-layer bias per step (its time embedding folded in), on plain f32 slices.
 #[derive(Debug, Clone)]
 pub struct CompiledDiffusion {
-    steps: Vec<CompiledMlp>,
+    mlp: CompiledMlp,
+    /// The first layer's bias at each step.
+    biases: Vec<Vec<f32>>,
     schedule: VpSchedule,
     obs_dim: usize,
     act_dim: usize,
@@ -163,9 +165,10 @@ pub struct CompiledDiffusion {
 impl CompiledDiffusion {
     pub fn new(net: &NoiseNet, schedule: &VpSchedule) -> Result<CompiledDiffusion> {
         let cfg = net.config();
-        let steps = (0..schedule.steps()).map(|t| net.compile_step(t)).collect::<Result<_>>()?;
+        let (mlp, biases) = net.compile_steps(schedule.steps())?;
         Ok(CompiledDiffusion {
-            steps,
+            mlp,
+            biases,
             schedule: schedule.clone(),
             obs_dim: cfg.obs_dim,
             act_dim: cfg.act_dim,
@@ -188,12 +191,13 @@ impl CompiledDiffusion {
         }
         let s = &self.schedule;
         for (j, i) in (0..steps).rev().enumerate() {
+            self.mlp.set_first_bias(&self.biases[i]);
             let eps = if k == 1 {
                 self.input[..a].copy_from_slice(&self.x);
                 self.input[a..].copy_from_slice(obs);
-                self.steps[i].forward_one(&self.input)
+                self.mlp.forward_one(&self.input)
             } else {
-                self.steps[i].forward_rows(&self.x, 0..a, obs, a..a + self.obs_dim, k)
+                self.mlp.forward_rows(&self.x, 0..a, obs, a..a + self.obs_dim, k)
             };
             let (r, m1) =
                 (s.sqrt_recip_alphas_cumprod[i] as f32, s.sqrt_recipm1_alphas_cumprod[i] as f32);

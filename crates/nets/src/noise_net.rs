@@ -68,11 +68,24 @@ impl NoiseNet {
     /// The network at step `t` compiled for one observation at a time: emb(t) is folded into
     /// the first layer's bias, so it reads [x_t, s].
     pub fn compile_step(&self, t: usize) -> Result<CompiledMlp> {
+        CompiledMlp::new(self.mlp.layers(), &self.embedding(t)?)
+    }
+
+    /// The network compiled once for steps 0..steps, with each step's first-layer bias (its
+    /// emb(t) folded in): the weights are shared, so a whole chain stays in cache.
+    pub fn compile_steps(&self, steps: usize) -> Result<(CompiledMlp, Vec<Vec<f32>>)> {
+        let mlp = self.compile_step(0)?;
+        let biases = (0..steps)
+            .map(|t| CompiledMlp::first_bias_for(self.mlp.layers(), &self.embedding(t)?))
+            .collect::<Result<_>>()?;
+        Ok((mlp, biases))
+    }
+
+    /// emb(t) as f32.
+    fn embedding(&self, t: usize) -> Result<Vec<f32>> {
         let col = Tensor::full(t as f64, (1, 1), &Device::Cpu)?
             .to_dtype(self.mlp.layers()[0].weight.dtype())?;
-        let emb: Vec<f32> =
-            self.time.forward(&col)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-        CompiledMlp::new(self.mlp.layers(), &emb)
+        self.time.forward(&col)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
     }
 }
 

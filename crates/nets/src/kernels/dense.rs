@@ -114,6 +114,19 @@ impl Kernel for RowKernel<'_> {
     }
 }
 
+/// `layer`'s bias plus the product of its last `constant.len()` input columns (weights `w`,
+/// row per output) with `constant`, summed in f64.
+fn folded_bias(layer: &Linear, w: &[Vec<f32>], constant: &[f32]) -> Result<Vec<f32>> {
+    let mut bias: Vec<f32> = layer.bias.as_tensor().to_dtype(DType::F32)?.to_vec1()?;
+    for (o, b) in bias.iter_mut().enumerate() {
+        let kept = w[o].len() - constant.len();
+        let folded: f64 =
+            constant.iter().zip(&w[o][kept..]).map(|(c, w)| *c as f64 * *w as f64).sum();
+        *b = (*b as f64 + folded) as f32;
+    }
+    Ok(bias)
+}
+
 /// An MLP (Mish between layers, none after the last) frozen at the moment it was compiled.
 #[derive(Debug, Clone)]
 pub struct CompiledMlp {
@@ -135,18 +148,12 @@ impl CompiledMlp {
             let w = layer.weight.as_tensor().to_dtype(DType::F32)?;
             let (outs, ins) = w.dims2()?;
             let w: Vec<Vec<f32>> = w.to_vec2()?;
-            let mut bias: Vec<f32> = layer.bias.as_tensor().to_dtype(DType::F32)?.to_vec1()?;
             let kept = if l == 0 { ins - constant.len() } else { ins };
-            if l == 0 {
-                for (o, b) in bias.iter_mut().enumerate() {
-                    let folded: f64 = constant
-                        .iter()
-                        .zip(&w[o][kept..])
-                        .map(|(c, w)| *c as f64 * *w as f64)
-                        .sum();
-                    *b = (*b as f64 + folded) as f32;
-                }
-            }
+            let bias = if l == 0 {
+                folded_bias(layer, &w, constant)?
+            } else {
+                layer.bias.as_tensor().to_dtype(DType::F32)?.to_vec1()?
+            };
             let mut weight_t = vec![0f32; kept * outs];
             for (o, row) in w.iter().enumerate() {
                 for (i, v) in row[..kept].iter().enumerate() {
@@ -162,6 +169,19 @@ impl CompiledMlp {
             y: vec![0.0; widest],
             shared: vec![],
         })
+    }
+
+    /// The first layer's bias with another value of the constant tail folded in (as `new`
+    /// folds it): a network that takes a per-step constant (a diffusion step's time
+    /// embedding) is compiled once and gets one bias per step.
+    pub fn first_bias_for(layers: &[Linear], constant: &[f32]) -> Result<Vec<f32>> {
+        let w: Vec<Vec<f32>> = layers[0].weight.as_tensor().to_dtype(DType::F32)?.to_vec2()?;
+        folded_bias(&layers[0], &w, constant)
+    }
+
+    /// Replace the first layer's bias (one from [`CompiledMlp::first_bias_for`]).
+    pub fn set_first_bias(&mut self, bias: &[f32]) {
+        self.layers[0].bias.copy_from_slice(bias);
     }
 
     /// Inputs of the first layer (after folding).
