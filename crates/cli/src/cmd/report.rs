@@ -259,7 +259,8 @@ fn markdown(
     if d4rl {
         md += "D4RL datasets. Normalised scores (D4RL's constants), mean ± std over seeds, for the \
                last and the best checkpoint (each re-evaluated after training with the paper's \
-               protocol: EMA actor, 50 candidates, softmax(w · min Q')). Beside them, the paper's \
+               protocol: the method's policy (OFQL, DQL: the EMA actor; FQL: the one-step policy), \
+               50 candidates, softmax(w · min Q')). Beside them, the paper's \
                numbers (its OFQL is the mean of 3 seeds); Δ = our last − paper OFQL.\n\n";
     } else {
         md += "**Generated data**: datasets made by this project's own SAC behaviour policies \
@@ -267,8 +268,8 @@ fn markdown(
                D4RL files. The scores use D4RL's normalisation constants for the environment, but \
                the data differ from D4RL's, so the paper's numbers are deliberately not shown \
                beside them. Mean ± std over seeds, last and best checkpoint, each re-evaluated \
-               after training with the paper's protocol (EMA actor, 50 candidates, \
-               softmax(w · min Q')). \"data\" is the dataset's own mean episode return, \
+               after training with the paper's protocol (the method's policy: OFQL, DQL the EMA \
+               actor, FQL the one-step policy; 50 candidates, softmax(w · min Q')). \"data\" is the dataset's own mean episode return, \
                normalised the same way: the behaviour policy's level.\n\n";
     }
     md += "\"plain\" columns: the same checkpoints acting with one sample per state (noise \
