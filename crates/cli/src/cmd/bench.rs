@@ -41,8 +41,8 @@ pub struct BenchArgs {
     /// Diffusion steps (network evaluations per action) for --algo dql.
     #[arg(long, default_value_t = 5)]
     pub nfe: usize,
-    /// Also time the same update in PyTorch with this Python (crates/algo/benches/ofql_torch.py
-    /// or dql_torch.py),
+    /// Also time the same update in PyTorch with this Python (crates/algo/benches/ofql_torch.py,
+    /// dql_torch.py or fql_torch.py),
     /// in the same run, e.g. a venv's bin/python with torch installed.
     #[arg(long, value_name = "PYTHON")]
     pub torch_python: Option<std::path::PathBuf>,
@@ -113,9 +113,6 @@ pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
         "fql" => 1,
         other => bail!("--algo {other}: use ofql, dql or fql"),
     };
-    if args.algo == "fql" && args.torch_python.is_some() {
-        bail!("--torch-python: FQL has no PyTorch version in crates/algo/benches yet; drop it");
-    }
     let exe = std::env::current_exe().context("cannot find the ofql executable")?;
     let mut runs = Vec::new();
     for &n in &args.threads {
@@ -177,8 +174,10 @@ pub fn run(args: BenchArgs, out: &Output) -> Result<()> {
 fn run_torch(python: &std::path::Path, args: &BenchArgs) -> Result<serde_json::Value> {
     const OFQL: &str = include_str!("../../../algo/benches/ofql_torch.py");
     const DQL: &str = include_str!("../../../algo/benches/dql_torch.py");
+    const FQL: &str = include_str!("../../../algo/benches/fql_torch.py");
     let (script, nfe) = match args.algo.as_str() {
         "dql" => (DQL, vec!["--nfe".to_string(), args.nfe.to_string()]),
+        "fql" => (FQL, vec![]),
         _ => (OFQL, vec![]),
     };
     eprintln!("measuring PyTorch with {}...", python.display());
