@@ -49,9 +49,10 @@ const MATPLOTLIB: Wheel = Wheel {
     sha256: "2222c7ba2cbde7fe63032769f6eb7e83ab3227f47d997a8453377709b7fe3a5a",
 };
 
-/// Gymnasium's MuJoCo models that the envs crate loads (v4 and v5 definitions).
-pub const MODEL_FILES: [&str; 4] =
-    ["half_cheetah.xml", "hopper.xml", "walker2d.xml", "walker2d_v5.xml"];
+/// Gymnasium's MuJoCo models that the envs crate loads (v4 and v5 definitions; the ant for
+/// Gymnasium-Robotics' mazes, which add their walls to it).
+pub const MODEL_FILES: [&str; 5] =
+    ["half_cheetah.xml", "hopper.xml", "walker2d.xml", "walker2d_v5.xml", "ant.xml"];
 
 pub fn run(root: &Path) -> Result<()> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
@@ -85,12 +86,15 @@ pub fn run(root: &Path) -> Result<()> {
     let models = deps.join("gymnasium/assets");
     match user_override("OFQL_MODELS_DIR", &models) {
         Some(dir) => eprintln!("setup: models: using your OFQL_MODELS_DIR={dir}"),
-        None => provision(&GYMNASIUM, &wheels, &deps.join("gymnasium"), "assets/", |dest| {
-            let prefix = "gymnasium/envs/mujoco/assets/";
-            let members: Vec<String> = MODEL_FILES.iter().map(|f| format!("{prefix}{f}")).collect();
-            let members: Vec<&str> = members.iter().map(String::as_str).collect();
-            extract(&wheels.join(GYMNASIUM.file), &dest.join("assets"), prefix, &members)
-        })?,
+        None => {
+            provision(&GYMNASIUM, &wheels, &deps.join("gymnasium"), "assets/ant.xml", |dest| {
+                let prefix = "gymnasium/envs/mujoco/assets/";
+                let members: Vec<String> =
+                    MODEL_FILES.iter().map(|f| format!("{prefix}{f}")).collect();
+                let members: Vec<&str> = members.iter().map(String::as_str).collect();
+                extract(&wheels.join(GYMNASIUM.file), &dest.join("assets"), prefix, &members)
+            })?
+        }
     }
 
     let cmake = deps.join("cmake/bin/cmake");
@@ -236,8 +240,9 @@ if count == 0:
 
 /// The parity test's Python side (crates/envs/tests/parity.rs): Gymnasium's environments on the
 /// same MuJoCo, pinned. NumPy is pinned too: NumPy 2 keeps a float32 control cost in float32.
-const PARITY_REQUIREMENTS: [&str; 3] =
-    ["gymnasium[mujoco]==1.2.2", "mujoco==3.17.0", "numpy==2.4.6"];
+/// Gymnasium-Robotics for the mazes' parity test.
+const PARITY_REQUIREMENTS: [&str; 4] =
+    ["gymnasium[mujoco]==1.2.2", "gymnasium-robotics==1.4.2", "mujoco==3.17.0", "numpy==2.4.6"];
 
 /// Create `.deps/parity-venv` (python3 -m venv + pip install of the pinned packages), unless a
 /// complete one with exactly these pins exists. `.cargo/config.toml` names its python in
@@ -279,10 +284,13 @@ pub fn parity_venv(root: &Path) -> Result<()> {
         );
     }
     let check =
-        "import gymnasium, mujoco; assert mujoco.__version__ == '3.17.0', mujoco.__version__";
+        "import gymnasium, gymnasium_robotics, mujoco; assert mujoco.__version__ == '3.17.0'";
     let status = Command::new(&python).args(["-c", check]).status()?;
     if !status.success() {
-        bail!("the parity venv at {} does not import gymnasium and mujoco 3.17.0", venv.display());
+        bail!(
+            "the parity venv at {} does not import gymnasium, gymnasium_robotics and mujoco 3.17.0",
+            venv.display()
+        );
     }
     fs::write(&marker, pins)?;
     Ok(())

@@ -1,4 +1,6 @@
-//! One environment: Gymnasium's `step`/`reset`/`set_state` on a MuJoCo model.
+//! One environment: Gymnasium's `step`/`reset`/`set_state` on a MuJoCo model. The locomotion
+//! robots follow Gymnasium's `mujoco/*_v{4,5}.py`; the mazes Gymnasium-Robotics'
+//! `maze/ant_maze_v4.py` (see `maze.rs` for the maps and draws).
 
 use std::sync::Arc;
 
@@ -9,7 +11,9 @@ use rand_distr::StandardNormal;
 use crate::action::ActionScalar;
 use crate::error::EnvError;
 use crate::id::{EnvId, Task};
-use crate::models::load_model;
+use crate::maze::{GOAL_RADIUS, Maze, distance};
+use crate::models::{load_model, read_model_text};
+use crate::np_random::NpRandom;
 use crate::spec::{MAX_EPISODE_STEPS, ResetNoise, Spec};
 
 /// What one `step` returns besides the observation.
@@ -20,6 +24,9 @@ pub struct StepInfo {
     pub terminated: bool,
     /// The time limit (1000 steps) was reached.
     pub truncated: bool,
+    /// A maze's `info["success"]`: the ant ended the step at the goal it had (always false for
+    /// locomotion).
+    pub success: bool,
 }
 
 /// One `step`'s result with its observation.
@@ -29,11 +36,65 @@ pub struct Step {
     pub reward: f64,
     pub terminated: bool,
     pub truncated: bool,
+    pub success: bool,
+}
+
+/// The maze's reward (`reward_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MazeReward {
+    /// 1 within `GOAL_RADIUS` of the goal, else 0 (the registered default).
+    Sparse,
+    /// exp(-distance to the goal).
+    Dense,
+}
+
+/// AntMaze's options (`gym.make` keyword arguments); `Default` is what the ids register.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MazeOptions {
+    pub reward: MazeReward,
+    /// Reaching the goal does not end the episode (only the time limit does).
+    pub continuing_task: bool,
+    /// In a continuing task, a reached goal is replaced by a new one.
+    pub reset_target: bool,
+    /// A map to draw start and goal cells from instead of the id's (same walls), e.g. a
+    /// dataset's evaluation map with one `r` and one `g` cell.
+    pub cells_map: Option<Vec<String>>,
+    /// Append `desired_goal` to the flat observation (29 + 2 numbers); off, the observation is
+    /// D4RL's layout: `achieved_goal` (x, y) then `observation` = qpos then qvel (29 numbers).
+    pub goal_in_observation: bool,
+}
+
+impl Default for MazeOptions {
+    fn default() -> Self {
+        MazeOptions {
+            reward: MazeReward::Sparse,
+            continuing_task: true,
+            reset_target: false,
+            cells_map: None,
+            goal_in_observation: false,
+        }
+    }
+}
+
+/// The maze's own state: the cells to draw from, the goal, and NumPy's generator.
+struct MazeState {
+    maze: Maze,
+    options: MazeOptions,
+    rng: NpRandom,
+    goal: [f64; 2],
+    max_episode_steps: usize,
+}
+
+enum Kind {
+    Locomotion(Spec),
+    AntMaze(Box<MazeState>),
 }
 
 pub struct Env {
     id: EnvId,
-    spec: Spec,
+    kind: Kind,
+    frame_skip: usize,
     data: MjData<Arc<MjModel>>,
     init_qpos: Vec<f64>,
     init_qvel: Vec<f64>,
@@ -47,21 +108,37 @@ fn expected_sizes(task: Task) -> (usize, usize, usize) {
         Task::HalfCheetah => (9, 9, 6),
         Task::Hopper => (6, 6, 3),
         Task::Walker2d => (9, 9, 6),
+        Task::AntMaze(_) => (15, 14, 8),
     }
 }
 
+/// Gymnasium's ant, whose model the mazes extend.
+const ANT_XML: &str = "ant.xml";
+/// AntMaze's ant steps 5 physics steps of 0.01 s (Ant-v4's frame skip).
+const ANT_FRAME_SKIP: usize = 5;
+
 /// Load the model an environment runs on, to share between many `Env`s with `with_model`.
 pub fn load_env_model(id: EnvId) -> Result<Arc<MjModel>, EnvError> {
-    let spec = Spec::of(id);
-    let model = load_model(spec.xml)?;
+    let (file, model) = match id.task {
+        Task::AntMaze(map) => {
+            let xml = Maze::ant(map).mjcf(&read_model_text(ANT_XML)?)?;
+            let model = MjModel::from_xml_string(&xml).map_err(|e| {
+                EnvError::Invalid(format!("MuJoCo could not load {id}'s maze model: {e}"))
+            })?;
+            (ANT_XML, model)
+        }
+        _ => {
+            let spec = Spec::of(id).expect("a locomotion task");
+            (spec.xml, load_model(spec.xml)?)
+        }
+    };
     let ffi = model.ffi();
     let got = (ffi.nq as usize, ffi.nv as usize, ffi.nu as usize);
     if got != expected_sizes(id.task) {
         let (nq, nv, nu) = expected_sizes(id.task);
         return Err(EnvError::Invalid(format!(
-            "{} in {} has nq, nv, nu = {got:?}, but {id} needs ({nq}, {nv}, {nu}): it is not \
+            "{file} in {} has nq, nv, nu = {got:?}, but {id} needs ({nq}, {nv}, {nu}): it is not \
              Gymnasium's model (run `cargo xtask setup`, or fix OFQL_MODELS_DIR)",
-            spec.xml,
             crate::models::models_dir().display()
         )));
     }
@@ -75,23 +152,96 @@ impl Env {
 
     /// An environment on an already loaded model (from `load_env_model(id)`).
     pub fn with_model(id: EnvId, model: Arc<MjModel>) -> Env {
-        let spec = Spec::of(id);
-        let dt = model.opt().timestep * spec.frame_skip as f64;
+        let (kind, frame_skip) = match id.task {
+            Task::AntMaze(map) => {
+                let state = MazeState {
+                    maze: Maze::ant(map),
+                    options: MazeOptions::default(),
+                    rng: NpRandom::new(0),
+                    goal: [0.0; 2],
+                    max_episode_steps: map.max_episode_steps(),
+                };
+                (Kind::AntMaze(Box::new(state)), ANT_FRAME_SKIP)
+            }
+            _ => {
+                let spec = Spec::of(id).expect("a locomotion task");
+                (Kind::Locomotion(spec), spec.frame_skip)
+            }
+        };
+        let dt = model.opt().timestep * frame_skip as f64;
         let data = MjData::new(model);
         // Gymnasium keeps the state of a fresh MjData as the reset centre.
         let init_qpos = data.qpos().to_vec();
         let init_qvel = data.qvel().to_vec();
-        Env { id, spec, data, init_qpos, init_qvel, dt, elapsed_steps: 0 }
+        Env { id, kind, frame_skip, data, init_qpos, init_qvel, dt, elapsed_steps: 0 }
+    }
+
+    /// An AntMaze with other options than the registered ones (`gym.make(id, **options)`).
+    pub fn with_maze_options(
+        id: EnvId,
+        model: Arc<MjModel>,
+        options: MazeOptions,
+    ) -> Result<Env, EnvError> {
+        let mut env = Env::with_model(id, model);
+        let Kind::AntMaze(state) = &mut env.kind else {
+            return Err(EnvError::Invalid(format!("{id} is not a maze: it takes no maze options")));
+        };
+        if let Some(rows) = &options.cells_map {
+            let cells = Maze::from_rows(rows, state.maze.scaling(), crate::maze::ANT_MAZE_HEIGHT)?;
+            let walls = |m: &Maze| -> Vec<Vec<bool>> {
+                m.cells()
+                    .iter()
+                    .map(|r| r.iter().map(|c| *c == crate::maze::Cell::Wall).collect())
+                    .collect()
+            };
+            if walls(&cells) != walls(&state.maze) {
+                return Err(EnvError::Invalid(format!(
+                    "the maze map given for {id} has other walls than {id}'s own map: only its \
+                     r/g/c cells may differ"
+                )));
+            }
+            state.maze = cells;
+        }
+        state.options = options;
+        Ok(env)
     }
 
     pub fn id(&self) -> EnvId {
         self.id
     }
-    pub fn spec(&self) -> &Spec {
-        &self.spec
+    /// The locomotion constants (`None` for a maze).
+    pub fn spec(&self) -> Option<&Spec> {
+        match &self.kind {
+            Kind::Locomotion(spec) => Some(spec),
+            Kind::AntMaze(_) => None,
+        }
+    }
+    /// The time limit (Gymnasium's `max_episode_steps`).
+    pub fn max_episode_steps(&self) -> usize {
+        match &self.kind {
+            Kind::Locomotion(_) => MAX_EPISODE_STEPS,
+            Kind::AntMaze(state) => state.max_episode_steps,
+        }
     }
     pub fn obs_dim(&self) -> usize {
-        self.nq() - 1 + self.nv()
+        match &self.kind {
+            Kind::Locomotion(_) => self.nq() - 1 + self.nv(),
+            Kind::AntMaze(state) => {
+                self.nq() + self.nv() + if state.options.goal_in_observation { 2 } else { 0 }
+            }
+        }
+    }
+    /// The maze's current goal (`desired_goal`), `None` for locomotion.
+    pub fn goal(&self) -> Option<[f64; 2]> {
+        match &self.kind {
+            Kind::AntMaze(state) => Some(state.goal),
+            Kind::Locomotion(_) => None,
+        }
+    }
+    /// Within `GOAL_RADIUS` of the maze's goal (`info["success"]`); `false` for locomotion.
+    pub fn is_success(&self) -> bool {
+        let xy = [self.data.qpos()[0], self.data.qpos()[1]];
+        self.goal().is_some_and(|goal| distance(xy, goal) <= GOAL_RADIUS)
     }
     pub fn act_dim(&self) -> usize {
         self.data.ctrl().len()
@@ -121,16 +271,24 @@ impl Env {
     }
 
     /// Gymnasium's `reset`: `mj_resetData`, then the initial state plus noise (nq draws for
-    /// qpos, then nv for qvel), then `mj_forward`.
+    /// qpos, then nv for qvel), then `mj_forward`. A maze takes a seed from `rng` and resets as
+    /// `reset(seed=...)` does in Python (`reset_with_seed`).
     pub fn reset<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Vec<f64> {
+        let spec = match &self.kind {
+            Kind::Locomotion(spec) => *spec,
+            Kind::AntMaze(_) => {
+                let seed = rng.random::<u64>();
+                return self.reset_with_seed(Some(seed)).expect("a registered maze has free cells");
+            }
+        };
         self.data.reset();
         let mut uniform = |s: f64| -s + (s - -s) * rng.random::<f64>(); // NumPy's formula
-        let qpos: Vec<f64> = match self.spec.reset_noise {
+        let qpos: Vec<f64> = match spec.reset_noise {
             ResetNoise::Uniform { scale } | ResetNoise::UniformPosNormalVel { scale } => {
                 self.init_qpos.iter().map(|q| q + uniform(scale)).collect()
             }
         };
-        let qvel: Vec<f64> = match self.spec.reset_noise {
+        let qvel: Vec<f64> = match spec.reset_noise {
             ResetNoise::Uniform { scale } => {
                 self.init_qvel.iter().map(|v| v + uniform(scale)).collect()
             }
@@ -143,6 +301,29 @@ impl Env {
         self.write_state(&qpos, &qvel);
         self.elapsed_steps = 0;
         self.observation()
+    }
+
+    /// A maze's `reset(seed=seed)` as Gymnasium-Robotics does it: `Some(seed)` reseeds NumPy's
+    /// generator, `None` goes on with it; then the goal cell + noise, the start cell (away from
+    /// the goal) + noise, and the ant at rest at the start (Ant-v4 with no reset noise).
+    pub fn reset_with_seed(&mut self, seed: Option<u64>) -> Result<Vec<f64>, EnvError> {
+        let Kind::AntMaze(state) = &mut self.kind else {
+            return Err(EnvError::Invalid(format!("{} is not a maze: use reset(rng)", self.id)));
+        };
+        if let Some(seed) = seed {
+            state.rng = NpRandom::new(seed);
+        }
+        let goal = state.maze.draw_goal_cell(&mut state.rng);
+        state.goal = state.maze.add_position_noise(&mut state.rng, goal);
+        let start = state.maze.draw_reset_cell(&mut state.rng, state.goal)?;
+        let start = state.maze.add_position_noise(&mut state.rng, start);
+        let mut qpos = self.init_qpos.clone();
+        qpos[..2].copy_from_slice(&start);
+        let qvel = self.init_qvel.clone();
+        self.data.reset();
+        self.write_state(&qpos, &qvel);
+        self.elapsed_steps = 0;
+        Ok(self.observation())
     }
 
     /// Gymnasium's `reset()` followed by `set_state(qpos, qvel)`: a new episode that starts
@@ -188,7 +369,8 @@ impl Env {
         self.data.forward();
     }
 
-    /// The current observation: qpos[1:] then qvel (clipped to +-10 for Hopper, Walker2d).
+    /// The current observation: qpos[1:] then qvel (clipped to +-10 for Hopper, Walker2d); for
+    /// a maze qpos then qvel (= achieved_goal then observation), then the goal if asked for.
     pub fn observation(&self) -> Vec<f64> {
         let mut obs = vec![0.0; self.obs_dim()];
         self.observe_into(&mut obs);
@@ -198,11 +380,22 @@ impl Env {
     /// Write the observation into `obs` (length `obs_dim`).
     pub fn observe_into(&self, obs: &mut [f64]) {
         let (qpos, qvel) = (self.data.qpos(), self.data.qvel());
-        let (pos, vel) = obs.split_at_mut(qpos.len() - 1);
-        pos.copy_from_slice(&qpos[1..]);
-        match self.spec.obs_velocity_clip {
-            Some(c) => vel.iter_mut().zip(qvel).for_each(|(o, v)| *o = v.clamp(-c, c)),
-            None => vel.copy_from_slice(qvel),
+        match &self.kind {
+            Kind::Locomotion(spec) => {
+                let (pos, vel) = obs.split_at_mut(qpos.len() - 1);
+                pos.copy_from_slice(&qpos[1..]);
+                match spec.obs_velocity_clip {
+                    Some(c) => vel.iter_mut().zip(qvel).for_each(|(o, v)| *o = v.clamp(-c, c)),
+                    None => vel.copy_from_slice(qvel),
+                }
+            }
+            Kind::AntMaze(state) => {
+                let (pos, rest) = obs.split_at_mut(qpos.len());
+                pos.copy_from_slice(qpos);
+                let (vel, goal) = rest.split_at_mut(qvel.len());
+                vel.copy_from_slice(qvel);
+                goal.copy_from_slice(&state.goal[..goal.len()]);
+            }
         }
     }
 
@@ -215,6 +408,7 @@ impl Env {
             reward: info.reward,
             terminated: info.terminated,
             truncated: info.truncated,
+            success: info.success,
         })
     }
 
@@ -238,30 +432,77 @@ impl Env {
         for (ctrl, a) in self.data.ctrl_mut().iter_mut().zip(action) {
             *ctrl = a.to_f64();
         }
-        for _ in 0..self.spec.frame_skip {
+        for _ in 0..self.frame_skip {
             self.data.step();
         }
         // Gymnasium then calls mj_rnePostConstraint, which only fills cacc/cfrc_*: outputs no
         // observation, reward or later step of these environments reads (the parity test
         // checks that the trajectories stay identical), so it is skipped to save its cost.
+        self.elapsed_steps += 1;
+        let spec = match &mut self.kind {
+            Kind::Locomotion(spec) => *spec,
+            Kind::AntMaze(state) => {
+                let info = state.after_step(self.data.qpos(), self.elapsed_steps);
+                self.observe_into(obs);
+                // update_goal comes after the observation: it shows the goal just reached.
+                if let Kind::AntMaze(state) = &mut self.kind {
+                    state.update_goal([self.data.qpos()[0], self.data.qpos()[1]]);
+                }
+                return Ok(info);
+            }
+        };
         let x_velocity = (self.data.qpos()[0] - x_before) / self.dt;
 
-        let forward_reward = self.spec.forward_reward_weight * x_velocity;
-        let ctrl_cost = A::ctrl_cost(self.spec.ctrl_cost_weight, action);
-        let (reward, terminated) = match &self.spec.health {
+        let forward_reward = spec.forward_reward_weight * x_velocity;
+        let ctrl_cost = A::ctrl_cost(spec.ctrl_cost_weight, action);
+        let (reward, terminated) = match &spec.health {
             None => (forward_reward - ctrl_cost, false),
             Some(health) => {
                 let healthy = health.is_healthy(self.data.qpos(), self.data.qvel());
                 let healthy_reward = if healthy || !health.reward_only_while_healthy {
-                    self.spec.healthy_reward
+                    spec.healthy_reward
                 } else {
                     0.0
                 };
                 ((forward_reward + healthy_reward) - ctrl_cost, !healthy)
             }
         };
-        self.elapsed_steps += 1;
         self.observe_into(obs);
-        Ok(StepInfo { reward, terminated, truncated: self.elapsed_steps >= MAX_EPISODE_STEPS })
+        let truncated = self.elapsed_steps >= MAX_EPISODE_STEPS;
+        Ok(StepInfo { reward, terminated, truncated, success: false })
+    }
+}
+
+impl MazeState {
+    /// AntMaze's reward, termination and truncation after the physics of one step.
+    fn after_step(&self, qpos: &[f64], elapsed_steps: usize) -> StepInfo {
+        let d = distance([qpos[0], qpos[1]], self.goal);
+        let success = d <= GOAL_RADIUS;
+        let reward = match self.options.reward {
+            MazeReward::Sparse => f64::from(u8::from(success)),
+            MazeReward::Dense => (-d).exp(),
+        };
+        StepInfo {
+            reward,
+            terminated: !self.options.continuing_task && success,
+            truncated: elapsed_steps >= self.max_episode_steps,
+            success,
+        }
+    }
+
+    /// `update_goal`: in a continuing task with `reset_target`, a reached goal is replaced by
+    /// new goals (cell + noise) until one is out of reach.
+    fn update_goal(&mut self, achieved: [f64; 2]) {
+        let reached = |goal| distance(achieved, goal) <= GOAL_RADIUS;
+        if self.options.continuing_task
+            && self.options.reset_target
+            && reached(self.goal)
+            && self.maze.goal_locations().len() > 1
+        {
+            while reached(self.goal) {
+                let cell = self.maze.draw_goal_cell(&mut self.rng);
+                self.goal = self.maze.add_position_noise(&mut self.rng, cell);
+            }
+        }
     }
 }

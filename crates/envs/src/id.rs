@@ -1,16 +1,19 @@
-//! Environment names: which task, which Gymnasium version.
+//! Environment names: which task, which Gymnasium (or Gymnasium-Robotics) version.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::error::EnvError;
+use crate::maze::MazeMap;
 
-/// The locomotion task (the robot).
+/// The task: a locomotion robot, or Gymnasium-Robotics' ant in one of its mazes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Task {
     HalfCheetah,
     Hopper,
     Walker2d,
+    /// `AntMaze_<map>` (Gymnasium-Robotics 1.4.2, v4 only: Minari's datasets were made on v4).
+    AntMaze(MazeMap),
 }
 
 /// Gymnasium's definition version. `V4` has the rewards and constants of the old `-v2` that
@@ -29,31 +32,36 @@ pub struct EnvId {
 }
 
 impl Task {
-    pub const ALL: [Task; 3] = [Task::HalfCheetah, Task::Hopper, Task::Walker2d];
+    pub const LOCOMOTION: [Task; 3] = [Task::HalfCheetah, Task::Hopper, Task::Walker2d];
 
-    /// Gymnasium's spelling, e.g. `HalfCheetah`.
-    pub fn gym_name(self) -> &'static str {
+    /// Gymnasium's spelling, e.g. `HalfCheetah`, `AntMaze_Medium`.
+    pub fn gym_name(self) -> String {
         match self {
-            Task::HalfCheetah => "HalfCheetah",
-            Task::Hopper => "Hopper",
-            Task::Walker2d => "Walker2d",
+            Task::HalfCheetah => "HalfCheetah".into(),
+            Task::Hopper => "Hopper".into(),
+            Task::Walker2d => "Walker2d".into(),
+            Task::AntMaze(map) => format!("AntMaze_{}", map.gym_name()),
         }
     }
 
-    /// D4RL's spelling, e.g. `halfcheetah` (as in `halfcheetah-medium-v2`).
+    /// D4RL's family name, e.g. `halfcheetah` (as in `halfcheetah-medium-v2`), `antmaze`.
     pub fn d4rl_name(self) -> &'static str {
         match self {
             Task::HalfCheetah => "halfcheetah",
             Task::Hopper => "hopper",
             Task::Walker2d => "walker2d",
+            Task::AntMaze(_) => "antmaze",
         }
     }
 
     fn parse(name: &str) -> Option<Task> {
+        let lower = name.to_ascii_lowercase();
+        if let Some(map) = lower.strip_prefix("antmaze_") {
+            return MazeMap::parse(map).map(Task::AntMaze);
+        }
         // Accept Gymnasium's, D4RL's and file-name spellings: HalfCheetah, halfcheetah, half_cheetah.
-        let folded: String =
-            name.chars().filter(|c| !matches!(c, '_' | '-')).flat_map(char::to_lowercase).collect();
-        Task::ALL.into_iter().find(|t| t.d4rl_name() == folded)
+        let folded: String = lower.chars().filter(|c| !matches!(c, '_' | '-')).collect();
+        Task::LOCOMOTION.into_iter().find(|t| t.d4rl_name() == folded)
     }
 }
 
@@ -71,12 +79,23 @@ impl EnvId {
         EnvId { task, version }
     }
 
+    /// `AntMaze_<map>-v4`.
+    pub fn ant_maze(map: MazeMap) -> Self {
+        EnvId { task: Task::AntMaze(map), version: Version::V4 }
+    }
+
+    /// Every environment this crate implements: the six locomotion ones, then the mazes.
+    pub fn every() -> Vec<EnvId> {
+        let mazes = MazeMap::ALL.into_iter().map(EnvId::ant_maze);
+        EnvId::ALL.into_iter().chain(mazes).collect()
+    }
+
     /// The environment to evaluate a D4RL dataset in: `hopper-medium-v2` -> `Hopper-v4`
     /// (Gymnasium's v4 has the rewards and constants of the `-v2` that recorded the data).
     /// Also accepts file names such as `hopper_medium_replay-v2.hdf5`.
     pub fn for_d4rl_dataset(name: &str) -> Option<EnvId> {
         let stem = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
-        let task = Task::ALL.into_iter().find(|t| {
+        let task = Task::LOCOMOTION.into_iter().find(|t| {
             let d4rl = t.d4rl_name();
             stem.starts_with(d4rl) || (*t == Task::HalfCheetah && stem.starts_with("half_cheetah"))
         })?;
@@ -85,7 +104,7 @@ impl EnvId {
 
     /// The known names, for error messages.
     pub fn known_names() -> String {
-        EnvId::ALL.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        EnvId::every().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -109,7 +128,7 @@ impl FromStr for EnvId {
         let task = Task::parse(task).ok_or_else(unknown)?;
         let version = match version {
             "4" => Version::V4,
-            "5" => Version::V5,
+            "5" if !matches!(task, Task::AntMaze(_)) => Version::V5,
             _ => return Err(unknown()),
         };
         Ok(EnvId { task, version })
@@ -135,18 +154,29 @@ mod tests {
     }
 
     #[test]
-    fn display_round_trips_for_all_six() {
-        for id in EnvId::ALL {
+    fn display_round_trips_for_every_environment() {
+        for id in EnvId::every() {
             assert_eq!(id.to_string().parse::<EnvId>().unwrap(), id);
         }
         assert_eq!(EnvId::ALL[0].to_string(), "HalfCheetah-v4");
+        let medium = EnvId::ant_maze(MazeMap::MediumDiverseGR);
+        assert_eq!(medium.to_string(), "AntMaze_Medium_Diverse_GR-v4");
+        assert_eq!("antmaze_medium_diverse_gr-v4".parse::<EnvId>().unwrap(), medium);
     }
 
     #[test]
     fn unknown_names_list_the_known_ones() {
-        for bad in ["Ant-v4", "Hopper-v3", "hopper", "", "Hopper-v44"] {
+        for bad in [
+            "Ant-v4",
+            "Hopper-v3",
+            "hopper",
+            "",
+            "Hopper-v44",
+            "AntMaze_Tiny-v4",
+            "AntMaze_UMaze-v5",
+        ] {
             let err = bad.parse::<EnvId>().unwrap_err().to_string();
-            assert!(err.contains("Walker2d-v5") && err.contains("HalfCheetah-v4"), "{err}");
+            assert!(err.contains("Walker2d-v5") && err.contains("AntMaze_Large-v4"), "{err}");
             assert!(err.contains(&format!("`{bad}`")), "{err}");
         }
     }

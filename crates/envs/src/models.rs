@@ -38,6 +38,16 @@ pub fn load_model(file: &str) -> Result<MjModel, ModelError> {
     MjModel::from_xml(&path).map_err(|e| ModelError::Load { path, reason: e.to_string() })
 }
 
+/// The text of one of Gymnasium's models (the mazes extend `ant.xml` before loading it).
+pub fn read_model_text(file: &str) -> Result<String, ModelError> {
+    crate::mujoco_log::install();
+    let path = models_dir().join(file);
+    if !path.is_file() {
+        return Err(ModelError::Missing { path, file: file.to_string() });
+    }
+    std::fs::read_to_string(&path).map_err(|e| ModelError::Load { path, reason: e.to_string() })
+}
+
 #[cfg(test)]
 mod tests {
     use mujoco_rs::prelude::MjData;

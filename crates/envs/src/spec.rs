@@ -42,9 +42,11 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn of(id: EnvId) -> Spec {
+    /// The constants of a locomotion environment (`None` for a maze).
+    pub fn of(id: EnvId) -> Option<Spec> {
         let v5 = id.version == Version::V5;
-        match id.task {
+        Some(match id.task {
+            Task::AntMaze(_) => return None,
             Task::HalfCheetah => Spec {
                 xml: "half_cheetah.xml",
                 frame_skip: 5,
@@ -85,7 +87,7 @@ impl Spec {
                 obs_velocity_clip: Some(10.0),
                 reset_noise: ResetNoise::Uniform { scale: 5e-3 },
             },
-        }
+        })
     }
 }
 
@@ -106,7 +108,7 @@ mod tests {
     use super::*;
 
     fn hopper() -> Health {
-        Spec::of(EnvId::new(Task::Hopper, Version::V4)).health.unwrap()
+        Spec::of(EnvId::new(Task::Hopper, Version::V4)).unwrap().health.unwrap()
     }
 
     #[test]
@@ -135,7 +137,7 @@ mod tests {
 
     #[test]
     fn walker_has_an_upper_height_bound_and_no_state_bound() {
-        let h = Spec::of(EnvId::new(Task::Walker2d, Version::V5)).health.unwrap();
+        let h = Spec::of(EnvId::new(Task::Walker2d, Version::V5)).unwrap().health.unwrap();
         let qpos = |z: f64, a: f64| [0.0, z, a, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
         assert!(h.is_healthy(&qpos(1.25, 0.0), &[1e6; 9]));
         assert!(!h.is_healthy(&qpos(2.0, 0.0), &[0.0; 9]));
@@ -146,13 +148,13 @@ mod tests {
 
     #[test]
     fn versions_differ_only_where_gymnasium_does() {
-        let w4 = Spec::of(EnvId::new(Task::Walker2d, Version::V4));
-        let w5 = Spec::of(EnvId::new(Task::Walker2d, Version::V5));
+        let w4 = Spec::of(EnvId::new(Task::Walker2d, Version::V4)).unwrap();
+        let w5 = Spec::of(EnvId::new(Task::Walker2d, Version::V5)).unwrap();
         assert_eq!((w4.xml, w5.xml), ("walker2d.xml", "walker2d_v5.xml"));
         assert!(!w4.health.unwrap().reward_only_while_healthy);
         assert!(w5.health.unwrap().reward_only_while_healthy);
-        let c4 = Spec::of(EnvId::new(Task::HalfCheetah, Version::V4));
-        let c5 = Spec::of(EnvId::new(Task::HalfCheetah, Version::V5));
+        let c4 = Spec::of(EnvId::new(Task::HalfCheetah, Version::V4)).unwrap();
+        let c5 = Spec::of(EnvId::new(Task::HalfCheetah, Version::V5)).unwrap();
         assert_eq!(c4, c5);
     }
 }

@@ -70,7 +70,7 @@ fn out_of_range_actions_are_clamped_by_mujoco_but_pay_the_full_control_cost() {
         let s_in = inside.step(&a_in).unwrap();
         let s_out = outside.step(&a_out).unwrap();
         assert_eq!(s_in.obs, s_out.obs, "{name}: MuJoCo clamps ctrl to ctrlrange");
-        let w = inside.spec().ctrl_cost_weight;
+        let w = inside.spec().unwrap().ctrl_cost_weight;
         let expected = w * nu as f64 * (9.0 - 1.0);
         assert!((s_in.reward - s_out.reward - expected).abs() < 1e-12, "{name}");
     }

@@ -4,8 +4,9 @@
 //! environments. Goal: identical terminated/truncated flags, max abs difference < 1e-9 on
 //! observations and rewards.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+
+use common::{bools, f64_hex, f64s_from_hex, max_diff, run_parity_script, to_hex};
 
 use ofql_envs::{Env, EnvId, MAX_EPISODE_STEPS, Task};
 use rand::{Rng, SeedableRng};
@@ -13,36 +14,6 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 const TOLERANCE: f64 = 1e-9;
-
-fn parity_python() -> PathBuf {
-    let python = std::env::var_os("OFQL_PARITY_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| option_env!("OFQL_PARITY_PYTHON").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(".deps/parity-venv/bin/python"));
-    assert!(
-        python.is_file(),
-        "the parity test's Python ({}) is missing: run `cargo xtask setup` (it creates \
-         .deps/parity-venv with gymnasium 1.2.2 and mujoco 3.17.0)",
-        python.display()
-    );
-    python
-}
-
-fn to_hex<T: Copy>(values: &[T], to_le: impl Fn(T) -> Vec<u8>) -> String {
-    values.iter().flat_map(|&v| to_le(v)).map(|b| format!("{b:02x}")).collect()
-}
-
-fn f64_hex(values: &[f64]) -> String {
-    to_hex(values, |v| v.to_le_bytes().to_vec())
-}
-
-fn f64s_from_hex(text: &str) -> Vec<f64> {
-    let bytes: Vec<u8> = (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex from the script"))
-        .collect();
-    bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
-}
 
 #[derive(Clone)]
 enum Actions {
@@ -141,27 +112,8 @@ fn rust_rollout(case: &Case) -> Rollout {
 }
 
 fn gym_rollouts(cases: &[Case]) -> (Value, Vec<Rollout>) {
-    let dir = tempfile::tempdir().unwrap();
-    let (scenarios, results) = (dir.path().join("scenarios.json"), dir.path().join("gym.json"));
     let all: Vec<Value> = cases.iter().map(Case::to_json).collect();
-    std::fs::write(&scenarios, json!({ "cases": all }).to_string()).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/parity/gym_rollout.py");
-    let output = Command::new(parity_python())
-        .arg(&script)
-        .arg(&scenarios)
-        .arg(&results)
-        .current_dir(dir.path()) // MuJoCo's log file, if any, lands in the temp dir
-        .output()
-        .expect("start the parity venv's python");
-    assert!(
-        output.status.success(),
-        "gym_rollout.py failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let value: Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
-    let bools = |v: &Value| -> Vec<bool> {
-        v.as_array().unwrap().iter().map(|b| b.as_bool().unwrap()).collect()
-    };
+    let value = run_parity_script("gym_rollout.py", &json!({ "cases": all }));
     let rollouts = value["cases"]
         .as_array()
         .unwrap()
@@ -174,21 +126,6 @@ fn gym_rollouts(cases: &[Case]) -> (Value, Vec<Rollout>) {
         })
         .collect();
     (value["versions"].clone(), rollouts)
-}
-
-/// |a - b|, with NaN in both counted as equal and NaN in one as infinitely far.
-fn abs_diff(a: f64, b: f64) -> f64 {
-    match (a.is_nan(), b.is_nan()) {
-        (true, true) => 0.0,
-        (false, false) if a == b => 0.0,
-        (false, false) => (a - b).abs(),
-        _ => f64::INFINITY,
-    }
-}
-
-fn max_diff(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(&x, &y)| abs_diff(x, y)).fold(0.0, f64::max)
 }
 
 #[test]

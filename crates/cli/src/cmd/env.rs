@@ -31,7 +31,8 @@ pub enum PolicyArg {
 
 #[derive(Args)]
 pub struct RolloutArgs {
-    /// Environment: HalfCheetah, Hopper or Walker2d, version v4 (D4RL's) or v5, e.g. Hopper-v4.
+    /// Environment: HalfCheetah, Hopper or Walker2d, version v4 (D4RL's) or v5, e.g. Hopper-v4;
+    /// or a Gymnasium-Robotics maze, e.g. AntMaze_Medium-v4 (an unknown name lists them all).
     #[arg(long)]
     pub env: String,
     #[arg(long, value_enum, default_value = "random")]
