@@ -11,7 +11,7 @@ use rand_distr::StandardNormal;
 use crate::action::ActionScalar;
 use crate::error::EnvError;
 use crate::id::{EnvId, Task};
-use crate::maze::{GOAL_RADIUS, Maze, distance};
+use crate::maze::{ANT_MAZE_HEIGHT, ANT_MAZE_SCALING, GOAL_RADIUS, Maze, distance};
 use crate::models::{load_model, read_model_text};
 use crate::np_random::NpRandom;
 use crate::spec::{MAX_EPISODE_STEPS, ResetNoise, Spec};
@@ -57,7 +57,7 @@ pub struct MazeOptions {
     pub continuing_task: bool,
     /// In a continuing task, a reached goal is replaced by a new one.
     pub reset_target: bool,
-    /// A map to draw start and goal cells from instead of the id's (same walls), e.g. a
+    /// A map instead of the id's (`maze_map`): its walls and its start and goal cells, e.g. a
     /// dataset's evaluation map with one `r` and one `g` cell.
     pub cells_map: Option<Vec<String>>,
     /// Append `desired_goal` to the flat observation (29 + 2 numbers); off, the observation is
@@ -116,33 +116,105 @@ fn expected_sizes(task: Task) -> (usize, usize, usize) {
 const ANT_XML: &str = "ant.xml";
 /// AntMaze's ant steps 5 physics steps of 0.01 s (Ant-v4's frame skip).
 const ANT_FRAME_SKIP: usize = 5;
+/// MuJoCo numbers the world's geoms first: ant.xml's floor, then a maze's walls, then the
+/// ant's 13 (torso and 4 x 3 leg parts).
+const WALLS_FROM_GEOM: usize = 1;
+const ANT_BODY_GEOMS: usize = 13;
 
-/// Load the model an environment runs on, to share between many `Env`s with `with_model`.
-pub fn load_env_model(id: EnvId) -> Result<Arc<MjModel>, EnvError> {
-    let (file, model) = match id.task {
-        Task::AntMaze(map) => {
-            let xml = Maze::ant(map).mjcf(&read_model_text(ANT_XML)?)?;
-            let model = MjModel::from_xml_string(&xml).map_err(|e| {
-                EnvError::Invalid(format!("MuJoCo could not load {id}'s maze model: {e}"))
-            })?;
-            (ANT_XML, model)
-        }
-        _ => {
-            let spec = Spec::of(id).expect("a locomotion task");
-            (spec.xml, load_model(spec.xml)?)
-        }
-    };
-    let ffi = model.ffi();
-    let got = (ffi.nq as usize, ffi.nv as usize, ffi.nu as usize);
-    if got != expected_sizes(id.task) {
-        let (nq, nv, nu) = expected_sizes(id.task);
-        return Err(EnvError::Invalid(format!(
-            "{file} in {} has nq, nv, nu = {got:?}, but {id} needs ({nq}, {nv}, {nu}): it is not \
-             Gymnasium's model (run `cargo xtask setup`, or fix OFQL_MODELS_DIR)",
-            crate::models::models_dir().display()
-        )));
+/// Which environment and how it is made: the id, and for a maze its options (`gym.make(id,
+/// **kwargs)`); a plain `EnvId` converts into the registered defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvConfig {
+    pub id: EnvId,
+    /// Ignored for locomotion.
+    pub maze: MazeOptions,
+}
+
+impl From<EnvId> for EnvConfig {
+    fn from(id: EnvId) -> Self {
+        EnvConfig { id, maze: MazeOptions::default() }
     }
-    Ok(Arc::new(model))
+}
+
+impl std::fmt::Display for EnvConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.id)
+    }
+}
+
+impl EnvConfig {
+    /// The maze this config builds (its own map, else the id's); `None` for locomotion.
+    fn maze(&self) -> Result<Option<Maze>, EnvError> {
+        let Task::AntMaze(map) = self.id.task else { return Ok(None) };
+        match &self.maze.cells_map {
+            Some(rows) => Ok(Some(Maze::from_rows(rows, ANT_MAZE_SCALING, ANT_MAZE_HEIGHT)?)),
+            None => Ok(Some(Maze::ant(map))),
+        }
+    }
+
+    /// Load the model the environment runs on (for a maze: the ant with this map's walls), to
+    /// share between many `Env`s with `make`.
+    pub fn load_model(&self) -> Result<Arc<MjModel>, EnvError> {
+        let id = self.id;
+        let (file, model) = match self.maze()? {
+            Some(maze) => {
+                let xml = maze.mjcf(&read_model_text(ANT_XML)?)?;
+                let model = MjModel::from_xml_string(&xml).map_err(|e| {
+                    EnvError::Invalid(format!("MuJoCo could not load {id}'s maze model: {e}"))
+                })?;
+                (ANT_XML, model)
+            }
+            None => {
+                let spec = Spec::of(id).expect("a locomotion task");
+                (spec.xml, load_model(spec.xml)?)
+            }
+        };
+        let ffi = model.ffi();
+        let got = (ffi.nq as usize, ffi.nv as usize, ffi.nu as usize);
+        if got != expected_sizes(id.task) {
+            let (nq, nv, nu) = expected_sizes(id.task);
+            return Err(EnvError::Invalid(format!(
+                "{file} in {} has nq, nv, nu = {got:?}, but {id} needs ({nq}, {nv}, {nu}): it is \
+                 not Gymnasium's model (run `cargo xtask setup`, or fix OFQL_MODELS_DIR)",
+                crate::models::models_dir().display()
+            )));
+        }
+        Ok(Arc::new(model))
+    }
+
+    /// An environment on a model from `self.load_model()`.
+    pub fn make(&self, model: Arc<MjModel>) -> Result<Env, EnvError> {
+        let mut env = Env::with_model(self.id, model);
+        if let (Kind::AntMaze(state), Some(maze)) = (&mut env.kind, self.maze()?) {
+            // The walls' geoms follow the floor, in the map's order: compare their x, y.
+            let walls = maze.walls();
+            let model = env.data.model();
+            let geoms = model.geom_pos().get(WALLS_FROM_GEOM..WALLS_FROM_GEOM + walls.len());
+            let same = model.ffi().ngeom as usize == WALLS_FROM_GEOM + walls.len() + ANT_BODY_GEOMS
+                && geoms.is_some_and(|geoms| {
+                    geoms.iter().zip(&walls).all(|(g, w)| g[0] == w[0] && g[1] == w[1])
+                });
+            if !same {
+                return Err(EnvError::Invalid(format!(
+                    "the model given for {self} was not built from its maze map (load it with \
+                     EnvConfig::load_model)"
+                )));
+            }
+            state.maze = maze;
+            state.options = self.maze.clone();
+        }
+        Ok(env)
+    }
+
+    /// Load the model and make one environment.
+    pub fn make_one(&self) -> Result<Env, EnvError> {
+        self.make(self.load_model()?)
+    }
+}
+
+/// Load the model of an environment with its registered options.
+pub fn load_env_model(id: EnvId) -> Result<Arc<MjModel>, EnvError> {
+    EnvConfig::from(id).load_model()
 }
 
 impl Env {
@@ -174,36 +246,6 @@ impl Env {
         let init_qpos = data.qpos().to_vec();
         let init_qvel = data.qvel().to_vec();
         Env { id, kind, frame_skip, data, init_qpos, init_qvel, dt, elapsed_steps: 0 }
-    }
-
-    /// An AntMaze with other options than the registered ones (`gym.make(id, **options)`).
-    pub fn with_maze_options(
-        id: EnvId,
-        model: Arc<MjModel>,
-        options: MazeOptions,
-    ) -> Result<Env, EnvError> {
-        let mut env = Env::with_model(id, model);
-        let Kind::AntMaze(state) = &mut env.kind else {
-            return Err(EnvError::Invalid(format!("{id} is not a maze: it takes no maze options")));
-        };
-        if let Some(rows) = &options.cells_map {
-            let cells = Maze::from_rows(rows, state.maze.scaling(), crate::maze::ANT_MAZE_HEIGHT)?;
-            let walls = |m: &Maze| -> Vec<Vec<bool>> {
-                m.cells()
-                    .iter()
-                    .map(|r| r.iter().map(|c| *c == crate::maze::Cell::Wall).collect())
-                    .collect()
-            };
-            if walls(&cells) != walls(&state.maze) {
-                return Err(EnvError::Invalid(format!(
-                    "the maze map given for {id} has other walls than {id}'s own map: only its \
-                     r/g/c cells may differ"
-                )));
-            }
-            state.maze = cells;
-        }
-        state.options = options;
-        Ok(env)
     }
 
     pub fn id(&self) -> EnvId {
@@ -278,7 +320,7 @@ impl Env {
             Kind::Locomotion(spec) => *spec,
             Kind::AntMaze(_) => {
                 let seed = rng.random::<u64>();
-                return self.reset_with_seed(Some(seed)).expect("a registered maze has free cells");
+                return self.reset_with_seed(Some(seed)).expect("Maze::from_rows checked the cells");
             }
         };
         self.data.reset();

@@ -20,7 +20,7 @@ pub mod spec;
 pub mod verify;
 
 pub use action::ActionScalar;
-pub use env::{Env, MazeOptions, MazeReward, Step, StepInfo, load_env_model};
+pub use env::{Env, EnvConfig, MazeOptions, MazeReward, Step, StepInfo, load_env_model};
 pub use error::EnvError;
 pub use id::{EnvId, Task, Version};
 pub use maze::{Maze, MazeMap};

@@ -245,6 +245,11 @@ impl Maze {
         if goals.is_empty() || resets.is_empty() {
             return Err(bad("it has no free cell for the goal or the start".into()));
         }
+        // A start is drawn until it is more than half a cell from the (noisy) goal: another
+        // cell always is (cells are a whole cell apart, the noise is at most a quarter per axis).
+        if goals.iter().any(|g| resets.iter().all(|r| r == g)) {
+            return Err(bad("a goal cell has no start cell other than itself".into()));
+        }
         maze.goal_locations = goals;
         maze.reset_locations = resets;
         Ok(maze)
@@ -294,6 +299,18 @@ impl Maze {
                 .is_some_and(|c| *c != Cell::Wall)
     }
 
+    /// The (row, column) of the wall cells, row by row (the order of their geoms).
+    fn wall_cells(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.cells.iter().enumerate().flat_map(|(i, row)| {
+            row.iter().enumerate().filter(|(_, c)| **c == Cell::Wall).map(move |(j, _)| (i, j))
+        })
+    }
+
+    /// The centres of the wall cells, in the order of their geoms.
+    pub fn walls(&self) -> Vec<[f64; 2]> {
+        self.wall_cells().map(|(i, j)| self.cell_xy(i, j)).collect()
+    }
+
     /// The agent's MJCF with the walls and the target site appended to its worldbody, in
     /// make_maze's order (blocks row by row, then the site): the order of geoms decides the
     /// order of contacts, so it must match for identical physics.
@@ -303,21 +320,16 @@ impl Maze {
         })?;
         let (s, h) = (self.scaling, self.height);
         let mut extra = String::new();
-        for (i, row) in self.cells.iter().enumerate() {
-            for (j, cell) in row.iter().enumerate() {
-                if *cell == Cell::Wall {
-                    let [x, y] = self.cell_xy(i, j);
-                    extra.push_str(&format!(
-                        "<geom name=\"block_{i}_{j}\" pos=\"{x} {y} {}\" size=\"{} {} {}\" \
-                         type=\"box\" material=\"\" contype=\"1\" conaffinity=\"1\" \
-                         rgba=\"0.7 0.5 0.3 1.0\" />\n",
-                        h / 2.0 * s,
-                        0.5 * s,
-                        0.5 * s,
-                        h / 2.0 * s
-                    ));
-                }
-            }
+        for (i, j) in self.wall_cells() {
+            let [x, y] = self.cell_xy(i, j);
+            extra.push_str(&format!(
+                "<geom name=\"block_{i}_{j}\" pos=\"{x} {y} {}\" size=\"{} {} {}\" type=\"box\" \
+                 material=\"\" contype=\"1\" conaffinity=\"1\" rgba=\"0.7 0.5 0.3 1.0\" />\n",
+                h / 2.0 * s,
+                0.5 * s,
+                0.5 * s,
+                h / 2.0 * s
+            ));
         }
         extra.push_str(&format!(
             "<site name=\"target\" pos=\"0 0 {}\" size=\"{}\" rgba=\"1 0 0 0.7\" type=\"sphere\" />\n",
@@ -408,10 +420,8 @@ mod tests {
         assert!(err.contains("rectangle"), "{err}");
         let err = Maze::from_rows(&["111", "111"], 4.0, 0.5).unwrap_err().to_string();
         assert!(err.contains("no free cell"), "{err}");
-        // One free cell: the start can never be away from the goal.
-        let maze = Maze::from_rows(&["111", "101", "111"], 4.0, 0.5).unwrap();
-        let mut rng = NpRandom::new(0);
-        let goal = maze.draw_goal_cell(&mut rng);
-        assert!(maze.draw_reset_cell(&mut rng, goal).is_err());
+        // One free cell: the start can never be away from the goal (Python would loop for ever).
+        let err = Maze::from_rows(&["111", "101", "111"], 4.0, 0.5).unwrap_err().to_string();
+        assert!(err.contains("no start cell other than itself"), "{err}");
     }
 }

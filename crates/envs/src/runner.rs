@@ -12,9 +12,8 @@ use mujoco_rs::prelude::MjModel;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::env::{Env, StepInfo, load_env_model};
+use crate::env::{Env, EnvConfig, StepInfo};
 use crate::error::EnvError;
-use crate::id::EnvId;
 use crate::policy::Policy;
 use crate::score::ScoreRef;
 
@@ -207,9 +206,10 @@ struct Slot {
     length: usize,
 }
 
-/// Run `config.episodes` episodes of `policy` in `id`; `score` adds D4RL's normalised score.
+/// Run `config.episodes` episodes of `policy` in `env` (an `EnvId` or an `EnvConfig` with a
+/// maze's options); `score` adds D4RL's normalised score.
 pub fn evaluate(
-    id: EnvId,
+    env: impl Into<EnvConfig>,
     policy: &mut dyn Policy,
     config: &EvalConfig,
     score: Option<ScoreRef>,
@@ -220,8 +220,10 @@ pub fn evaluate(
             config.episodes, config.num_envs, config.threads
         )));
     }
-    let model = load_env_model(id)?;
-    let probe = Env::with_model(id, Arc::clone(&model));
+    let env: EnvConfig = env.into();
+    let id = env.id;
+    let model = env.load_model()?;
+    let probe = env.make(Arc::clone(&model))?;
     let (obs_dim, act_dim) = (probe.obs_dim(), probe.act_dim());
     if policy.obs_dim() != obs_dim || policy.act_dim() != act_dim {
         return Err(EvalError::PolicyShape {
@@ -238,7 +240,7 @@ pub fn evaluate(
     let per_lane = num_envs.div_ceil(lanes_n);
     let make_worker = |lane: usize, model: &Arc<MjModel>| Worker {
         envs: (lane * per_lane..((lane + 1) * per_lane).min(num_envs))
-            .map(|_| Env::with_model(id, Arc::clone(model)))
+            .map(|_| env.make(Arc::clone(model)).expect("the probe was made from this model"))
             .collect(),
         seed: config.seed,
     };

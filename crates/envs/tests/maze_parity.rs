@@ -9,7 +9,7 @@ mod common;
 
 use common::{bools, f64_hex, f64s_from_hex, max_diff, run_parity_script};
 use ofql_envs::maze::GOAL_RADIUS;
-use ofql_envs::{Env, EnvId, MazeMap, MazeOptions, MazeReward, load_env_model};
+use ofql_envs::{Env, EnvConfig, EnvId, MazeMap, MazeOptions, MazeReward};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -48,7 +48,7 @@ impl Case {
 
     fn env(&self) -> Env {
         let options = MazeOptions { goal_in_observation: true, ..self.options.clone() };
-        Env::with_maze_options(self.env, load_env_model(self.env).unwrap(), options).unwrap()
+        EnvConfig { id: self.env, maze: options }.make_one().unwrap()
     }
 }
 
@@ -195,6 +195,27 @@ fn every_ant_maze_matches_gymnasium_robotics() {
         seed: 5,
         state: None,
         actions: vec![0.0; 8 * 10],
+    });
+    // Minari's umaze evaluation map has other walls than the registered UMaze (opening left).
+    let umaze = EnvId::ant_maze(MazeMap::UMaze);
+    let mirrored: Vec<String> =
+        ["11111", "100r1", "10111", "100g1", "11111"].map(String::from).to_vec();
+    let config = EnvConfig {
+        id: umaze,
+        maze: MazeOptions { cells_map: Some(mirrored.clone()), ..MazeOptions::default() },
+    };
+    let err = config.make(ofql_envs::load_env_model(umaze).unwrap()).err().unwrap().to_string();
+    assert!(err.contains("not built from its maze map"), "{err}");
+    let mut walk = vec![0.0; 8 * 700];
+    walk.iter_mut().enumerate().for_each(|(i, a)| *a = ((i * 37 % 11) as f64 - 5.0) / 5.0);
+    cases.push(Case {
+        env: umaze,
+        name: "custom map with other walls".into(),
+        options: config.maze,
+        reset_seeds: (0..10).collect(),
+        seed: 6,
+        state: None,
+        actions: walk,
     });
     let (versions, gym) = gym_rollouts(&cases);
     assert_eq!(gym.len(), cases.len());
