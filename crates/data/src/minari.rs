@@ -44,17 +44,42 @@ pub fn read_minari(path: &Path) -> Result<Dataset> {
     ids.sort();
     let mut parts: Vec<Episode> = Vec::with_capacity(ids.len());
     let mut dtype = Dtype::F32;
+    let mut obs_layout: Option<Vec<String>> = None;
     for (_, name) in &ids {
         let group = file.group(name)?;
-        if group.link_exists("observations") && group.group("observations").is_ok() {
-            bail!(
-                "{}: `{name}/observations` is a dictionary space; only Box observations are supported",
-                main.display()
-            );
-        }
         let episode_path = main.join(name);
+        let (obs, obs_dtype) = match group.group("observations") {
+            Ok(dict) => {
+                let layout = dict_layout(&dict, &episode_path)?;
+                let dict_path = episode_path.join("observations");
+                let reader = Reader { file: &dict, path: &dict_path };
+                let mut parts = Vec::new();
+                let mut dtype = Dtype::F32;
+                for key in &layout {
+                    let (part, part_dtype) = reader.matrix(key)?;
+                    dtype = part_dtype;
+                    parts.push(part);
+                }
+                let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+                let obs = concatenate(Axis(1), &views).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: the parts of the observation dictionary have different lengths: {e}",
+                        dict_path.display()
+                    )
+                })?;
+                match &obs_layout {
+                    Some(known) if *known != layout => bail!(
+                        "{}: the observation dictionary has keys {layout:?}, earlier episodes \
+                         {known:?}",
+                        dict_path.display()
+                    ),
+                    _ => obs_layout = Some(layout),
+                }
+                (obs, dtype)
+            }
+            Err(_) => Reader { file: &group, path: &episode_path }.matrix("observations")?,
+        };
         let reader = Reader { file: &group, path: &episode_path };
-        let (obs, obs_dtype) = reader.matrix("observations")?;
         dtype = obs_dtype;
         let episode = Episode {
             obs,
@@ -84,6 +109,9 @@ pub fn read_minari(path: &Path) -> Result<Dataset> {
         dtype,
         ..Dataset::new(observations, actions, rewards, terminals, timeouts)
     };
+    if let Some(layout) = obs_layout {
+        data.metadata.insert("observation_layout".into(), layout.join("+").into());
+    }
     let meta_path = main.with_file_name(METADATA_FILE);
     if meta_path.exists() {
         let text = std::fs::read_to_string(&meta_path)?;
@@ -95,10 +123,55 @@ pub fn read_minari(path: &Path) -> Result<Dataset> {
     Ok(data)
 }
 
+/// Dictionary observations (Gymnasium-Robotics' goal environments) become one row per step:
+/// the Box entries in this order, then any other Box entries by name. Nested dictionaries
+/// (Kitchen's per-task goals) are left out. The mazes' rows are then `achieved_goal` (x, y),
+/// `observation` (27), `desired_goal` (x, y): the layout of `ofql_envs`' AntMaze with the goal
+/// in the observation.
+pub const DICT_OBSERVATION_ORDER: [&str; 3] = ["achieved_goal", "observation", "desired_goal"];
+
+/// The Box entries of a dictionary observation group, in `DICT_OBSERVATION_ORDER`.
+fn dict_layout(dict: &hdf5::Group, episode: &Path) -> Result<Vec<String>> {
+    let mut boxes: Vec<String> =
+        dict.member_names()?.into_iter().filter(|n| dict.dataset(n).is_ok()).collect();
+    let rank =
+        |n: &String| DICT_OBSERVATION_ORDER.iter().position(|k| k == n).unwrap_or(usize::MAX);
+    boxes.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+    if boxes.is_empty() {
+        bail!(
+            "{}: the observation dictionary holds no arrays (only nested dictionaries), so it \
+             has no observation to learn from",
+            episode.join("observations").display()
+        );
+    }
+    Ok(boxes)
+}
+
 /// Write `data` as a Minari dataset under `root` (`root/data/main_data.hdf5` and
 /// `root/data/metadata.json`). Needs `next_observations`, because each Minari episode stores
 /// its final observation, which D4RL's `observations` alone does not hold.
 pub fn write_minari(root: &Path, data: &Dataset, dataset_id: &str) -> Result<()> {
+    write_minari_with_layout(root, data, dataset_id, None)
+}
+
+/// `write_minari`, with the observation columns split into a dictionary of named parts
+/// (`[("achieved_goal", 2), ("observation", 27), ("desired_goal", 2)]` for a maze), as
+/// Gymnasium-Robotics' goal environments record them.
+pub fn write_minari_with_layout(
+    root: &Path,
+    data: &Dataset,
+    dataset_id: &str,
+    layout: Option<&[(&str, usize)]>,
+) -> Result<()> {
+    if let Some(layout) = layout {
+        let width: usize = layout.iter().map(|(_, w)| w).sum();
+        if width != data.obs_dim() {
+            bail!(
+                "the observation layout {layout:?} has {width} columns, the data {}",
+                data.obs_dim()
+            );
+        }
+    }
     let next = data.next_observations.as_ref().with_context(|| {
         "the data has no `next_observations`, so the last observation of each episode is \
          unknown and Minari's layout cannot be written; convert to D4RL HDF5 or parquet instead"
@@ -122,7 +195,18 @@ pub fn write_minari(root: &Path, data: &Dataset, dataset_id: &str) -> Result<()>
             ],
         )?;
         // Minari 0.5 writes observations and rewards as float64 and actions as float32.
-        hdf5_io::write_floats(&group, "observations", obs.view(), Dtype::F64)?;
+        match layout {
+            None => hdf5_io::write_floats(&group, "observations", obs.view(), Dtype::F64)?,
+            Some(layout) => {
+                let dict = group.create_group("observations")?;
+                let mut col = 0;
+                for (key, width) in layout {
+                    let part = obs.slice(s![.., col..col + width]);
+                    hdf5_io::write_floats(&dict, key, part, Dtype::F64)?;
+                    col += width;
+                }
+            }
+        }
         hdf5_io::write_floats(
             &group,
             "actions",

@@ -8,7 +8,8 @@ use hdf5::types::{FloatSize, TypeDescriptor};
 use ndarray::{Array1, Array2, array};
 use ofql_data::{
     Dtype, Format, NextObs, TransitionOptions, Transitions, load, read_d4rl, read_minari,
-    read_parquet, write_d4rl, write_minari, write_parquet, write_states_f64,
+    read_parquet, write_d4rl, write_minari, write_minari_with_layout, write_parquet,
+    write_states_f64,
 };
 
 fn descriptor(file: &hdf5::File, key: &str) -> TypeDescriptor {
@@ -177,6 +178,45 @@ fn minari_layout_round_trips_through_episodes() {
     }
     assert_eq!(load(&root).unwrap().1, Format::Minari);
     assert_eq!(load(&main).unwrap().1, Format::Minari);
+}
+
+#[test]
+fn minari_dictionary_observations_are_flattened_goal_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("D4RL/antmaze/test-v1");
+    let data = sample_dataset(); // 3 observation columns: split as 1 + 1 + 1
+    // Written in another order than the reader's: the reader's order must win.
+    let layout = [("desired_goal", 1), ("achieved_goal", 1), ("observation", 1)];
+    write_minari_with_layout(&root, &data, "D4RL/antmaze/test-v1", Some(&layout)).unwrap();
+    let file = hdf5::File::open(root.join("data/main_data.hdf5")).unwrap();
+    let dict = file.group("episode_0/observations").unwrap();
+    assert_eq!(dict.dataset("observation").unwrap().shape(), vec![5, 1]);
+    let back = read_minari(&root).unwrap();
+    let column = |a: &Array2<f32>, j: usize| a.column(j).to_owned();
+    // [achieved_goal, observation, desired_goal] = columns [1, 2, 0] of what was written.
+    for (got, wrote) in [(0, 1), (1, 2), (2, 0)] {
+        assert_eq!(column(&back.observations, got), column(&data.observations, wrote));
+        let (b, d) =
+            (back.next_observations.as_ref().unwrap(), data.next_observations.as_ref().unwrap());
+        assert_eq!(column(b, got), column(d, wrote));
+    }
+    assert_eq!(back.metadata["observation_layout"], "achieved_goal+observation+desired_goal");
+
+    // Episodes whose dictionaries differ are refused, naming both key sets.
+    let other = dir.path().join("other");
+    write_minari_with_layout(&other, &data, "x", Some(&layout)).unwrap();
+    let file = hdf5::File::open_rw(other.join("data/main_data.hdf5")).unwrap();
+    let dict = file.group("episode_1/observations").unwrap();
+    dict.unlink("desired_goal").unwrap();
+    drop((dict, file));
+    let err = format!("{:#}", read_minari(&other).unwrap_err());
+    assert!(err.contains("earlier episodes"), "{err}");
+    // A layout whose widths do not add up to the data's is refused before writing.
+    let err =
+        write_minari_with_layout(&dir.path().join("bad"), &data, "x", Some(&[("observation", 2)]))
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("3"), "{err}");
 }
 
 #[test]

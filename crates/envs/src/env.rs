@@ -320,7 +320,9 @@ impl Env {
             Kind::Locomotion(spec) => *spec,
             Kind::AntMaze(_) => {
                 let seed = rng.random::<u64>();
-                return self.reset_with_seed(Some(seed)).expect("Maze::from_rows checked the cells");
+                return self
+                    .reset_with_seed(Some(seed))
+                    .expect("Maze::from_rows checked the cells");
             }
         };
         self.data.reset();
