@@ -285,7 +285,97 @@ fn fetch_downloads_pins_and_feeds_info() {
     assert!(stderr(&out).contains("did you mean `hopper-medium-v2`"), "{}", stderr(&out));
 
     let v = json(&ofql(&["dataset", "fetch", "--list", "--json"]));
-    assert_eq!(v["datasets"].as_array().unwrap().len(), 26);
+    assert_eq!(v["datasets"].as_array().unwrap().len(), 44);
+}
+
+/// Serve these files by URL path on 127.0.0.1 (404 for anything else); returns the base URL.
+fn serve_files(files: Vec<(String, Vec<u8>)>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap_or(0);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let (status, body) = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => ("200 OK", body.clone()),
+                None => ("404 Not Found", b"no such file".to_vec()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    base
+}
+
+/// A Minari dataset in Minari's remote layout (the Hugging Face repo `farama-minari/D4RL`)
+/// is fetched by its id into Minari's folder layout, pinned, and read with its dictionary
+/// observations flattened to the AntMaze rows.
+#[test]
+fn fetch_takes_minari_ids_from_the_remote_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = "D4RL/antmaze/medium-play-v1";
+    // AntMaze-shaped episodes: 2 + 27 + 2 observation numbers, 8 actions.
+    let n = 12;
+    let obs = Array2::from_shape_fn((n, 31), |(i, j)| (i * 31 + j) as f32 / 64.0);
+    let next = Array2::from_shape_fn((n, 31), |(i, j)| (i * 31 + j + 31) as f32 / 64.0);
+    let acts = Array2::from_shape_fn((n, 8), |(i, j)| ((i + j) % 5) as f32 / 4.0 - 0.5);
+    let rewards = Array1::from_iter((0..n).map(|i| (i % 4 == 3) as u8 as f32));
+    let mut timeouts = Array1::from_elem(n, false);
+    timeouts[5] = true;
+    let mut data = Dataset::new(obs, acts, rewards, Array1::from_elem(n, false), timeouts);
+    data.next_observations = Some(next);
+    let made = dir.path().join("made");
+    let layout = [("observation", 27), ("achieved_goal", 2), ("desired_goal", 2)];
+    ofql_data::write_minari_with_layout(&made, &data, id, Some(&layout)).unwrap();
+    let main = std::fs::read(made.join("data/main_data.hdf5")).unwrap();
+    let meta = std::fs::read(made.join("data/metadata.json")).unwrap();
+    let remote = "/farama-minari/D4RL/resolve/main/antmaze/medium-play-v1/data";
+    let base = serve_files(vec![
+        (format!("{remote}/main_data.hdf5"), main.clone()),
+        (format!("{remote}/metadata.json"), meta),
+    ]);
+    let cache = dir.path().join("cache");
+    let pins = dir.path().join("pins.toml");
+    let fetch = |name: &str| {
+        let (c, p) = (cache.display().to_string(), pins.display().to_string());
+        let args = ["dataset", "fetch", name, "--minari-base-url", &base, "--cache-dir", &c];
+        ofql(&[&args[..], &["--pins", &p, "--retries", "0", "--json"]].concat())
+    };
+    let out = fetch(id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["fetched"].as_array().unwrap().len(), 2);
+    assert_eq!(v["fetched"][0]["pin"], "recorded");
+    let local = cache.join(id).join("data/main_data.hdf5");
+    assert_eq!(std::fs::read(&local).unwrap(), main);
+    assert!(cache.join(id).join("data/metadata.json").is_file());
+    let pinned = std::fs::read_to_string(&pins).unwrap();
+    assert!(pinned.contains(&format!("\"{id}/data/main_data.hdf5\"")), "{pinned}");
+    assert_eq!(json(&fetch(id))["fetched"][1]["pin"], "verified");
+
+    // Read by name from the cache: the rows are [achieved_goal, observation, desired_goal].
+    let c = cache.display().to_string();
+    let out = ofql(&["dataset", "info", id, "--cache-dir", &c, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!((v["obs_dim"].as_u64(), v["env"].as_str()), (Some(31), Some("antmaze-gr")), "{v}");
+
+    // Another id of the registry that the server does not hold: a clear error, no file left.
+    let out = fetch("D4RL/antmaze/large-play-v1");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("404"), "{}", stderr(&out));
+    assert!(!cache.join("D4RL/antmaze/large-play-v1/data/main_data.hdf5").exists());
 }
 
 /// A crafted header claiming 10^12 rows, under a memory limit: an error and, with --json,

@@ -42,18 +42,28 @@ pub fn resolve(
     if path.exists() {
         return Ok((path.to_path_buf(), registry::infer_from_file(path)));
     }
+    // Minari's ids have slashes too (`D4RL/antmaze/medium-play-v1`): the registry first.
+    let known = registry::lookup(dataset);
     let looks_like_path = dataset.contains(['/', '\\'])
         || [".hdf5", ".h5", ".parquet"].iter().any(|ext| dataset.ends_with(ext));
-    if looks_like_path {
+    if looks_like_path && known.is_err() {
         return Err(DataError::MissingFile(path.to_path_buf()));
     }
-    let info = registry::lookup(dataset)?;
+    let info = known?;
     let dir = cache_dir(cache);
-    let file = safe_join(&dir, &info.file_name())?;
-    if !file.is_file() {
-        return Err(DataError::NotDownloaded { name: dataset.to_string(), file, cache: dir });
+    let mut local = dir.clone();
+    for part in info.local_path().split('/') {
+        local = safe_join(&local, part)?;
     }
-    Ok((file, Some(info)))
+    let complete = info.remote_files().iter().all(|f| dir.join(&f.local_path).is_file());
+    if !complete {
+        return Err(DataError::NotDownloaded {
+            name: dataset.to_string(),
+            file: local,
+            cache: dir,
+        });
+    }
+    Ok((local, Some(info)))
 }
 
 /// `dir/name` when `name` is one plain file name; nothing else can escape the folder.
@@ -169,11 +179,39 @@ enum Failure {
 }
 
 /// Download `url` to `dir/name`, resuming `dir/name.part` if present, and verify or record
-/// its SHA-256 in `pins`. A mismatch deletes the download and fails.
+/// its SHA-256 in `pins` under `name`. A mismatch deletes the download and fails.
 pub fn fetch(
     url: &str,
     dir: &Path,
     name: &str,
+    pins: &mut Pins,
+    opts: &FetchOptions,
+) -> Result<Fetched> {
+    fetch_pinned_as(url, dir, name, name, pins, opts)
+}
+
+/// `fetch` into `dir/<local_path>` (plain names joined by `/`, e.g. Minari's
+/// `D4RL/antmaze/medium-play-v1/data/main_data.hdf5`), pinned under `local_path`.
+pub fn fetch_to(
+    url: &str,
+    dir: &Path,
+    local_path: &str,
+    pins: &mut Pins,
+    opts: &FetchOptions,
+) -> Result<Fetched> {
+    let (folder, name) = local_path.rsplit_once('/').unwrap_or(("", local_path));
+    let mut sub = dir.to_path_buf();
+    for part in folder.split('/').filter(|p| !p.is_empty()) {
+        sub = safe_join(&sub, part)?;
+    }
+    fetch_pinned_as(url, &sub, name, local_path, pins, opts)
+}
+
+fn fetch_pinned_as(
+    url: &str,
+    dir: &Path,
+    name: &str,
+    pin_key: &str,
     pins: &mut Pins,
     opts: &FetchOptions,
 ) -> Result<Fetched> {
@@ -182,7 +220,7 @@ pub fn fetch(
     fs::create_dir_all(dir).with_context(|| format!("create cache folder {}", dir.display()))?;
     if dest.exists() {
         let sha256 = sha256_file(&dest)?;
-        let pin = check_pin(pins, name, &sha256, || Ok(()))?;
+        let pin = check_pin(pins, pin_key, &sha256, || Ok(()))?;
         let bytes = fs::metadata(&dest)?.len();
         return Ok(Fetched { path: dest, bytes, sha256, pin, resumed_from: None, cached: true });
     }
@@ -215,7 +253,7 @@ pub fn fetch(
         }
     };
     let sha256 = sha256_file(&part)?;
-    let pin = check_pin(pins, name, &sha256, || {
+    let pin = check_pin(pins, pin_key, &sha256, || {
         fs::remove_file(&part).with_context(|| format!("remove {}", part.display()))
     })?;
     fs::rename(&part, &dest).with_context(|| format!("move download to {}", dest.display()))?;

@@ -7,6 +7,11 @@ use crate::error::DataError;
 
 /// D4RL's download server (plain http: pin a SHA-256 per file, see `fetch`).
 pub const DEFAULT_BASE_URL: &str = "http://rail.eecs.berkeley.edu/datasets/offline_rl";
+/// Where Minari keeps its datasets: Hugging Face dataset repos `farama-minari/<namespace>`,
+/// read through the hub's plain-HTTP file URLs (`<base>/<repo>/resolve/main/<path>`).
+pub const DEFAULT_MINARI_BASE_URL: &str = "https://huggingface.co/datasets";
+/// The Hugging Face organisation holding Minari's remote.
+pub const MINARI_HF_ORG: &str = "farama-minari";
 
 /// An environment's shapes and D4RL's reference returns (random policy, expert).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -63,16 +68,37 @@ pub const ENVS: &[EnvSpec] = &[
     env("antmaze", 29, 8, 1000, 0.0, 1.0),
     env("kitchen", 60, 9, 280, 0.0, 4.0),
     env("pen", 45, 24, 100, 96.262799, 3076.8331017826877),
+    // Minari's regenerated D4RL tasks on Gymnasium-Robotics: AntMaze rows are achieved_goal,
+    // observation, desired_goal (2 + 27 + 2); Kitchen rows its 59-number `observation`.
+    env("antmaze-gr", 31, 8, 1000, 0.0, 1.0),
+    env("kitchen-gr", 59, 9, 450, 0.0, 4.0),
 ];
+
+/// Where a dataset is downloaded from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// One HDF5 file on D4RL's server.
+    D4rl,
+    /// A Minari dataset (`data/main_data.hdf5` + `data/metadata.json`) on its remote.
+    Minari,
+}
 
 /// One downloadable dataset.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DatasetInfo {
+    /// D4RL's name (`hopper-medium-v2`) or Minari's id (`D4RL/antmaze/medium-play-v1`).
     pub name: String,
+    pub source: Source,
     /// Environment family, a key of `ENVS` (e.g. "halfcheetah").
     pub env: &'static str,
-    /// Path of the file below the base URL.
+    /// Path of the file below the base URL (D4RL), or the dataset id (Minari).
     pub remote_path: String,
+    /// The simulator the data can honestly be scored in (`Hopper-v4`, `AntMaze_Medium-v4`);
+    /// `None` where none matches the recording (D4RL's antmaze-v2 ant is not Gymnasium's).
+    pub eval_env: Option<&'static str>,
+    /// The maze map to evaluate in (Minari's `eval_env_spec`): one start and one goal cell.
+    pub eval_maze_map: Option<&'static [&'static str]>,
     pub episode_length: usize,
     pub obs_dim: usize,
     pub act_dim: usize,
@@ -80,8 +106,16 @@ pub struct DatasetInfo {
     pub ref_max: f64,
 }
 
+/// One file to download: its URL below the base, and its path below the cache folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteFile {
+    pub url_path: String,
+    pub local_path: String,
+}
+
 impl DatasetInfo {
     /// The download URL below `base` (D4RL's server unless a mirror or test server is given).
+    /// Minari datasets have two files: see `remote_files`.
     pub fn url(&self, base: &str) -> String {
         format!("{}/{}", base.trim_end_matches('/'), self.remote_path)
     }
@@ -89,6 +123,40 @@ impl DatasetInfo {
     /// The file's name in the cache folder (the registry name, so always a plain name).
     pub fn file_name(&self) -> String {
         format!("{}.hdf5", self.name)
+    }
+
+    /// The files that make the dataset. Minari's: `<id>/data/main_data.hdf5` and
+    /// `metadata.json` in the repo `farama-minari/<namespace>` (`D4RL/antmaze/medium-play-v1`
+    /// -> repo `D4RL`, path `antmaze/medium-play-v1/data/...`), kept below the cache as
+    /// Minari keeps them (`<cache>/D4RL/antmaze/medium-play-v1/data/...`), so a Minari
+    /// dataset folder can serve as the cache.
+    pub fn remote_files(&self) -> Vec<RemoteFile> {
+        match self.source {
+            Source::D4rl => {
+                vec![RemoteFile {
+                    url_path: self.remote_path.clone(),
+                    local_path: self.file_name(),
+                }]
+            }
+            Source::Minari => {
+                let (repo, rest) = self.remote_path.split_once('/').expect("namespaced id");
+                ["main_data.hdf5", "metadata.json"]
+                    .into_iter()
+                    .map(|file| RemoteFile {
+                        url_path: format!("{MINARI_HF_ORG}/{repo}/resolve/main/{rest}/data/{file}"),
+                        local_path: format!("{}/data/{file}", self.name),
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// What `resolve` returns once downloaded: the file (D4RL) or the dataset folder (Minari).
+    pub fn local_path(&self) -> String {
+        match self.source {
+            Source::D4rl => self.file_name(),
+            Source::Minari => self.name.clone(),
+        }
     }
 
     pub fn env_spec(&self) -> EnvSpec {
@@ -120,6 +188,42 @@ const KITCHEN: [(&str, &str); 2] = [
     ("kitchen-mixed-v0", "kitchen_microwave_kettle_bottomburner_light-v0"),
 ];
 
+/// Minari's AntMaze datasets (`D4RL/antmaze/<name>-v1`): the environment they were recorded
+/// in, its time limit, and the evaluation map of their `eval_env_spec` (one start `r`, one
+/// goal `g`; from minari-dataset-generation-scripts' `create_antmaze_dataset.py`, whose
+/// umaze evaluation map is the mirror image of the recording maze).
+const MINARI_ANTMAZE: [(&str, &str, usize, &[&str]); 6] = [
+    ("umaze", "AntMaze_UMaze-v4", 700, &EVAL_UMAZE),
+    ("umaze-diverse", "AntMaze_UMaze-v4", 700, &EVAL_UMAZE),
+    ("medium-play", "AntMaze_Medium-v4", 1000, &EVAL_MEDIUM),
+    ("medium-diverse", "AntMaze_Medium_Diverse_GR-v4", 1000, &EVAL_MEDIUM),
+    ("large-play", "AntMaze_Large-v4", 1000, &EVAL_LARGE),
+    ("large-diverse", "AntMaze_Large_Diverse_GR-v4", 1000, &EVAL_LARGE),
+];
+const EVAL_UMAZE: [&str; 5] = ["11111", "100r1", "10111", "100g1", "11111"];
+const EVAL_MEDIUM: [&str; 8] = [
+    "11111111", "1r011001", "10010001", "11000111", "10010001", "10100101", "100010g1", "11111111",
+];
+const EVAL_LARGE: [&str; 9] = [
+    "111111111111",
+    "1r0001000001",
+    "101101010101",
+    "100000010001",
+    "101111011101",
+    "100101000001",
+    "110101010111",
+    "100100010g01",
+    "111111111111",
+];
+
+/// Minari's Kitchen datasets (`D4RL/kitchen/<name>-v2`, FrankaKitchen-v1) and time limits.
+const MINARI_KITCHEN: [(&str, usize); 3] = [("complete", 280), ("partial", 450), ("mixed", 450)];
+
+/// Minari's own MuJoCo datasets (`mujoco/<env>/<level>-v0`), recorded on the v5 environments.
+const MINARI_MUJOCO: [(&str, &str); 3] =
+    [("halfcheetah", "HalfCheetah-v5"), ("hopper", "Hopper-v5"), ("walker2d", "Walker2d-v5")];
+const MINARI_MUJOCO_LEVELS: [&str; 3] = ["simple", "medium", "expert"];
+
 /// Every registered dataset, in a stable order.
 pub fn all() -> Vec<DatasetInfo> {
     let mut out = Vec::new();
@@ -127,8 +231,11 @@ pub fn all() -> Vec<DatasetInfo> {
         let spec = ENVS.iter().find(|e| e.name == env_name).expect("registered env");
         DatasetInfo {
             name,
+            source: Source::D4rl,
             env: spec.name,
             remote_path,
+            eval_env: None,
+            eval_maze_map: None,
             episode_length: len.unwrap_or(spec.episode_length),
             obs_dim: spec.obs_dim,
             act_dim: spec.act_dim,
@@ -136,10 +243,22 @@ pub fn all() -> Vec<DatasetInfo> {
             ref_max: spec.ref_max,
         }
     };
+    let minari =
+        |id: String, env_name: &'static str, len: usize, eval_env: &'static str| DatasetInfo {
+            source: Source::Minari,
+            eval_env: Some(eval_env),
+            ..make(id.clone(), env_name, id, Some(len))
+        };
     for env_name in LOCOMOTION_ENVS {
         for kind in LOCOMOTION_KINDS {
             let file = format!("gym_mujoco_v2/{env_name}_{}-v2.hdf5", kind.replace('-', "_"));
-            out.push(make(format!("{env_name}-{kind}-v2"), env_name, file, None));
+            let eval_env = match env_name {
+                "halfcheetah" => "HalfCheetah-v4",
+                "hopper" => "Hopper-v4",
+                _ => "Walker2d-v4",
+            };
+            let info = make(format!("{env_name}-{kind}-v2"), env_name, file, None);
+            out.push(DatasetInfo { eval_env: Some(eval_env), ..info });
         }
     }
     for (name, maze, multistart, multigoal, len) in ANTMAZE {
@@ -152,6 +271,18 @@ pub fn all() -> Vec<DatasetInfo> {
     }
     for (name, file) in KITCHEN {
         out.push(make(name.to_string(), "kitchen", format!("kitchen/{file}.hdf5"), None));
+    }
+    for (name, env, len, eval_map) in MINARI_ANTMAZE {
+        let info = minari(format!("D4RL/antmaze/{name}-v1"), "antmaze-gr", len, env);
+        out.push(DatasetInfo { eval_maze_map: Some(eval_map), ..info });
+    }
+    for (name, len) in MINARI_KITCHEN {
+        out.push(minari(format!("D4RL/kitchen/{name}-v2"), "kitchen-gr", len, "FrankaKitchen-v1"));
+    }
+    for (env_name, env) in MINARI_MUJOCO {
+        for level in MINARI_MUJOCO_LEVELS {
+            out.push(minari(format!("mujoco/{env_name}/{level}-v0"), env_name, 1000, env));
+        }
     }
     out
 }
@@ -187,7 +318,7 @@ pub fn env_spec(name: &str) -> Result<EnvSpec, DataError> {
         return Ok(info.env_spec());
     }
     let key = canonical_env(name);
-    if let Some(spec) = ENVS.iter().find(|e| e.name == key) {
+    if let Some(spec) = ENVS.iter().find(|e| canonical_env(e.name) == key) {
         return Ok(*spec);
     }
     let names: Vec<&str> = ENVS.iter().map(|e| e.name).collect();
@@ -241,7 +372,7 @@ mod tests {
     #[test]
     fn registry_holds_the_named_datasets_with_d4rl_urls() {
         let all = all();
-        assert_eq!(all.len(), 18 + 6 + 2);
+        assert_eq!(all.len(), 18 + 6 + 2 + 6 + 3 + 9);
         let hc = lookup("halfcheetah-medium-replay-v2").unwrap();
         assert_eq!(
             hc.url(DEFAULT_BASE_URL),

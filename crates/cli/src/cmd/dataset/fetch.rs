@@ -1,11 +1,11 @@
-//! `ofql dataset fetch`: D4RL downloads into the cache (resumable, SHA-256 pinned).
+//! `ofql dataset fetch`: D4RL and Minari downloads into the cache (resumable, SHA-256 pinned).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ofql_data::fetch::{self, Pins};
-use ofql_data::registry::{self, DEFAULT_BASE_URL};
+use ofql_data::registry::{self, DEFAULT_BASE_URL, DEFAULT_MINARI_BASE_URL, Source};
 use serde::Serialize;
 
 use super::CacheArgs;
@@ -13,10 +13,13 @@ use crate::output::Output;
 
 /// Environment variable naming a mirror of D4RL's download server.
 const BASE_URL_ENV: &str = "OFQL_D4RL_BASE_URL";
+/// Environment variable naming a mirror of Minari's remote (Hugging Face's dataset URLs).
+const MINARI_BASE_URL_ENV: &str = "OFQL_MINARI_BASE_URL";
 
 #[derive(Args)]
 pub struct FetchArgs {
-    /// D4RL dataset names, e.g. hopper-medium-replay-v2.
+    /// Dataset names: D4RL's (hopper-medium-replay-v2) or Minari's ids
+    /// (D4RL/antmaze/medium-play-v1, mujoco/hopper/medium-v0); `--list` shows them.
     #[arg(required_unless_present = "list")]
     pub names: Vec<String>,
     /// List the known names instead of downloading.
@@ -30,6 +33,10 @@ pub struct FetchArgs {
     /// Download server [default: $OFQL_D4RL_BASE_URL, else D4RL's].
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+    /// Minari's remote: files are `<URL>/farama-minari/<namespace>/resolve/main/<path>`
+    /// [default: $OFQL_MINARI_BASE_URL, else Hugging Face's dataset URLs].
+    #[arg(long, value_name = "URL")]
+    pub minari_base_url: Option<String>,
     /// Seconds to wait for a connection.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub connect_timeout: f64,
@@ -57,8 +64,12 @@ pub fn run(args: FetchArgs, out: &Output) -> Result<()> {
             all.iter()
                 .map(|d| {
                     format!(
-                        "{:<32} {:<12} obs {:>3} act {:>2}",
-                        d.name, d.env, d.obs_dim, d.act_dim
+                        "{:<32} {:<12} obs {:>3} act {:>2}  {}",
+                        d.name,
+                        d.env,
+                        d.obs_dim,
+                        d.act_dim,
+                        d.eval_env.unwrap_or("(no simulator matches the recording)")
                     )
                 })
                 .collect::<Vec<_>>()
@@ -66,11 +77,13 @@ pub fn run(args: FetchArgs, out: &Output) -> Result<()> {
         });
         return Ok(());
     }
-    let base = args
-        .base_url
-        .clone()
-        .or_else(|| std::env::var(BASE_URL_ENV).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+    let base_for = |flag: &Option<String>, var: &str, default: &str| {
+        flag.clone()
+            .or_else(|| std::env::var(var).ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| default.to_string())
+    };
+    let d4rl_base = base_for(&args.base_url, BASE_URL_ENV, DEFAULT_BASE_URL);
+    let minari_base = base_for(&args.minari_base_url, MINARI_BASE_URL_ENV, DEFAULT_MINARI_BASE_URL);
     // Check every name before downloading anything.
     let infos = args.names.iter().map(|n| registry::lookup(n)).collect::<Result<Vec<_>, _>>()?;
     let dir = args.cache.dir();
@@ -90,17 +103,24 @@ pub fn run(args: FetchArgs, out: &Output) -> Result<()> {
     };
     let mut fetched = Vec::new();
     for info in infos {
-        let url = info.url(&base);
-        eprintln!("fetching {} from {url}", info.name);
-        let f =
-            fetch::fetch(&url, &dir, &info.file_name(), &mut pins, &opts).with_context(|| {
-                format!(
-                    "fetch {} (without the network, put the file by hand at {})",
-                    info.name,
-                    dir.join(info.file_name()).display()
-                )
-            })?;
-        fetched.push(FetchedReport { name: info.name, url, fetched: f });
+        let base = match info.source {
+            Source::D4rl => &d4rl_base,
+            Source::Minari => &minari_base,
+        };
+        for file in info.remote_files() {
+            let url = format!("{}/{}", base.trim_end_matches('/'), file.url_path);
+            eprintln!("fetching {} from {url}", info.name);
+            let f = fetch::fetch_to(&url, &dir, &file.local_path, &mut pins, &opts).with_context(
+                || {
+                    format!(
+                        "fetch {} (without the network, put the file by hand at {})",
+                        info.name,
+                        dir.join(&file.local_path).display()
+                    )
+                },
+            )?;
+            fetched.push(FetchedReport { name: info.name.clone(), url, fetched: f });
+        }
     }
     let report = serde_json::json!({ "fetched": fetched, "pins": pins.path() });
     out.report(&report, || {
