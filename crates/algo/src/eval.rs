@@ -5,7 +5,7 @@ use anyhow::Result;
 use candle_core::{Device, Tensor};
 use ofql_data::registry::DatasetInfo;
 use ofql_envs::runner::{self, EvalConfig as RunnerConfig};
-use ofql_envs::{EnvId, Policy, ScoreRef, Version};
+use ofql_envs::{EnvConfig, EnvId, MazeOptions, Policy, ScoreRef, Task, Version};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -52,7 +52,7 @@ impl Policy for AgentPolicy<'_> {
 /// Evaluates in one environment with fixed episode seeds, so every evaluation of a run sees
 /// the same start states.
 pub struct EnvEvaluator {
-    pub env: EnvId,
+    pub env: EnvConfig,
     pub protocol: Protocol,
     pub runner: RunnerConfig,
     pub score: Option<ScoreRef>,
@@ -64,8 +64,15 @@ impl EnvEvaluator {
     /// The evaluator a run's `[eval]` section describes (protocol, episodes, parallel
     /// environments, the plain score beside), with D4RL's reference scores for `env`: what
     /// `ofql train` evaluates with and `ofql eval` too (with its flags applied to `eval`).
-    pub fn new(env: EnvId, eval: &EvalConfig, seed: u64, threads: usize) -> Result<EnvEvaluator> {
+    pub fn new(
+        env: impl Into<EnvConfig>,
+        eval: &EvalConfig,
+        seed: u64,
+        threads: usize,
+    ) -> Result<EnvEvaluator> {
+        let env: EnvConfig = env.into();
         Ok(EnvEvaluator {
+            score: d4rl_reference(env.id)?,
             env,
             protocol: Protocol::from_config(eval),
             runner: RunnerConfig {
@@ -74,7 +81,6 @@ impl EnvEvaluator {
                 threads,
                 seed,
             },
-            score: d4rl_reference(env)?,
             also_plain: eval.also_plain,
         })
     }
@@ -91,7 +97,7 @@ impl EnvEvaluator {
 
     fn evaluate_with(&self, agent: &dyn Agent, protocol: Protocol) -> Result<EvalReport> {
         let mut policy = AgentPolicy::new(agent, protocol, self.runner.seed ^ 0xACE);
-        let r = runner::evaluate(self.env, &mut policy, &self.runner, self.score)?;
+        let r = runner::evaluate(self.env.clone(), &mut policy, &self.runner, self.score)?;
         let returns: Vec<f64> = r.episodes.iter().map(|e| e.ret).collect();
         let (score_mean, score_std) = match &r.normalized {
             Some(s) => (s.mean, s.std),
@@ -115,7 +121,7 @@ impl Evaluator for EnvEvaluator {
 }
 
 /// D4RL's reference returns for an environment, for the v4 environments that match D4RL's
-/// data (v5 differs: its scores are not D4RL's).
+/// data (v5 differs: its scores are not D4RL's). The mazes score success: (0, 1).
 pub fn d4rl_reference(id: EnvId) -> Result<Option<ScoreRef>> {
     if id.version != Version::V4 {
         return Ok(None);
@@ -124,17 +130,90 @@ pub fn d4rl_reference(id: EnvId) -> Result<Option<ScoreRef>> {
     Ok(Some(ScoreRef { min: spec.ref_min, max: spec.ref_max }))
 }
 
-/// The environment a run evaluates in: `data.env` when set, else the one the dataset's name
-/// implies (D4RL's v2 data -> the v4 environments). None when neither names one of ours.
-pub fn eval_env(data: &DataConfig, info: Option<&DatasetInfo>) -> Result<Option<EnvId>> {
-    if !data.env.is_empty() {
-        return match data.env.parse::<EnvId>() {
-            Ok(id) => Ok(Some(id)),
-            // Families we have data for but no simulator of (AntMaze, Kitchen).
-            Err(_) if ofql_data::registry::env_spec(&data.env).is_ok() => Ok(None),
-            Err(e) => Err(e.into()),
+/// The environment a run evaluates in: `data.env` when set, else the one the dataset's
+/// registry entry names (D4RL's v2 data -> the v4 environments; Minari's -> the environment
+/// of its `eval_env_spec`). None when neither names one this crate simulates.
+///
+/// A maze is evaluated as the paper does: reaching the goal ends the episode (so the return is
+/// 1 on success, 0 otherwise), from the dataset's evaluation map (one start and one goal
+/// cell) when it has one; Minari's maze data has the goal in its observation rows.
+pub fn eval_env(data: &DataConfig, info: Option<&DatasetInfo>) -> Result<Option<EnvConfig>> {
+    let looked_up = ofql_data::registry::lookup(&data.dataset).ok();
+    let info = info.or(looked_up.as_ref());
+    let id = if !data.env.is_empty() {
+        match data.env.parse::<EnvId>() {
+            Ok(id) => id,
+            // Families we have data for but no simulator of (D4RL's AntMaze v2, Kitchen).
+            Err(_) if ofql_data::registry::env_spec(&data.env).is_ok() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        let by_name = EnvId::for_d4rl_dataset(&data.dataset);
+        let by_info = info.and_then(|i| i.eval_env).and_then(|e| e.parse::<EnvId>().ok());
+        match by_name.or(by_info) {
+            Some(id) => id,
+            None => return Ok(None),
+        }
+    };
+    let mut env = EnvConfig::from(id);
+    if matches!(id.task, Task::AntMaze(_)) {
+        env.maze = MazeOptions {
+            continuing_task: false,
+            goal_in_observation: info.is_none_or(|i| i.env == "antmaze-gr"),
+            cells_map: info
+                .and_then(|i| i.eval_maze_map)
+                .map(|rows| rows.iter().map(|r| r.to_string()).collect()),
+            ..MazeOptions::default()
         };
     }
-    let by_name = EnvId::for_d4rl_dataset(&data.dataset);
-    Ok(by_name.or_else(|| info.and_then(|i| EnvId::for_d4rl_dataset(i.env))))
+    Ok(Some(env))
+}
+
+#[cfg(test)]
+mod tests {
+    use ofql_envs::{MazeMap, maze::Maze};
+
+    use super::*;
+
+    fn env_for(dataset: &str) -> Option<EnvConfig> {
+        let data = DataConfig { dataset: dataset.into(), ..DataConfig::default() };
+        eval_env(&data, None).unwrap()
+    }
+
+    #[test]
+    fn each_registered_dataset_gets_its_own_evaluation_environment() {
+        assert_eq!(env_for("hopper-medium-v2").unwrap().id.to_string(), "Hopper-v4");
+        assert_eq!(env_for("mujoco/walker2d/expert-v0").unwrap().id.to_string(), "Walker2d-v5");
+        // D4RL's antmaze-v2 ant is not Gymnasium's (timestep, gear): never scored in a v4 maze.
+        assert!(env_for("antmaze-medium-play-v2").is_none());
+        // No Kitchen simulator yet.
+        assert!(env_for("D4RL/kitchen/mixed-v2").is_none());
+    }
+
+    #[test]
+    fn minari_mazes_are_evaluated_from_their_start_cell_to_their_goal_cell() {
+        for (dataset, map) in [
+            ("D4RL/antmaze/umaze-v1", MazeMap::UMaze),
+            ("D4RL/antmaze/medium-diverse-v1", MazeMap::MediumDiverseGR),
+            ("D4RL/antmaze/large-play-v1", MazeMap::Large),
+        ] {
+            let env = env_for(dataset).unwrap();
+            assert_eq!(env.id, EnvId::ant_maze(map), "{dataset}");
+            assert!(!env.maze.continuing_task && env.maze.goal_in_observation, "{dataset}");
+            let rows = env.maze.cells_map.clone().unwrap();
+            let maze = Maze::from_rows(&rows, 4.0, 0.5).unwrap();
+            assert_eq!((maze.reset_locations().len(), maze.goal_locations().len()), (1, 1));
+            // Starts and goals land in those cells (+- a quarter cell of noise).
+            let mut made = env.make_one().unwrap();
+            for seed in 0..5 {
+                let obs = made.reset_with_seed(Some(seed)).unwrap();
+                assert_eq!(obs.len(), 31);
+                let near = |xy: [f64; 2], cell: [f64; 2]| {
+                    (xy[0] - cell[0]).abs() <= 1.0 && (xy[1] - cell[1]).abs() <= 1.0
+                };
+                assert!(near([obs[0], obs[1]], maze.reset_locations()[0]), "{dataset}");
+                assert!(near([obs[29], obs[30]], maze.goal_locations()[0]), "{dataset}");
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ use ofql_algo::agent;
 use ofql_algo::config::EvalProtocol;
 use ofql_algo::eval::{EnvEvaluator, eval_env};
 use ofql_algo::train::RunDir;
-use ofql_envs::EnvId;
+use ofql_envs::{EnvConfig, EnvId};
 use ofql_nets::Checkpoint;
 use serde::Serialize;
 
@@ -86,16 +86,24 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
 
     // The environment the run trained for (its data.env, or the one its dataset implies).
     let trained_for = eval_env(&cfg.data, None).ok().flatten();
-    let id: EnvId = match &args.env {
-        Some(name) => name.parse()?,
-        None => trained_for.with_context(|| {
+    let env: EnvConfig = match &args.env {
+        // The run's own settings (a maze's evaluation map) when it names the same environment.
+        Some(name) => {
+            let id: EnvId = name.parse()?;
+            match &trained_for {
+                Some(trained) if trained.id == id => trained.clone(),
+                _ => id.into(),
+            }
+        }
+        None => trained_for.clone().with_context(|| {
             format!(
                 "the run's dataset `{}` names no simulated environment: pass --env, e.g. hopper-v4",
                 cfg.data.dataset
             )
         })?,
     };
-    if let Some(trained) = trained_for.filter(|t| t.task != id.task) {
+    let id = env.id;
+    if let Some(trained) = trained_for.filter(|t| t.id.task != id.task) {
         eprintln!(
             "warning: {} was trained for {trained} (dataset {}), but is evaluated in {id}: the \
              scores say nothing about the run unless that is what you meant",
@@ -112,7 +120,7 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
     let episodes = eval_cfg.episodes;
     let threads =
         args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let evaluator = EnvEvaluator::new(id, &eval_cfg, args.seed, threads)?;
+    let evaluator = EnvEvaluator::new(env, &eval_cfg, args.seed, threads)?;
     eprintln!("{id}: {episodes} episodes of {} (step {})", file.display(), agent.step());
     let r = evaluator.evaluate_agent(agent.as_ref())?;
     let report = EvalOutput {

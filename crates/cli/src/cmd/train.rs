@@ -85,8 +85,9 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
         eval_env(&cfg.data, data.info.as_ref())?
     };
     let mut evaluator = match env {
-        Some(id) => {
-            let e = ofql_envs::Env::new(id)?;
+        Some(ref env) => {
+            let id = env.id;
+            let e = env.make_one()?;
             if (e.obs_dim(), e.act_dim()) != (t.obs_dim, t.act_dim) {
                 bail!(
                     "{id} has obs_dim {} / act_dim {} but the dataset has {} / {}: name the \
@@ -100,7 +101,7 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
             // The thread budget the caller gave candle (RAYON_NUM_THREADS), else all cores.
             let threads = candle_core::utils::get_num_threads();
             let seed = cfg.train.seed.wrapping_add(1_000_000);
-            Some(EnvEvaluator::new(id, &cfg.eval, seed, threads)?)
+            Some(EnvEvaluator::new(env.clone(), &cfg.eval, seed, threads)?)
         }
         None => {
             if !args.no_eval && cfg.train.eval_every > 0 {
