@@ -1,6 +1,6 @@
 """Gymnasium's side of the step benchmark (benches/step.rs): env.step per second on one
-thread for the same six environments, with random in-range float32 actions from a fixed pool
-and a reset when an episode ends.
+thread for the same six environments and two AntMazes (Gymnasium-Robotics 1.4.2), with random
+in-range float32 actions from a fixed pool and a reset when an episode ends.
 
 Run: .deps/parity-venv/bin/python crates/envs/benches/gym_step.py [--steps N]
 """
@@ -9,10 +9,17 @@ import argparse
 import json
 import time
 
+import warnings
+
 import gymnasium as gym
+import gymnasium_robotics
 import numpy as np
 
-ENVS = ["HalfCheetah-v4", "HalfCheetah-v5", "Hopper-v4", "Hopper-v5", "Walker2d-v4", "Walker2d-v5"]
+warnings.simplefilter("ignore")
+gym.register_envs(gymnasium_robotics)
+
+ENVS = ["HalfCheetah-v4", "HalfCheetah-v5", "Hopper-v4", "Hopper-v5", "Walker2d-v4", "Walker2d-v5",
+        "AntMaze_UMaze-v4", "AntMaze_Large-v4"]
 
 
 def steps_per_second(env_id, steps, repeats):
@@ -40,7 +47,7 @@ def main():
     args = parser.parse_args()
     results = {env_id: steps_per_second(env_id, args.steps, args.repeats) for env_id in ENVS}
     for env_id, sps in results.items():
-        print(f"{env_id:16s} {sps:10.0f} steps/s  ({1e6 / sps:6.1f} us/step)")
+        print(f"{env_id:18s} {sps:10.0f} steps/s  ({1e6 / sps:6.1f} us/step)")
     print(json.dumps({"gymnasium_steps_per_second": results}))
 
 

@@ -1,12 +1,13 @@
-//! Environment steps per second, one thread, for all six environments (goal: at least 10x
-//! Gymnasium's Python loop; its side is `benches/gym_step.py`). A step is one `Env::step`
-//! with a random in-range f32 action, resetting when an episode ends, as a Python loop would.
+//! Environment steps per second, one thread, for the six locomotion environments and two of
+//! the mazes (goal: at least 10x Gymnasium's Python loop; its side is `benches/gym_step.py`,
+//! with Gymnasium-Robotics for the mazes). A step is one `Env::step` with a random in-range
+//! f32 action, resetting when an episode ends, as a Python loop would.
 //!
 //! Run: `cargo bench -p ofql-envs --bench step`
 //! Smoke (each benchmark once, no timing): `cargo test -p ofql-envs --benches`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ofql_envs::{Env, EnvId};
+use ofql_envs::{Env, EnvId, MazeMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -16,7 +17,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn steps(c: &mut Criterion) {
     let mut group = c.benchmark_group("env_step");
     group.throughput(Throughput::Elements(1));
-    for id in EnvId::ALL {
+    let mazes = [MazeMap::UMaze, MazeMap::Large].map(EnvId::ant_maze);
+    for id in EnvId::ALL.into_iter().chain(mazes) {
         let mut env = Env::new(id).expect("models provisioned by `cargo xtask setup`");
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         // A fixed pool of actions: drawing them is not part of a step.
