@@ -30,10 +30,12 @@ writes the aggregated table to <suite folder>/<name>.md (+ .csv, learning-curve 
 the runs; --publish writes it to the project's docs/results instead.
 
 Options:
-  --suite NAME           paper (9 MuJoCo datasets x 3 seeds, 2M steps, 150 evaluation episodes)
+  --suite NAME           paper (the paper's 15 datasets x 3 seeds: 9 MuJoCo at 2M steps, AntMaze
+                         and Kitchen as Minari's D4RL/* datasets at 1M; 150 evaluation episodes)
                          or quick (halfcheetah-medium, 1 seed, 30k steps: about 20 minutes here)
                          [default: quick]
-  --datasets A,B,..      D4RL names (e.g. hopper-medium-v2) instead of the suite's
+  --datasets A,B,..      dataset names (e.g. hopper-medium-v2, D4RL/antmaze/medium-play-v1)
+                         instead of the suite's
   --seeds 0,1,2          seeds instead of the suite's
   --steps N              training steps per run instead of the suite's
   --episodes N           evaluation episodes per checkpoint instead of the suite's
@@ -229,6 +231,22 @@ fn list(s: &str) -> Vec<String> {
     s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect()
 }
 
+/// The paper's AntMaze and Kitchen rows, as Minari's regenerated datasets (the D4RL v2 files
+/// the paper used cannot be scored in Gymnasium-Robotics' environments; docs/envs.md).
+const ANTMAZE_KITCHEN: [&str; 6] = [
+    "D4RL/antmaze/medium-play-v1",
+    "D4RL/antmaze/large-play-v1",
+    "D4RL/antmaze/medium-diverse-v1",
+    "D4RL/antmaze/large-diverse-v1",
+    "D4RL/kitchen/mixed-v2",
+    "D4RL/kitchen/partial-v2",
+];
+
+/// A dataset's config file and run folder name: Minari's ids with `/` -> `-`.
+fn file_stem(dataset: &str) -> String {
+    dataset.replace('/', "-")
+}
+
 /// The paper's nine MuJoCo datasets, in the order of its table.
 const MUJOCO: [&str; 9] = [
     "halfcheetah-medium-expert-v2",
@@ -273,7 +291,14 @@ fn plan(o: &Options, root: &Path) -> Result<Plan> {
         usize,
         Vec<String>,
     ) = match o.suite.as_str() {
-        "paper" => (MUJOCO.map(String::from).to_vec(), vec![0, 1, 2], None, 150, vec![]),
+        // The paper's 15 rows; generated data exists for the nine MuJoCo ones only.
+        "paper" => {
+            let mut all = MUJOCO.map(String::from).to_vec();
+            if o.data != Data::Generated {
+                all.extend(ANTMAZE_KITCHEN.map(String::from));
+            }
+            (all, vec![0, 1, 2], None, 150, vec![])
+        }
         "quick" => (
             vec!["halfcheetah-medium-v2".into()],
             vec![0],
@@ -293,10 +318,12 @@ fn plan(o: &Options, root: &Path) -> Result<Plan> {
             MUJOCO.iter().filter(|d| d.starts_with("halfcheetah")).map(|d| d.to_string()).collect();
     }
     for d in &datasets {
-        if !root.join("configs").join(format!("{d}.toml")).is_file() {
+        let stem = file_stem(d);
+        if !root.join("configs").join(format!("{stem}.toml")).is_file() {
             bail!(
-                "no config configs/{d}.toml for dataset `{d}`: the suites know {}",
-                MUJOCO.join(", ")
+                "no config configs/{stem}.toml for dataset `{d}`: the suites know {}, {}",
+                MUJOCO.join(", "),
+                ANTMAZE_KITCHEN.join(", ")
             );
         }
     }
@@ -326,8 +353,10 @@ fn plan(o: &Options, root: &Path) -> Result<Plan> {
     for dataset in &datasets {
         for (variant, overrides) in &variants {
             for &seed in &seeds {
-                let dir =
-                    out.join(dataset).join(variant.replace('=', "-")).join(format!("seed{seed}"));
+                let dir = out
+                    .join(file_stem(dataset))
+                    .join(variant.replace('=', "-"))
+                    .join(format!("seed{seed}"));
                 runs.push(Run {
                     dataset: dataset.clone(),
                     variant: variant.clone(),
@@ -615,7 +644,7 @@ impl Ctx {
         } else {
             train
                 .arg("--config")
-                .arg(self.root.join("configs").join(format!("{}.toml", r.dataset)));
+                .arg(self.root.join("configs").join(format!("{}.toml", file_stem(&r.dataset))));
             train.args(["--seed", &r.seed.to_string(), "--out"]).arg(&r.dir);
             match data {
                 DataFile::Name(n) => {
@@ -735,11 +764,17 @@ mod tests {
     }
 
     #[test]
-    fn paper_suite_is_nine_datasets_by_three_seeds() {
+    fn paper_suite_is_fifteen_datasets_by_three_seeds() {
         let root = crate::project_root();
         let p = plan(&parse(&args("--suite paper")).unwrap(), &root).unwrap();
+        assert_eq!(p.runs.len(), 45);
+        assert_eq!(p.steps, None, "the configs' 2M (MuJoCo) and 1M (AntMaze, Kitchen) steps");
+        // Minari's ids name a flat folder and their own config.
+        let maze = p.runs.iter().find(|r| r.dataset == "D4RL/antmaze/large-play-v1").unwrap();
+        assert!(maze.dir.ends_with("D4RL-antmaze-large-play-v1/default/seed0"), "{:?}", maze.dir);
+        // Generated data exists for the nine MuJoCo rows only.
+        let p = plan(&parse(&args("--suite paper --data generated")).unwrap(), &root).unwrap();
         assert_eq!(p.runs.len(), 27);
-        assert_eq!(p.steps, None, "the configs' 2M steps");
         assert_eq!(p.final_episodes, 150);
         let p = plan(
             &parse(&args("--suite paper --datasets hopper-medium-v2 --seeds 4 --steps 10"))

@@ -28,8 +28,44 @@ pub const MUJOCO: [PaperScores; 9] = [
     row("walker2d-medium-replay-v2", 26.0, 95.5, 82.1, 106.2),
 ];
 
+/// The AntMaze and Kitchen rows (BC has no AntMaze numbers in the paper: NaN). The paper
+/// trained on D4RL's files; this tool scores Minari's regenerations of them (`lookup` maps
+/// `D4RL/antmaze/medium-play-v1` to `antmaze-medium-play-v2`): not the same data.
+pub const ANTMAZE_KITCHEN: [PaperScores; 6] = [
+    row("antmaze-medium-play-v2", f64::NAN, 76.6, 78.0, 88.1),
+    row("antmaze-large-play-v2", f64::NAN, 46.4, 84.0, 84.0),
+    row("antmaze-medium-diverse-v2", f64::NAN, 78.6, 71.0, 90.2),
+    row("antmaze-large-diverse-v2", f64::NAN, 56.6, 83.0, 76.1),
+    row("kitchen-mixed-v0", 51.5, 62.6, 50.5, 69.0),
+    row("kitchen-partial-v0", 38.0, 60.5, 55.7, 65.0),
+];
+
+/// The paper's row for a dataset: D4RL's name, or Minari's id of the regenerated dataset.
 pub fn lookup(dataset: &str) -> Option<&'static PaperScores> {
-    MUJOCO.iter().find(|r| r.dataset == dataset)
+    let name = paper_name(dataset);
+    MUJOCO.iter().chain(&ANTMAZE_KITCHEN).find(|r| r.dataset == name)
+}
+
+/// Whether `dataset` is one of the nine MuJoCo rows (the paper's average is over those).
+pub fn is_mujoco(dataset: &str) -> bool {
+    MUJOCO.iter().any(|r| r.dataset == dataset)
+}
+
+/// The paper's position of a dataset's row (others after them).
+pub fn order(dataset: &str) -> usize {
+    let name = paper_name(dataset);
+    MUJOCO.iter().chain(&ANTMAZE_KITCHEN).position(|r| r.dataset == name).unwrap_or(usize::MAX)
+}
+
+/// Minari's regenerated ids -> the D4RL names the paper reported.
+fn paper_name(dataset: &str) -> String {
+    if let Some(rest) = dataset.strip_prefix("D4RL/antmaze/") {
+        return format!("antmaze-{}-v2", rest.trim_end_matches("-v1"));
+    }
+    if let Some(rest) = dataset.strip_prefix("D4RL/kitchen/") {
+        return format!("kitchen-{}-v0", rest.trim_end_matches("-v2"));
+    }
+    dataset.to_string()
 }
 
 #[cfg(test)]
@@ -38,6 +74,16 @@ mod tests {
 
     /// The paper's MuJoCo averages (BC, DQL, FQL, OFQL): a check of the rows' transcription.
     const MUJOCO_AVERAGE: PaperScores = row("MuJoCo average", 51.9, 87.9, 79.2, 92.5);
+
+    #[test]
+    fn minari_ids_find_the_papers_d4rl_rows() {
+        assert_eq!(lookup("D4RL/antmaze/large-play-v1").unwrap().ofql, 84.0);
+        assert_eq!(lookup("D4RL/kitchen/partial-v2").unwrap().dql, 60.5);
+        assert_eq!(lookup("antmaze-medium-diverse-v2").unwrap().ofql, 90.2);
+        assert!(lookup("D4RL/antmaze/umaze-v1").is_none(), "the paper has no umaze row");
+        assert!(is_mujoco("hopper-medium-v2") && !is_mujoco("D4RL/kitchen/mixed-v2"));
+        assert!(order("hopper-medium-v2") < order("D4RL/kitchen/mixed-v2"));
+    }
 
     #[test]
     fn averages_match_the_rows() {

@@ -181,7 +181,7 @@ fn find_runs(root: &Path) -> Result<Vec<RunRecord>> {
 
 /// The paper's row order; other datasets after it.
 fn order(dataset: &str) -> usize {
-    paper::MUJOCO.iter().position(|r| r.dataset == dataset).unwrap_or(paper::MUJOCO.len())
+    paper::order(dataset)
 }
 
 /// Mean and std over seeds per (dataset, variant), with polars.
@@ -238,6 +238,11 @@ fn pm(mean: Option<f64>, std: Option<f64>) -> String {
     }
 }
 
+/// D4RL's names without their `-v2`; Minari's ids whole (their version is part of the id).
+fn short_name(dataset: &str) -> &str {
+    if dataset.contains('/') { dataset } else { dataset.trim_end_matches("-v2") }
+}
+
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
@@ -262,6 +267,13 @@ fn markdown(
                protocol: the method's policy (OFQL, DQL: the EMA actor; FQL: the one-step policy), \
                50 candidates, softmax(w · min Q')). Beside them, the paper's \
                numbers (its OFQL is the mean of 3 seeds); Δ = our last − paper OFQL.\n\n";
+        if rows.iter().any(|r| r.dataset.starts_with("D4RL/")) {
+            md += "`D4RL/antmaze/*` and `D4RL/kitchen/*` rows are Minari's regenerations of \
+                   D4RL's files on Gymnasium-Robotics (AntMaze scored as success in % in the \
+                   dataset's evaluation maze, reaching the goal ending the episode); the paper's \
+                   numbers beside them are for D4RL's original files: not the same data, a \
+                   reference only.\n\n";
+        }
     } else {
         md += "**Generated data**: datasets made by this project's own SAC behaviour policies \
                (`cargo xtask reproduce-d4rl --data generated`, `ofql dataset generate`), NOT the \
@@ -294,7 +306,7 @@ fn markdown(
         let _ = write!(
             md,
             "| {}{suffix} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
-            r.dataset.trim_end_matches("-v2"),
+            short_name(&r.dataset),
             r.variant,
             r.seeds,
             r.steps,
@@ -321,7 +333,7 @@ fn markdown(
     }
     for v in variants {
         let sel: Vec<&Row> =
-            rows.iter().filter(|r| r.variant == v && paper::lookup(&r.dataset).is_some()).collect();
+            rows.iter().filter(|r| r.variant == v && paper::is_mujoco(&r.dataset)).collect();
         if sel.len() < 2 {
             continue;
         }
@@ -368,7 +380,7 @@ fn markdown(
         let _ = writeln!(
             md,
             "| {}{suffix} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | `{}` |",
-            r.dataset.trim_end_matches("-v2"),
+            short_name(&r.dataset),
             r.variant,
             r.seed,
             r.train.steps,
@@ -407,14 +419,16 @@ fn relative(path: &Path) -> PathBuf {
 }
 
 fn paper_cells(p: Option<&PaperScores>, last: Option<f64>) -> String {
+    // The paper has no BC number for AntMaze (NaN here).
+    let num = |x: f64| if x.is_nan() { "-".to_string() } else { format!("{x:.1}") };
     match p {
         Some(p) => format!(
-            " {:.1} | {} | {:.1} | {:.1} | {:.1} |",
-            p.ofql,
+            " {} | {} | {} | {} | {} |",
+            num(p.ofql),
             last.map_or("-".into(), |l| format!("{:+.1}", l - p.ofql)),
-            p.dql,
-            p.fql,
-            p.bc
+            num(p.dql),
+            num(p.fql),
+            num(p.bc)
         ),
         None => " - | - | - | - | - |".into(),
     }
@@ -450,7 +464,8 @@ fn to_csv(rows: &[Row], d4rl: bool) -> String {
         if d4rl {
             match paper::lookup(&r.dataset) {
                 Some(p) => {
-                    let _ = write!(csv, ",{},{},{},{}", p.ofql, p.dql, p.fql, p.bc);
+                    let n = |x: f64| if x.is_nan() { String::new() } else { x.to_string() };
+                    let _ = write!(csv, ",{},{},{},{}", n(p.ofql), n(p.dql), n(p.fql), n(p.bc));
                 }
                 None => csv += ",,,,",
             }
