@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use ndarray::{Array1, Array2, Axis, concatenate, s};
 
-use crate::d4rl::{Reader, open_hdf5};
+use crate::d4rl::{Actions, FullPrecision, Reader, open_hdf5};
 use crate::dataset::{Dataset, Dtype};
 use crate::error::DataError;
 use crate::hdf5_io;
@@ -33,15 +33,7 @@ pub fn is_minari_file(file: &hdf5::File) -> bool {
 pub fn read_minari(path: &Path) -> Result<Dataset> {
     let main = main_data_path(path);
     let file = open_hdf5(&main)?;
-    let mut ids: Vec<(u64, String)> = file
-        .member_names()?
-        .into_iter()
-        .filter_map(|n| n.strip_prefix("episode_").and_then(|id| id.parse().ok()).map(|id| (id, n)))
-        .collect();
-    if ids.is_empty() {
-        return Err(DataError::MissingKey { path: main, key: "episode_0".into() }.into());
-    }
-    ids.sort();
+    let ids = episode_groups(&file, &main)?;
     let mut parts: Vec<Episode> = Vec::with_capacity(ids.len());
     let mut dtype = Dtype::F32;
     let mut obs_layout: Option<Vec<String>> = None;
@@ -121,6 +113,105 @@ pub fn read_minari(path: &Path) -> Result<Dataset> {
     }
     data.validate(&main)?;
     Ok(data)
+}
+
+/// The `episode_{id}` groups, in id order.
+fn episode_groups(file: &hdf5::File, main: &Path) -> Result<Vec<(u64, String)>> {
+    let mut ids: Vec<(u64, String)> = file
+        .member_names()?
+        .into_iter()
+        .filter_map(|n| n.strip_prefix("episode_").and_then(|id| id.parse().ok()).map(|id| (id, n)))
+        .collect();
+    if ids.is_empty() {
+        return Err(
+            DataError::MissingKey { path: main.to_path_buf(), key: "episode_0".into() }.into()
+        );
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// A Minari dataset's floats at their stored precision, for a replay in the simulator
+/// (`ofql dataset verify`): rows as `read_minari` makes them (dictionary observations in
+/// `DICT_OBSERVATION_ORDER`), and the simulator states from `infos/qpos`, `infos/qvel` when
+/// the episodes record them (else `qpos` and `qvel` are empty: the caller may know how to
+/// take them from the observation).
+pub fn read_minari_full_precision(path: &Path) -> Result<FullPrecision> {
+    // The checks (shapes, T + 1 observations, equal dictionaries) and the flags.
+    let data = read_minari(path)?;
+    let main = main_data_path(path);
+    let file = open_hdf5(&main)?;
+    let (mut observations, mut next) = (Vec::new(), Vec::new());
+    let (mut qpos, mut qvel, mut rewards) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut actions32, mut actions64) = (Vec::new(), Vec::new());
+    let mut all_states = true;
+    for (_, name) in episode_groups(&file, &main)? {
+        let group = file.group(&name)?;
+        let episode = main.join(&name);
+        let reader = Reader { file: &group, path: &episode };
+        let steps = reader.raw::<f64>("rewards")?.len();
+        let obs = match group.group("observations") {
+            Ok(dict) => {
+                let dict_path = episode.join("observations");
+                let dict_reader = Reader { file: &dict, path: &dict_path };
+                let parts = dict_layout(&dict, &episode)?
+                    .iter()
+                    .map(|key| dict_reader.raw::<f64>(key))
+                    .collect::<Result<Vec<_>>>()?;
+                // Interleave the parts' columns row by row.
+                let widths: Vec<usize> = parts.iter().map(|p| p.len() / (steps + 1)).collect();
+                let mut rows = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+                for t in 0..=steps {
+                    for (part, w) in parts.iter().zip(&widths) {
+                        rows.extend_from_slice(&part[t * w..(t + 1) * w]);
+                    }
+                }
+                rows
+            }
+            Err(_) => reader.raw::<f64>("observations")?,
+        };
+        let d = obs.len() / (steps + 1);
+        observations.extend_from_slice(&obs[..steps * d]);
+        next.extend_from_slice(&obs[d..]);
+        rewards.extend(reader.raw::<f64>("rewards")?);
+        let stored_f32 = group.dataset("actions")?.dtype()?.size() == 4;
+        if stored_f32 {
+            actions32.extend(reader.raw::<f32>("actions")?);
+        } else {
+            actions64.extend(reader.raw::<f64>("actions")?);
+        }
+        match (group.link_exists("infos/qpos"), group.link_exists("infos/qvel")) {
+            (true, true) if all_states => {
+                let (p, v) = (reader.raw::<f64>("infos/qpos")?, reader.raw::<f64>("infos/qvel")?);
+                // T + 1 states (the reset's too), as the observations.
+                qpos.extend_from_slice(&p[..p.len() / (steps + 1) * steps]);
+                qvel.extend_from_slice(&v[..v.len() / (steps + 1) * steps]);
+            }
+            _ => all_states = false,
+        }
+    }
+    if !actions32.is_empty() && !actions64.is_empty() {
+        bail!("{}: some episodes store actions as float32, others as float64", main.display());
+    }
+    if !all_states {
+        (qpos, qvel) = (Vec::new(), Vec::new());
+    }
+    Ok(FullPrecision {
+        dtype: data.dtype,
+        rows: data.len(),
+        qpos,
+        qvel,
+        observations,
+        next_observations: Some(next),
+        actions: if actions64.is_empty() {
+            Actions::F32(actions32)
+        } else {
+            Actions::F64(actions64)
+        },
+        rewards,
+        terminals: data.terminals.to_vec(),
+        timeouts: Some(data.timeouts.to_vec()),
+    })
 }
 
 /// Dictionary observations (Gymnasium-Robotics' goal environments) become one row per step:

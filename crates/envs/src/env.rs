@@ -280,6 +280,17 @@ impl Env {
             Kind::Locomotion(_) => None,
         }
     }
+    /// Put a maze's goal here (a replay of recorded data sets each row's goal).
+    pub fn set_goal(&mut self, goal: [f64; 2]) -> Result<(), EnvError> {
+        match &mut self.kind {
+            Kind::AntMaze(state) => {
+                state.goal = goal;
+                Ok(())
+            }
+            Kind::Locomotion(_) => Err(EnvError::Invalid(format!("{} has no goal", self.id))),
+        }
+    }
+
     /// Within `GOAL_RADIUS` of the maze's goal (`info["success"]`); `false` for locomotion.
     pub fn is_success(&self) -> bool {
         let xy = [self.data.qpos()[0], self.data.qpos()[1]];

@@ -6,7 +6,7 @@
 //! Row i holds the state at which `observations[i]` was taken (before the step).
 
 use crate::action::ActionScalar;
-use crate::env::{Env, load_env_model};
+use crate::env::EnvConfig;
 use crate::error::EnvError;
 use crate::id::EnvId;
 
@@ -158,14 +158,22 @@ fn top(rows: &[RowError], k: usize, key: impl Fn(&RowError) -> f64) -> Vec<RowEr
     sorted
 }
 
-/// Replay `data` in environment `id`.
+/// Replay `data` in environment `env` (an id, or an `EnvConfig`: a maze whose rows hold the
+/// goal, `goal_in_observation`, gets each row's goal from its observation).
 pub fn verify<A: ActionScalar>(
-    id: EnvId,
+    env: impl Into<EnvConfig>,
     data: &Recorded<'_, A>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, EnvError> {
-    let model = load_env_model(id)?;
-    let probe = Env::with_model(id, model.clone());
+    let config: EnvConfig = env.into();
+    let id = config.id;
+    let model = config.load_model()?;
+    let probe = config.make(model.clone())?;
+    let goal_at = probe
+        .goal()
+        .is_some()
+        .then(|| probe.nq() + probe.nv())
+        .filter(|&g| g + 2 <= probe.obs_dim());
     let (nq, nv, obs_dim, act_dim) = (probe.nq(), probe.nv(), probe.obs_dim(), probe.act_dim());
     let n = data.rewards.len();
     check_shapes(id, data, n, (nq, nv, obs_dim, act_dim))?;
@@ -190,7 +198,7 @@ pub fn verify<A: ActionScalar>(
         v
     };
     let check_rows = |range: std::ops::Range<usize>| -> Result<Partial, EnvError> {
-        let mut env = Env::with_model(id, model.clone());
+        let mut env = config.make(model.clone())?;
         let mut part = Partial::default();
         let mut next = vec![0.0; obs_dim];
         let qpos = |i: usize| &data.qpos[i * nq..(i + 1) * nq];
@@ -204,6 +212,10 @@ pub fn verify<A: ActionScalar>(
             env.step_into(action(range.start - 1), &mut next)?;
         }
         for i in range {
+            if let Some(g) = goal_at {
+                let row = &data.observations[i * obs_dim..(i + 1) * obs_dim];
+                env.set_goal([row[g], row[g + 1]])?;
+            }
             let obs = if i == 0 || episode_ended(i - 1) {
                 env.reset_to_state(qpos(i), qvel(i))?
             } else {

@@ -129,7 +129,8 @@ fn float32_data_shows_only_rounding_error() {
     f32_values.rewards = round(&data.rewards);
     let at_f32 = VerifyOptions { stored_as_f32: true, ..options(2) };
     let report =
-        verify("Walker2d-v4".parse().unwrap(), &f32_values.recorded(true), &at_f32).unwrap();
+        verify("Walker2d-v4".parse::<EnvId>().unwrap(), &f32_values.recorded(true), &at_f32)
+            .unwrap();
     assert_eq!((report.max_abs_obs_err, report.max_abs_reward_err), (0.0, 0.0), "{report:?}");
     // Compared at f64 the same file shows its rounding.
     assert!(run("Walker2d-v4", &f32_values.recorded(true), 2).max_abs_obs_err > 0.0);
@@ -172,7 +173,8 @@ fn a_dataset_of_another_environment_is_refused() {
 fn max_rows_limits_the_check() {
     let data = Data::record("Hopper-v4", 2, 100);
     let options = VerifyOptions { max_rows: Some(10), ..options(2) };
-    let report = verify("Hopper-v4".parse().unwrap(), &data.recorded(true), &options).unwrap();
+    let report =
+        verify("Hopper-v4".parse::<EnvId>().unwrap(), &data.recorded(true), &options).unwrap();
     assert_eq!(report.rows_checked, 10);
     assert_eq!(report.rewards.rows, 10);
 }

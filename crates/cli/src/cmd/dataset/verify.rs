@@ -1,6 +1,7 @@
-//! `ofql dataset verify FILE`: replay a D4RL file's recorded states (`infos/qpos`,
-//! `infos/qvel`) through our simulator and report how far its next observations, rewards and
-//! terminations are from the recorded ones.
+//! `ofql dataset verify FILE`: replay a dataset's recorded states (D4RL's `infos/qpos`,
+//! `infos/qvel`; a Minari dataset's `infos/qpos`, `infos/qvel`, or for AntMaze the states its
+//! observation rows hold) through our simulator and report how far its next observations,
+//! rewards and terminations are from the recorded ones.
 
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use ofql_data::{Actions, Dtype, FullPrecision};
 use ofql_envs::verify::{Recorded, VerifyOptions, VerifyReport, verify};
-use ofql_envs::{ActionScalar, EnvId};
+use ofql_envs::{ActionScalar, EnvConfig, EnvId, MazeOptions, Task};
 use serde::Serialize;
 
 use super::{CacheArgs, resolve_source};
@@ -16,10 +17,11 @@ use crate::output::Output;
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// A D4RL .hdf5 file holding infos/qpos and infos/qvel, or a downloaded D4RL dataset name.
+    /// A D4RL .hdf5 file holding infos/qpos and infos/qvel, a Minari dataset (folder or
+    /// main_data.hdf5), or a downloaded dataset's name.
     pub source: String,
     /// Environment to replay in, e.g. Hopper-v4 (or hopper: v4, the definitions of D4RL's
-    /// v2 data) [default: from the file name].
+    /// v2 data), AntMaze_Medium-v4 [default: from the name or the registry].
     #[arg(long)]
     pub env: Option<String>,
     /// Check only the first N rows.
@@ -66,22 +68,33 @@ fn environment(arg: Option<&str>, path: &Path) -> Result<EnvId> {
 
 pub fn run(args: VerifyArgs, out: &Output) -> Result<()> {
     let (path, _) = resolve_source(&args.source, &args.cache)?;
-    let data = ofql_data::read_d4rl_full_precision(&path)?;
-    let id = environment(args.env.as_deref(), &path)?;
+    let mut data = if ofql_data::detect(&path)? == ofql_data::Format::Minari {
+        ofql_data::read_minari_full_precision(&path)?
+    } else {
+        ofql_data::read_d4rl_full_precision(&path)?
+    };
+    let id = match (&args.env, ofql_data::registry::lookup(&args.source)) {
+        (None, Ok(info)) if info.eval_env.is_some() => {
+            info.eval_env.unwrap_or_default().parse::<EnvId>()?
+        }
+        _ => environment(args.env.as_deref(), &path)?,
+    };
+    let env = recording_env(id, &mut data)?;
     let mut options =
         VerifyOptions { max_rows: args.max_rows, worst: args.worst, ..Default::default() };
     options.threads = args.threads.unwrap_or(options.threads);
     // Compare at the precision the file stored its observations in.
     options.stored_as_f32 = data.dtype == Dtype::F32;
     eprintln!(
-        "replaying {} rows of {} in {id}",
+        "replaying {} rows of {} in {}",
         args.max_rows.map_or(data.rows, |m| m.min(data.rows)),
-        path.display()
+        path.display(),
+        env.id
     );
     // The control cost is computed in the actions' stored precision, as Gymnasium would.
     let verify = match &data.actions {
-        Actions::F32(actions) => replay(id, &data, actions, &options)?,
-        Actions::F64(actions) => replay(id, &data, actions, &options)?,
+        Actions::F32(actions) => replay(&env, &data, actions, &options)?,
+        Actions::F64(actions) => replay(&env, &data, actions, &options)?,
     };
     let report =
         Report { path: path.display().to_string(), file_dtype: data.dtype.to_string(), verify };
@@ -89,8 +102,43 @@ pub fn run(args: VerifyArgs, out: &Output) -> Result<()> {
     Ok(())
 }
 
+/// The environment as it recorded the data. A maze's rows are its state (qpos, qvel), then
+/// the goal when they have 2 more numbers: the states come from the rows when the file has no
+/// `infos/qpos`, and each row's goal is set before its step.
+fn recording_env(id: EnvId, data: &mut FullPrecision) -> Result<EnvConfig> {
+    if !matches!(id.task, Task::AntMaze(_)) {
+        if data.qpos.is_empty() {
+            anyhow::bail!(
+                "the data has no infos/qpos and infos/qvel: a replay in {id} needs the recorded \
+                 simulator states"
+            );
+        }
+        return Ok(id.into());
+    }
+    let probe = ofql_envs::EnvConfig::from(id).make_one()?;
+    let (nq, nv) = (probe.nq(), probe.nv());
+    let width = data.observations.len() / data.rows.max(1);
+    let goal_in_observation = match width {
+        w if w == nq + nv => false,
+        w if w == nq + nv + 2 => true,
+        w => anyhow::bail!(
+            "the data's rows have {w} numbers, but {id}'s are {} (qpos, qvel) or {} (with the \
+             goal): it was not recorded in this environment",
+            nq + nv,
+            nq + nv + 2
+        ),
+    };
+    if data.qpos.is_empty() {
+        for row in data.observations.chunks(width) {
+            data.qpos.extend_from_slice(&row[..nq]);
+            data.qvel.extend_from_slice(&row[nq..nq + nv]);
+        }
+    }
+    Ok(EnvConfig { id, maze: MazeOptions { goal_in_observation, ..MazeOptions::default() } })
+}
+
 fn replay<A: ActionScalar>(
-    id: EnvId,
+    env: &EnvConfig,
     data: &FullPrecision,
     actions: &[A],
     options: &VerifyOptions,
@@ -105,7 +153,7 @@ fn replay<A: ActionScalar>(
         terminals: &data.terminals,
         timeouts: data.timeouts.as_deref(),
     };
-    Ok(verify(id, &recorded, options)?)
+    Ok(verify(env.clone(), &recorded, options)?)
 }
 
 fn text(r: &Report) -> String {
