@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
 use ofql_data::{ReplayBuffer, Transitions};
 use ofql_envs::runner::{EvalConfig as RunnerConfig, evaluate};
-use ofql_envs::{Env, EnvId, Policy};
+use ofql_envs::{EnvConfig, EnvId, MazeOptions, Policy, Task};
 use ofql_nets::Checkpoint;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,8 +32,12 @@ use ofql_algo::run_lock::RunLock;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BehaviourConfig {
-    /// Environment, e.g. "halfcheetah-v4".
+    /// Environment, e.g. "halfcheetah-v4", or a maze for `goal_reaching`.
     pub env: String,
+    /// Train the goal-reaching ant that collects AntMaze data (`env` a maze, e.g.
+    /// "AntMaze_Open-v4"): the maze's goal-reaching task (`MazeOptions::goal_reaching`), a new
+    /// goal each time one is reached.
+    pub goal_reaching: bool,
     /// Environment steps (one gradient step each once learning starts).
     pub steps: u64,
     pub eval_every: u64,
@@ -46,6 +50,7 @@ impl Default for BehaviourConfig {
     fn default() -> Self {
         BehaviourConfig {
             env: String::new(),
+            goal_reaching: false,
             steps: 1_000_000,
             eval_every: 10_000,
             eval_episodes: 10,
@@ -117,6 +122,28 @@ pub trait BehaviourObserver {
 pub struct Quiet;
 impl BehaviourObserver for Quiet {}
 
+impl BehaviourConfig {
+    /// The environment the policy trains in.
+    pub fn env_config(&self) -> Result<EnvConfig> {
+        let id: EnvId = self.env.parse()?;
+        let mut env = EnvConfig::from(id);
+        if self.goal_reaching {
+            if !matches!(id.task, Task::AntMaze(_)) {
+                bail!(
+                    "goal_reaching trains the ant of a maze: env must be a maze (e.g. AntMaze_Open-v4), not {id}"
+                );
+            }
+            env.maze = MazeOptions {
+                goal_reaching: true,
+                continuing_task: true,
+                reset_target: true,
+                ..MazeOptions::default()
+            };
+        }
+        Ok(env)
+    }
+}
+
 pub fn train_behaviour(
     cfg: &BehaviourConfig,
     out: &Path,
@@ -124,8 +151,8 @@ pub fn train_behaviour(
     stop: &AtomicBool,
     observer: &mut dyn BehaviourObserver,
 ) -> Result<BehaviourSummary> {
-    let id: EnvId = cfg.env.parse()?;
-    let mut env = Env::new(id)?;
+    let env_config = cfg.env_config()?;
+    let mut env = env_config.make_one()?;
     let (d, a) = (env.obs_dim(), env.act_dim());
     let mut sac = Sac::new(&cfg.sac, d, a)?;
     let mut buffer = ReplayBuffer::new(Transitions::empty(d, a));
@@ -226,7 +253,7 @@ pub fn train_behaviour(
         observer.on_step(step, cfg.steps);
 
         if step.is_multiple_of(cfg.eval_every) || step == cfg.steps {
-            let snap = snapshot(&sac, id, d, a, step, cfg, out)?;
+            let snap = snapshot(&sac, &env_config, d, a, step, cfg, out)?;
             best = Some(best.map_or(snap.return_mean, |b: f64| b.max(snap.return_mean)));
             writeln!(log, "{}", serde_json::to_string(&snap)?)?;
             observer.on_snapshot(&snap, &losses);
@@ -261,7 +288,7 @@ fn summary(
 /// Evaluate the deterministic policy and save its weights with the result.
 fn snapshot(
     sac: &Sac,
-    id: EnvId,
+    env: &EnvConfig,
     d: usize,
     a: usize,
     step: u64,
@@ -275,12 +302,12 @@ fn snapshot(
         threads: 1,
         seed: step,
     };
-    let report = evaluate(id, &mut policy, &runner, None)?;
+    let report = evaluate(env.clone(), &mut policy, &runner, None)?;
     let file = format!("snapshots/step_{step}.safetensors");
     let mut ck = Checkpoint::new();
     ck.add_vars("actor", &sac.actor)?;
     ck.set_json("sac_config", &sac.cfg)?;
-    ck.set_json("env", &id.to_string())?;
+    ck.set_json("env", &env.id.to_string())?;
     ck.set_json("return_mean", &report.returns.mean)?;
     ck.set_step(step);
     ck.save(&out.join(&file))?;

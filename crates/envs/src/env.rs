@@ -63,7 +63,16 @@ pub struct MazeOptions {
     /// Append `desired_goal` to the flat observation (29 + 2 numbers); off, the observation is
     /// D4RL's layout: `achieved_goal` (x, y) then `observation` = qpos then qvel (29 numbers).
     pub goal_in_observation: bool,
+    /// This project's goal-reaching task for training the ant that collects maze data (as
+    /// Minari trained its own): not Gymnasium-Robotics' task. The observation is `observation`
+    /// (27) then goal - position (2); the reward is the speed towards the goal plus 1 while
+    /// healthy minus 0.5 |a|^2 (Ant-v4's terms); the episode ends when the torso's height
+    /// leaves Ant-v4's healthy range [0.2, 1.0]. Overrides `reward` and `goal_in_observation`.
+    pub goal_reaching: bool,
 }
+
+/// Ant-v4's healthy torso heights, for the goal-reaching task.
+const ANT_HEALTHY_Z: (f64, f64) = (0.2, 1.0);
 
 impl Default for MazeOptions {
     fn default() -> Self {
@@ -73,6 +82,7 @@ impl Default for MazeOptions {
             reset_target: false,
             cells_map: None,
             goal_in_observation: false,
+            goal_reaching: false,
         }
     }
 }
@@ -268,6 +278,7 @@ impl Env {
     pub fn obs_dim(&self) -> usize {
         match &self.kind {
             Kind::Locomotion(_) => self.nq() - 1 + self.nv(),
+            Kind::AntMaze(state) if state.options.goal_reaching => self.nq() - 2 + self.nv() + 2,
             Kind::AntMaze(state) => {
                 self.nq() + self.nv() + if state.options.goal_in_observation { 2 } else { 0 }
             }
@@ -444,6 +455,14 @@ impl Env {
                     None => vel.copy_from_slice(qvel),
                 }
             }
+            Kind::AntMaze(state) if state.options.goal_reaching => {
+                let (pos, rest) = obs.split_at_mut(qpos.len() - 2);
+                pos.copy_from_slice(&qpos[2..]);
+                let (vel, to_goal) = rest.split_at_mut(qvel.len());
+                vel.copy_from_slice(qvel);
+                to_goal[0] = state.goal[0] - qpos[0];
+                to_goal[1] = state.goal[1] - qpos[1];
+            }
             Kind::AntMaze(state) => {
                 let (pos, rest) = obs.split_at_mut(qpos.len());
                 pos.copy_from_slice(qpos);
@@ -483,7 +502,7 @@ impl Env {
             });
         }
         assert_eq!(obs.len(), self.obs_dim(), "observation buffer of the wrong length");
-        let x_before = self.data.qpos()[0];
+        let (x_before, y_before) = (self.data.qpos()[0], self.data.qpos()[1]);
         for (ctrl, a) in self.data.ctrl_mut().iter_mut().zip(action) {
             *ctrl = a.to_f64();
         }
@@ -497,7 +516,17 @@ impl Env {
         let spec = match &mut self.kind {
             Kind::Locomotion(spec) => *spec,
             Kind::AntMaze(state) => {
-                let info = state.after_step(self.data.qpos(), self.elapsed_steps);
+                let mut info = state.after_step(self.data.qpos(), self.elapsed_steps);
+                if state.options.goal_reaching {
+                    let qpos = self.data.qpos();
+                    let before = distance([x_before, y_before], state.goal);
+                    let after = distance([qpos[0], qpos[1]], state.goal);
+                    let ctrl: f64 = action.iter().map(|a| a.to_f64() * a.to_f64()).sum();
+                    let healthy = qpos.iter().chain(self.data.qvel()).all(|x| x.is_finite())
+                        && (ANT_HEALTHY_Z.0..=ANT_HEALTHY_Z.1).contains(&qpos[2]);
+                    info.reward = (before - after) / self.dt + 1.0 - 0.5 * ctrl;
+                    info.terminated = !healthy;
+                }
                 self.observe_into(obs);
                 // update_goal comes after the observation: it shows the goal just reached.
                 if let Kind::AntMaze(state) = &mut self.kind {

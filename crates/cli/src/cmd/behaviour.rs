@@ -40,9 +40,13 @@ pub struct ExportArgs {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Environment, e.g. halfcheetah-v4.
+    /// Environment, e.g. halfcheetah-v4 (or a maze, e.g. AntMaze_Open-v4, with --goal-reaching).
     #[arg(long)]
     pub env: String,
+    /// Train the goal-reaching ant that collects AntMaze data (`ofql dataset generate --env
+    /// antmaze-...`): the maze's ant walks to goal after goal (docs/envs.md, AntMaze).
+    #[arg(long)]
+    pub goal_reaching: bool,
     /// Environment steps.
     #[arg(long, default_value_t = 1_000_000)]
     pub steps: u64,
@@ -84,6 +88,7 @@ fn export(a: ExportArgs, out: &Output) -> Result<()> {
 fn train(a: TrainArgs, out: &Output) -> Result<()> {
     let mut cfg = BehaviourConfig {
         env: a.env.clone(),
+        goal_reaching: a.goal_reaching,
         steps: a.steps,
         eval_every: a.eval_every,
         ..Default::default()
