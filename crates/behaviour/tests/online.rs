@@ -14,6 +14,7 @@ use ofql_nets::Checkpoint;
 fn tiny() -> BehaviourConfig {
     BehaviourConfig {
         env: "hopper-v4".into(),
+        goal_reaching: false,
         steps: 400,
         eval_every: 200,
         eval_episodes: 2,
@@ -69,4 +70,27 @@ fn sac_run_saves_evaluated_snapshots_and_resumes() {
         let qpos: Vec<f32> = states.qpos[i * 6 + 1..i * 6 + 6].iter().map(|&x| x as f32).collect();
         assert_eq!(&buffer.observations[i * 11..i * 11 + 5], &qpos[..]);
     }
+}
+
+/// The goal-reaching ant trains in a maze's goal-reaching task (29 observation numbers) and
+/// saves snapshots; the option is refused for a robot that is not in a maze.
+#[test]
+fn goal_reaching_ant_trains_in_a_maze() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = BehaviourConfig {
+        env: "AntMaze_UMaze-v4".into(),
+        goal_reaching: true,
+        steps: 300,
+        eval_every: 300,
+        eval_episodes: 1,
+        ..tiny()
+    };
+    assert_eq!(cfg.env_config().unwrap().make_one().unwrap().obs_dim(), 29);
+    let stop = AtomicBool::new(false);
+    let summary = train_behaviour(&cfg, dir.path(), false, &stop, &mut Quiet).unwrap();
+    assert_eq!(summary.steps, 300);
+    assert!(summary.best_return.unwrap().is_finite());
+    let hopper = BehaviourConfig { goal_reaching: true, ..tiny() };
+    let err = hopper.env_config().unwrap_err().to_string();
+    assert!(err.contains("must be a maze"), "{err}");
 }

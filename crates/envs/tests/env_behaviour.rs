@@ -168,3 +168,32 @@ fn wrong_action_and_state_sizes_are_clear_errors() {
     let err = hopper.set_state(&[0.0; 6], &[0.0; 5]).unwrap_err().to_string();
     assert!(err.contains("6 qvel"), "{err}");
 }
+
+/// The goal-reaching task that trains the maze data's ant: the goal's offset ends the
+/// observation, the reward is the speed towards the goal plus 1 minus the control cost, and a
+/// torso outside [0.2, 1.0] m ends the episode.
+#[test]
+fn goal_reaching_ant_rewards_progress_and_ends_when_it_falls() {
+    use ofql_envs::{EnvConfig, MazeMap, MazeOptions};
+    let config = EnvConfig {
+        id: EnvId::ant_maze(MazeMap::Open),
+        maze: MazeOptions { goal_reaching: true, reset_target: true, ..MazeOptions::default() },
+    };
+    let mut env = config.make_one().unwrap();
+    let obs = env.reset_with_seed(Some(3)).unwrap();
+    let goal = env.goal().unwrap();
+    assert_eq!(obs.len(), 29);
+    assert_eq!(&obs[..13], &env.qpos()[2..]);
+    assert_eq!([obs[27], obs[28]], [goal[0] - env.qpos()[0], goal[1] - env.qpos()[1]]);
+    // Teleport towards the goal between steps: the distance gained shows up as speed.
+    let before = ofql_envs::maze::distance([env.qpos()[0], env.qpos()[1]], goal);
+    let step = env.step(&[0.5f64; 8]).unwrap();
+    let after = ofql_envs::maze::distance([env.qpos()[0], env.qpos()[1]], goal);
+    let expected = (before - after) / env.dt() + 1.0 - 0.5 * 8.0 * 0.25;
+    assert!((step.reward - expected).abs() < 1e-12, "{} vs {expected}", step.reward);
+    assert!(!step.terminated);
+    let mut qpos = env.qpos().to_vec();
+    qpos[2] = 2.0; // thrown up: above the healthy range for the whole step
+    env.set_state(&qpos, &vec![0.0; env.nv()]).unwrap();
+    assert!(env.step(&[0.0f64; 8]).unwrap().terminated, "a torso near 2 m is not healthy");
+}
