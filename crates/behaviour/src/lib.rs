@@ -5,7 +5,10 @@
 //! - [`online`]: a SAC run in the simulator, evaluated snapshots, exact resume, export.
 //! - [`generate`]: D4RL-style datasets (random, medium, expert, medium-expert, medium-replay)
 //!   rolled out from those snapshots.
+//! - [`maze_data`]: AntMaze datasets as Minari made them: a goal-reaching ant steered by
+//!   waypoints over the maze's cells, with noise on its actions.
 
 pub mod generate;
+pub mod maze_data;
 pub mod online;
 pub mod sac;

@@ -1,0 +1,267 @@
+//! AntMaze datasets the way Minari made `D4RL/antmaze/*-v1`: a goal-reaching ant (this
+//! project's SAC, trained with `ofql behaviour train --goal-reaching`) walks towards waypoints
+//! that a planner picks over the maze's cells, with Gaussian noise on its actions, in the
+//! environment and options Minari recorded in (continuing task, the goal fixed per episode).
+//!
+//! Planner: breadth-first search over free cells (4-neighbours) from the ant's cell to the
+//! goal's; the waypoint is the centre of the next cell on the path, or the goal itself in the
+//! goal's cell. (Minari's generation script planned with Q-iteration over the same cells.)
+//! The rows are `achieved_goal, observation, desired_goal` (31 numbers), as
+//! `ofql_data::read_minari` reads Minari's dictionary observations, and the dataset is written
+//! in Minari's layout with those three entries.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{Device, Tensor};
+use ndarray::{Array1, Array2};
+use ofql_data::Dataset;
+use ofql_envs::maze::{Cell, Maze};
+use ofql_envs::{EnvConfig, EnvId, MazeMap, MazeOptions};
+use ofql_nets::Checkpoint;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use serde::Serialize;
+
+use crate::online::read_snapshots;
+use crate::sac::{SacActor, SacConfig};
+
+/// The datasets Minari made, by the part of their id after `D4RL/antmaze/`.
+pub const MAZE_DATASETS: [&str; 6] =
+    ["umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse"];
+
+/// Minari's umaze (not diverse) recording map: the goal cell (1, 1), the start cell (3, 1).
+const UMAZE_RECORDING: [&str; 5] = ["11111", "1g001", "11101", "1r001", "11111"];
+
+/// The environment Minari recorded `D4RL/antmaze/<name>-v1` in (`create_antmaze_dataset.py`):
+/// continuing task, the goal kept for the episode, rows with the goal.
+pub fn recording_env(name: &str) -> Result<EnvConfig> {
+    let map = match name {
+        "umaze" | "umaze-diverse" => MazeMap::UMaze,
+        "medium-play" => MazeMap::Medium,
+        "medium-diverse" => MazeMap::MediumDiverseGR,
+        "large-play" => MazeMap::Large,
+        "large-diverse" => MazeMap::LargeDiverseGR,
+        other => {
+            bail!("unknown AntMaze dataset `{other}`: use one of {}", MAZE_DATASETS.join(", "))
+        }
+    };
+    let cells_map = (name == "umaze").then(|| UMAZE_RECORDING.map(String::from).to_vec());
+    Ok(EnvConfig {
+        id: EnvId::ant_maze(map),
+        maze: MazeOptions {
+            continuing_task: true,
+            reset_target: false,
+            goal_in_observation: true,
+            cells_map,
+            ..MazeOptions::default()
+        },
+    })
+}
+
+/// The next point to walk to: the centre of the next cell on a shortest path of free cells
+/// from `from` to `goal`, or the goal in its own cell (or when no path exists).
+pub fn waypoint(maze: &Maze, from: [f64; 2], goal: [f64; 2]) -> [f64; 2] {
+    let (start, target) = (maze.xy_cell(from), maze.xy_cell(goal));
+    if start == target || !maze.is_free(start.0, start.1) {
+        return goal;
+    }
+    let rows = maze.cells().len() as i64;
+    let cols = maze.cells()[0].len() as i64;
+    let index = |(i, j): (i64, i64)| (i * cols + j) as usize;
+    let mut parent = vec![None; (rows * cols) as usize];
+    let mut queue = VecDeque::from([target]);
+    parent[index(target)] = Some(target);
+    // Search from the goal, so each cell's parent is its next step towards the goal.
+    while let Some(cell) = queue.pop_front() {
+        if cell == start {
+            break;
+        }
+        for (di, dj) in [(-1, 0), (1, 0), (0, -1), (0, 1)] {
+            let next = (cell.0 + di, cell.1 + dj);
+            if maze.is_free(next.0, next.1) && parent[index(next)].is_none() {
+                parent[index(next)] = Some(cell);
+                queue.push_back(next);
+            }
+        }
+    }
+    match parent[index(start)] {
+        Some(step) if step == target => goal,
+        Some((i, j)) => maze.cell_xy(i as usize, j as usize),
+        None => goal,
+    }
+}
+
+/// How a generation went.
+#[derive(Debug, Clone, Serialize)]
+pub struct MazeDataReport {
+    pub env: String,
+    pub transitions: usize,
+    pub episodes: usize,
+    /// Episodes in which the ant reached the goal at least once.
+    pub success_rate: f64,
+    /// Mean sparse return (steps at the goal) per episode.
+    pub return_mean: f64,
+    pub policy_snapshot: String,
+}
+
+/// The goal-reaching ant of a behaviour run: its best snapshot by return.
+pub fn load_goal_reaching_actor(run: &Path) -> Result<(SacActor, String)> {
+    let snaps = read_snapshots(run)?;
+    let best = snaps
+        .iter()
+        .max_by(|a, b| a.return_mean.total_cmp(&b.return_mean))
+        .with_context(|| format!("{} has no snapshots yet", run.display()))?;
+    let cfg_text = std::fs::read_to_string(run.join("behaviour.toml"))
+        .with_context(|| format!("{} is not a behaviour run", run.display()))?;
+    if !cfg_text.contains("goal_reaching = true") {
+        bail!(
+            "{} was not trained with --goal-reaching: AntMaze data needs the goal-reaching ant \
+             (`ofql behaviour train --env AntMaze_Open-v4 --goal-reaching`)",
+            run.display()
+        );
+    }
+    let ck = Checkpoint::load(&run.join(&best.file), &Device::Cpu)
+        .with_context(|| format!("cannot load snapshot {}", best.file))?;
+    let cfg: SacConfig = ck.json("sac_config")?;
+    let actor = SacActor::new(29, 8, &cfg, &mut ChaCha8Rng::seed_from_u64(0))?;
+    ck.restore_vars("actor", &actor)?;
+    Ok((actor, best.file.clone()))
+}
+
+/// `steps` transitions of the noisy goal-reaching ant in `config`'s maze, steered by
+/// waypoints; episodes end at the time limit (a continuing task), each with a new goal.
+pub fn generate_maze_data(
+    config: &EnvConfig,
+    actor: &SacActor,
+    steps: usize,
+    action_noise: f64,
+    seed: u64,
+) -> Result<(Dataset, MazeDataReport)> {
+    let mut env = config.make_one()?;
+    let maze = match &config.maze.cells_map {
+        Some(rows) => Maze::from_rows(rows, 4.0, 0.5)?,
+        None => match config.id.task {
+            ofql_envs::Task::AntMaze(map) => Maze::ant(map),
+            _ => bail!("{} is not a maze", config.id),
+        },
+    };
+    debug_assert!(maze.cells().iter().flatten().any(|c| *c != Cell::Wall));
+    let (d, a) = (env.obs_dim(), env.act_dim());
+    if d != 31 {
+        bail!("the maze rows must hold the goal (31 numbers), got {d}");
+    }
+    let noise = Normal::new(0.0, action_noise).context("action noise")?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut episode_seed = seed.wrapping_mul(1_000_003);
+    let (mut obs, mut next, mut acts) = (vec![], vec![], vec![]);
+    let (mut rewards, mut timeouts) = (vec![], vec![]);
+    let (mut episodes, mut successes, mut episode_success) = (0usize, 0usize, false);
+    let mut o = env.reset_with_seed(Some(episode_seed))?;
+    let mut policy_obs = vec![0f32; 29];
+    for _ in 0..steps {
+        // The low-level policy sees the ant's own observation and the waypoint's offset.
+        let (xy, goal) = ([o[0], o[1]], [o[29], o[30]]);
+        let w = waypoint(&maze, xy, goal);
+        for (p, x) in policy_obs.iter_mut().zip(&o[2..29]) {
+            *p = *x as f32;
+        }
+        policy_obs[27] = (w[0] - xy[0]) as f32;
+        policy_obs[28] = (w[1] - xy[1]) as f32;
+        let s = Tensor::from_slice(&policy_obs, (1, 29), &Device::Cpu)?;
+        let mean: Vec<f32> = actor.mean_action(&s)?.flatten_all()?.to_vec1()?;
+        let u: Vec<f32> =
+            mean.iter().map(|m| (m + noise.sample(&mut rng) as f32).clamp(-1.0, 1.0)).collect();
+        let step = env.step(&u)?;
+        obs.extend(o.iter().map(|&x| x as f32));
+        next.extend(step.obs.iter().map(|&x| x as f32));
+        acts.extend_from_slice(&u);
+        rewards.push(step.reward as f32);
+        timeouts.push(step.truncated);
+        episode_success |= step.success;
+        o = if step.truncated || step.terminated {
+            episodes += 1;
+            successes += usize::from(episode_success);
+            episode_success = false;
+            episode_seed = episode_seed.wrapping_add(1);
+            env.reset_with_seed(Some(episode_seed))?
+        } else {
+            step.obs
+        };
+    }
+    // The last row ends the data: cut there.
+    if let Some(last) = timeouts.last_mut().filter(|last| !**last) {
+        *last = true;
+        episodes += 1;
+        successes += usize::from(episode_success);
+    }
+    let n = rewards.len();
+    let return_mean = rewards.iter().map(|&r| r as f64).sum::<f64>() / episodes.max(1) as f64;
+    let mut data = Dataset::new(
+        Array2::from_shape_vec((n, d), obs)?,
+        Array2::from_shape_vec((n, a), acts)?,
+        Array1::from(rewards),
+        Array1::from(vec![false; n]),
+        Array1::from(timeouts),
+    );
+    data.next_observations = Some(Array2::from_shape_vec((n, d), next)?);
+    let report = MazeDataReport {
+        env: config.id.to_string(),
+        transitions: n,
+        episodes,
+        success_rate: successes as f64 / episodes.max(1) as f64,
+        return_mean,
+        policy_snapshot: String::new(),
+    };
+    Ok((data, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waypoints_follow_the_corridors() {
+        let maze = Maze::ant(MazeMap::UMaze);
+        // From the bottom-left cell (3, 1) to the top-left cell (1, 1): around the U, first
+        // right along the bottom row.
+        let (from, goal) = (maze.cell_xy(3, 1), maze.cell_xy(1, 1));
+        assert_eq!(waypoint(&maze, from, goal), maze.cell_xy(3, 2));
+        assert_eq!(waypoint(&maze, maze.cell_xy(3, 3), goal), maze.cell_xy(2, 3));
+        assert_eq!(waypoint(&maze, maze.cell_xy(1, 2), goal), goal, "next to the goal's cell");
+        let near_goal = [goal[0] + 0.3, goal[1] - 0.2];
+        assert_eq!(waypoint(&maze, near_goal, goal), goal, "in the goal's cell");
+    }
+
+    #[test]
+    fn recording_envs_are_minaris() {
+        let umaze = recording_env("umaze").unwrap();
+        assert_eq!(umaze.id.to_string(), "AntMaze_UMaze-v4");
+        assert!(umaze.maze.cells_map.is_some() && umaze.maze.continuing_task);
+        assert!(!umaze.maze.reset_target && umaze.maze.goal_in_observation);
+        assert_eq!(
+            recording_env("large-diverse").unwrap().id.to_string(),
+            "AntMaze_Large_Diverse_GR-v4"
+        );
+        assert!(recording_env("huge").unwrap_err().to_string().contains("medium-play"));
+    }
+
+    #[test]
+    fn an_untrained_ant_makes_well_formed_data() {
+        let cfg = SacConfig { hidden: 16, ..SacConfig::default() };
+        let actor = SacActor::new(29, 8, &cfg, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let env = recording_env("umaze").unwrap();
+        let (data, report) = generate_maze_data(&env, &actor, 750, 0.2, 3).unwrap();
+        assert_eq!(data.len(), 750);
+        assert_eq!(data.obs_dim(), 31);
+        // 700-step episodes: one cut by the time limit, the last cut where the data ends.
+        assert_eq!(report.episodes, 2);
+        assert!(data.timeouts[699] && data.timeouts[749]);
+        assert!(data.actions.iter().all(|a| (-1.0..=1.0).contains(a)));
+        // The goal (the last two numbers) stays for the episode and changes with the next.
+        assert_eq!(data.observations[[0, 29]], data.observations[[699, 29]]);
+        assert!((0.0..=1.0).contains(&report.success_rate));
+    }
+}
