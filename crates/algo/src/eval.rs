@@ -138,7 +138,9 @@ pub fn d4rl_reference(id: EnvId) -> Result<Option<ScoreRef>> {
 /// 1 on success, 0 otherwise), from the dataset's evaluation map (one start and one goal
 /// cell) when it has one; Minari's maze data has the goal in its observation rows.
 pub fn eval_env(data: &DataConfig, info: Option<&DatasetInfo>) -> Result<Option<EnvConfig>> {
-    let looked_up = ofql_data::registry::lookup(&data.dataset).ok();
+    let looked_up = ofql_data::registry::lookup(&data.dataset)
+        .ok()
+        .or_else(|| ofql_data::registry::infer_from_file(std::path::Path::new(&data.dataset)));
     let info = info.or(looked_up.as_ref());
     let id = if !data.env.is_empty() {
         match data.env.parse::<EnvId>() {

@@ -96,3 +96,78 @@ fn minari_antmaze_trains_by_id_and_scores_in_its_evaluation_maze() {
     assert_eq!(e["lengths"], serde_json::json!([1000, 1000]));
     assert_eq!(e["returns"], serde_json::json!([0.0, 0.0]));
 }
+
+/// AntMaze data made here as Minari made it: a goal-reaching ant (a few hundred steps of
+/// `ofql behaviour train --goal-reaching`, so barely trained) steered by waypoints, written
+/// as a Minari folder named after the dataset it imitates, labelled as generated; a run on
+/// the folder finds its evaluation maze through the folder's metadata.
+#[test]
+fn generated_antmaze_data_is_a_minari_folder_that_trains_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ant = dir.path().join("ant");
+    let (ant_s, out) = (ant.to_str().unwrap(), dir.path().join("medium-play"));
+    json_ok(&ofql(&[
+        "behaviour",
+        "train",
+        "--env",
+        "AntMaze_Open-v4",
+        "--goal-reaching",
+        "--steps",
+        "300",
+        "--eval-every",
+        "300",
+        "--out",
+        ant_s,
+        "--json",
+    ]));
+    let made = |extra: &[&str]| {
+        let base = ["dataset", "generate", "--env", "antmaze-medium-play", "--policy", ant_s];
+        let rest = ["--steps", "1200", "--out", out.to_str().unwrap(), "--json"];
+        ofql(&[&base[..], extra, &rest[..]].concat())
+    };
+    let v = json_ok(&made(&[]));
+    assert_eq!((v["transitions"].as_u64(), v["episodes"].as_u64()), (Some(1200), Some(2)), "{v}");
+    assert_eq!(v["env"], "AntMaze_Medium-v4");
+    let rate = v["success_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&rate));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("data/metadata.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["dataset_id"], ID);
+    assert!(meta["generated_by"].as_str().unwrap().contains("not Minari"));
+    // An existing output is kept unless --force; a locomotion kind is refused for mazes.
+    assert!(!made(&[]).status.success());
+    let out_kind = made(&["--kind", "medium", "--force"]);
+    assert!(stderr(&out_kind).contains("--kind does not apply"), "{}", stderr(&out_kind));
+
+    let config = dir.path().join("maze.toml");
+    std::fs::write(
+        &config,
+        "[data]\nreward_norm = \"none\"\nreward_shift = -1.0\n\
+         [train]\nsteps = 10\nbatch_size = 32\neval_every = 10\ncheckpoint_every = 10\n\
+         [actor]\nhidden = 32\nema_start = 5\n[critic]\nhidden = 32\n\
+         [eval]\nepisodes = 1\nparallel_envs = 1\ncandidates = 2\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let t = json_ok(&ofql(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--dataset",
+        out.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(t["score_mean"].as_f64().is_some(), "{t}");
+    let e = json_ok(&ofql(&[
+        "eval",
+        "--checkpoint",
+        run.to_str().unwrap(),
+        "--episodes",
+        "1",
+        "--json",
+    ]));
+    assert_eq!(e["env"], "AntMaze_Medium-v4");
+}

@@ -302,8 +302,19 @@ pub fn lookup(name: &str) -> Result<DatasetInfo, DataError> {
 }
 
 /// The registered dataset whose name or remote file name matches a local file's name
-/// (e.g. `hopper-medium-v2.hdf5` or `hopper_medium-v2.hdf5`).
+/// (e.g. `hopper-medium-v2.hdf5` or `hopper_medium-v2.hdf5`), or whose id a Minari
+/// dataset's `metadata.json` names (`dataset_id`, also for data made in Minari's image).
 pub fn infer_from_file(path: &std::path::Path) -> Option<DatasetInfo> {
+    let main = crate::minari::main_data_path(path);
+    let metadata = main.with_file_name(crate::minari::METADATA_FILE);
+    if let Ok(text) = std::fs::read_to_string(&metadata) {
+        let id = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("dataset_id")?.as_str().map(String::from));
+        if let Some(info) = id.and_then(|id| lookup(&id).ok()) {
+            return Some(info);
+        }
+    }
     let file = path.file_name()?.to_str()?;
     let stem = file.strip_suffix(".hdf5").unwrap_or(file);
     all().into_iter().find(|d| {

@@ -1,10 +1,12 @@
-//! `ofql dataset generate`: D4RL-layout datasets from the project's own behaviour policies.
+//! `ofql dataset generate`: D4RL-layout datasets from the project's own behaviour policies,
+//! and AntMaze datasets in Minari's layout from its goal-reaching ant.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use ofql_behaviour::generate::{Kind, generate};
+use ofql_behaviour::maze_data::{generate_maze_data, load_goal_reaching_actor, recording_env};
 use ofql_data::{Dtype, Stats, write_d4rl, write_states_f64};
 use ofql_envs::EnvId;
 use serde::Serialize;
@@ -13,12 +15,18 @@ use crate::output::Output;
 
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// Environment, e.g. hopper-v4.
+    /// Environment, e.g. hopper-v4; or an AntMaze dataset to make as Minari made it:
+    /// antmaze-umaze, antmaze-umaze-diverse, antmaze-medium-play, antmaze-medium-diverse,
+    /// antmaze-large-play, antmaze-large-diverse (a Minari folder, --policy a goal-reaching
+    /// behaviour run).
     #[arg(long)]
     pub env: String,
-    /// random, medium, expert, medium-replay or medium-expert.
+    /// random, medium, expert, medium-replay or medium-expert (not for AntMaze).
     #[arg(long)]
-    pub kind: String,
+    pub kind: Option<String>,
+    /// Standard deviation of the Gaussian noise on the AntMaze ant's actions (Minari's: 0.2).
+    #[arg(long, default_value_t = 0.2)]
+    pub action_noise: f64,
     /// A behaviour run directory (`ofql behaviour train --out`) or a shipped policy folder
     /// [default for medium, expert and medium-expert: the shipped data/behaviour/<env>].
     #[arg(long)]
@@ -58,8 +66,15 @@ struct Generated {
 }
 
 pub fn run(args: GenerateArgs, out: &Output) -> Result<()> {
+    if let Some(name) = args.env.strip_prefix("antmaze-") {
+        return run_maze(name, &args, out);
+    }
     let id: EnvId = args.env.parse()?;
-    let kind: Kind = args.kind.parse()?;
+    let kind: Kind = args
+        .kind
+        .as_deref()
+        .context("--kind is needed: random, medium, expert, medium-replay or medium-expert")?
+        .parse()?;
     let steps = match (kind, args.steps) {
         (Kind::MediumReplay, Some(_)) => bail!(
             "--steps does not apply to medium-replay: its size is the behaviour run's step \
@@ -94,7 +109,7 @@ pub fn run(args: GenerateArgs, out: &Output) -> Result<()> {
     let report = Generated {
         file: args.out.clone(),
         env: id.to_string(),
-        kind: args.kind.clone(),
+        kind: args.kind.clone().unwrap_or_default(),
         transitions: data.len(),
         episodes: stats.episodes,
         return_mean: stats.return_mean,
@@ -107,6 +122,59 @@ pub fn run(args: GenerateArgs, out: &Output) -> Result<()> {
             report.kind,
             report.env,
             report.episodes,
+            report.return_mean
+        )
+    });
+    Ok(())
+}
+
+/// An AntMaze dataset as Minari made `D4RL/antmaze/<name>-v1`, into a Minari folder.
+fn run_maze(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
+    if args.kind.is_some() {
+        bail!("--kind does not apply to AntMaze data (the ant follows waypoints); drop --kind");
+    }
+    let env = recording_env(name)?;
+    let policy = args.policy.as_deref().context(
+        "--policy is needed: a goal-reaching behaviour run (`ofql behaviour train --env \
+         AntMaze_Open-v4 --goal-reaching --out RUN`)",
+    )?;
+    let steps = match args.steps {
+        Some(0) => bail!("--steps must be at least 1"),
+        steps => steps.unwrap_or(1_000_000),
+    };
+    if !(args.action_noise >= 0.0 && args.action_noise.is_finite()) {
+        bail!("--action-noise {}: give a standard deviation >= 0", args.action_noise);
+    }
+    if args.out.exists() && !args.force {
+        bail!("{} exists: pass --force to replace it", args.out.display());
+    }
+    let (actor, snapshot) = load_goal_reaching_actor(policy)?;
+    eprintln!("policy: {} ({snapshot}), recording in {}", policy.display(), env.id);
+    let (mut data, mut report) =
+        generate_maze_data(&env, &actor, steps, args.action_noise, args.seed)?;
+    report.policy_snapshot = policy.join(&snapshot).display().to_string();
+    let id = format!("D4RL/antmaze/{name}-v1");
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    for (key, value) in [
+        ("generated_by", serde_json::json!("ofql dataset generate (this project, not Minari)")),
+        ("generation_command", command.into()),
+        ("success_rate", report.success_rate.into()),
+        ("action_noise", args.action_noise.into()),
+    ] {
+        data.metadata.insert(key.into(), value);
+    }
+    let layout = [("achieved_goal", 2), ("observation", 27), ("desired_goal", 2)];
+    crate::replace::write_replacing(&args.out, true, |path| {
+        ofql_data::write_minari_with_layout(path, &data, &id, Some(&layout))
+    })?;
+    out.report(&report, || {
+        format!(
+            "{}: {} transitions in {}, {} episodes, success rate {:.1} %, mean return {:.1}",
+            args.out.display(),
+            report.transitions,
+            report.env,
+            report.episodes,
+            100.0 * report.success_rate,
             report.return_mean
         )
     });
