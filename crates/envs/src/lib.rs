@@ -24,7 +24,7 @@ pub use env::{Env, EnvConfig, MazeOptions, MazeReward, Step, StepInfo, load_env_
 pub use error::EnvError;
 pub use id::{EnvId, Task, Version};
 pub use maze::{Maze, MazeMap};
-pub use models::{ModelError, load_model, models_dir};
+pub use models::{ModelError, load_model, models_dir, robotics_assets_dir};
 pub use policy::{Policy, RandomPolicy, ZeroPolicy};
 pub use runner::{Episode, EvalConfig, EvalError, EvalReport, Summary, evaluate};
 pub use score::ScoreRef;
