@@ -18,9 +18,9 @@ const HELP: &str = "\
 cargo xtask <command>
 
 Commands:
-  setup            fetch MuJoCo 3.17.0, Gymnasium's XML models and CMake from PyPI with pip
-                   into .deps/, and the parity test's venv .deps/parity-venv (idempotent;
-                   offline once done)
+  setup            fetch MuJoCo 3.17.0, Gymnasium's XML models, Gymnasium-Robotics' kitchen
+                   assets and CMake from PyPI with pip into .deps/, and the parity test's venv
+                   .deps/parity-venv (idempotent; offline once done)
   test [ARGS..]    setup, then `cargo test --workspace` (extra ARGS go to cargo test), then
                    the quick suite shrunk to a few hundred steps (it must report beside its
                    runs and leave the checkout unchanged), then the Slurm launcher's tests

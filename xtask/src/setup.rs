@@ -41,6 +41,20 @@ const CMAKE: Wheel = Wheel {
     sha256: "1c8b05df0602365da91ee6a3336fe57525b137706c4ab5675498f662ae1dbcec",
 };
 
+/// Only for FrankaKitchen-v1's model: the kitchen and the Franka robot (XML, meshes, textures).
+const GYMNASIUM_ROBOTICS: Wheel = Wheel {
+    requirement: "gymnasium-robotics==1.4.2",
+    platform: "manylinux_2_28_x86_64",
+    file: "gymnasium_robotics-1.4.2-py3-none-any.whl",
+    sha256: "a1743530431cb377e6b3b956d284bc96436fc68bac1648ef205054c178e7dc4b",
+};
+
+/// Gymnasium-Robotics' assets that the envs crate loads, kept in the wheel's layout (the kitchen's
+/// XML includes its other files by relative paths).
+const ROBOTICS_ASSETS: &str = "kitchen_franka/";
+/// The kitchen's model, the probe that the unpacked assets are there.
+const KITCHEN_MODEL: &str = "kitchen_franka/kitchen_assets/kitchen_env_model.xml";
+
 /// Only for its DejaVu Sans font: PNG plots need one font, and a system's fonts vary.
 const MATPLOTLIB: Wheel = Wheel {
     requirement: "matplotlib==3.10.7",
@@ -58,7 +72,7 @@ pub fn run(root: &Path) -> Result<()> {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         bail!(
             "`cargo xtask setup` knows the x86_64 Linux wheels only; on other platforms set \
-               MUJOCO_DYNAMIC_LINK_DIR, OFQL_MODELS_DIR and CMAKE yourself"
+               MUJOCO_DYNAMIC_LINK_DIR, OFQL_MODELS_DIR, OFQL_ROBOTICS_ASSETS_DIR and CMAKE yourself"
         );
     }
     let deps = root.join(".deps");
@@ -93,6 +107,25 @@ pub fn run(root: &Path) -> Result<()> {
                     MODEL_FILES.iter().map(|f| format!("{prefix}{f}")).collect();
                 let members: Vec<&str> = members.iter().map(String::as_str).collect();
                 extract(&wheels.join(GYMNASIUM.file), &dest.join("assets"), prefix, &members)
+            })?
+        }
+    }
+
+    let robotics = deps.join("gymnasium-robotics/assets");
+    match user_override("OFQL_ROBOTICS_ASSETS_DIR", &robotics) {
+        Some(dir) => eprintln!("setup: robotics assets: using your OFQL_ROBOTICS_ASSETS_DIR={dir}"),
+        None => {
+            let dest = deps.join("gymnasium-robotics");
+            let probe = format!("assets/{KITCHEN_MODEL}");
+            provision(&GYMNASIUM_ROBOTICS, &wheels, &dest, &probe, |dest| {
+                let prefix = "gymnasium_robotics/envs/assets/";
+                let member = format!("{prefix}{ROBOTICS_ASSETS}");
+                extract(
+                    &wheels.join(GYMNASIUM_ROBOTICS.file),
+                    &dest.join("assets"),
+                    prefix,
+                    &[&member],
+                )
             })?
         }
     }
@@ -269,7 +302,8 @@ pub fn parity_venv(root: &Path) -> Result<()> {
         ),
         Err(e) => bail!("could not run python3 ({e}): install Python 3, then `cargo xtask setup`"),
     }
-    // Reuse the wheels `setup` already fetched (MuJoCo, Gymnasium) instead of downloading again.
+    // Reuse the wheels `setup` already fetched (MuJoCo, Gymnasium, Gymnasium-Robotics) instead of
+    // downloading again.
     let status = Command::new(&python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--find-links"])
         .arg(root.join(".deps/wheels"))

@@ -1,11 +1,11 @@
 //! Evaluation of an agent in the MuJoCo environments: the envs crate's lockstep runner with
 //! the agent as its batch policy.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use ofql_data::registry::DatasetInfo;
 use ofql_envs::runner::{self, EvalConfig as RunnerConfig};
-use ofql_envs::{EnvConfig, EnvId, MazeOptions, Policy, ScoreRef, Task, Version};
+use ofql_envs::{EnvConfig, EnvId, KitchenOptions, MazeOptions, Policy, ScoreRef, Task, Version};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -120,10 +120,14 @@ impl Evaluator for EnvEvaluator {
     }
 }
 
+/// D4RL's kitchen episodes, the evaluation's time limit.
+pub const KITCHEN_EVAL_STEPS: usize = 280;
+
 /// D4RL's reference returns for an environment, for the v4 environments that match D4RL's
 /// data (v5 differs: its scores are not D4RL's). The mazes score success: (0, 1).
 pub fn d4rl_reference(id: EnvId) -> Result<Option<ScoreRef>> {
-    if id.version != Version::V4 {
+    // FrankaKitchen-v1's return under D4RL's protocol counts tasks: D4RL's (0, 4).
+    if id.version != Version::V4 && id.task != Task::FrankaKitchen {
         return Ok(None);
     }
     let spec = ofql_data::registry::env_spec(id.task.d4rl_name())?;
@@ -158,6 +162,22 @@ pub fn eval_env(data: &DataConfig, info: Option<&DatasetInfo>) -> Result<Option<
         }
     };
     let mut env = EnvConfig::from(id);
+    if id.task == Task::FrankaKitchen {
+        // D4RL's protocol, the paper's: the dataset's tasks, each rewarded once when completed
+        // (so the return counts tasks, 0 to 4), the episode ending when all are done or at
+        // D4RL's 280 steps.
+        let tasks = info.and_then(|i| i.kitchen_tasks).context(
+            "evaluating in FrankaKitchen-v1 needs the dataset's task list: use a registered \
+             D4RL/kitchen dataset",
+        )?;
+        env.kitchen = KitchenOptions {
+            tasks_to_complete: KitchenOptions::parse_tasks(tasks)?,
+            remove_task_when_completed: true,
+            terminate_on_tasks_completed: true,
+            max_episode_steps: KITCHEN_EVAL_STEPS,
+            ..KitchenOptions::default()
+        };
+    }
     if matches!(id.task, Task::AntMaze(_)) {
         env.maze = MazeOptions {
             continuing_task: false,
@@ -188,8 +208,18 @@ mod tests {
         assert_eq!(env_for("mujoco/walker2d/expert-v0").unwrap().id.to_string(), "Walker2d-v5");
         // D4RL's antmaze-v2 ant is not Gymnasium's (timestep, gear): never scored in a v4 maze.
         assert!(env_for("antmaze-medium-play-v2").is_none());
-        // No Kitchen simulator yet.
-        assert!(env_for("D4RL/kitchen/mixed-v2").is_none());
+        // Minari's kitchen: its own tasks, each rewarded once, D4RL's 280 steps; D4RL's v0
+        // files name no environment of ours.
+        let kitchen = env_for("D4RL/kitchen/mixed-v2").unwrap();
+        assert_eq!(kitchen.id.to_string(), "FrankaKitchen-v1");
+        let names: Vec<String> =
+            kitchen.kitchen.tasks_to_complete.iter().map(|t| t.to_string()).collect();
+        assert_eq!(names, ["microwave", "kettle", "bottom burner", "light switch"]);
+        assert!(kitchen.kitchen.remove_task_when_completed);
+        assert_eq!(kitchen.kitchen.max_episode_steps, 280);
+        assert!(env_for("kitchen-mixed-v0").is_none());
+        let score = d4rl_reference(kitchen.id).unwrap().unwrap();
+        assert_eq!((score.min, score.max), (0.0, 4.0));
     }
 
     #[test]

@@ -50,7 +50,6 @@ pub fn recording_env(name: &str) -> Result<EnvConfig> {
     };
     let cells_map = (name == "umaze").then(|| UMAZE_RECORDING.map(String::from).to_vec());
     Ok(EnvConfig {
-        id: EnvId::ant_maze(map),
         maze: MazeOptions {
             continuing_task: true,
             reset_target: false,
@@ -58,6 +57,7 @@ pub fn recording_env(name: &str) -> Result<EnvConfig> {
             cells_map,
             ..MazeOptions::default()
         },
+        ..EnvConfig::from(EnvId::ant_maze(map))
     })
 }
 

@@ -18,8 +18,8 @@ const ID: &str = "D4RL/antmaze/medium-play-v1";
 /// Minari recorded it), goal in the rows.
 fn record(cache: &std::path::Path) {
     let config = EnvConfig {
-        id: EnvId::ant_maze(MazeMap::Medium),
         maze: MazeOptions { goal_in_observation: true, ..MazeOptions::default() },
+        ..EnvConfig::from(EnvId::ant_maze(MazeMap::Medium))
     };
     let mut env = config.make_one().unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(4);

@@ -99,6 +99,8 @@ pub struct DatasetInfo {
     pub eval_env: Option<&'static str>,
     /// The maze map to evaluate in (Minari's `eval_env_spec`): one start and one goal cell.
     pub eval_maze_map: Option<&'static [&'static str]>,
+    /// The kitchen tasks of the dataset (`tasks_to_complete` of its recording).
+    pub kitchen_tasks: Option<&'static [&'static str]>,
     pub episode_length: usize,
     pub obs_dim: usize,
     pub act_dim: usize,
@@ -216,8 +218,13 @@ const EVAL_LARGE: [&str; 9] = [
     "111111111111",
 ];
 
-/// Minari's Kitchen datasets (`D4RL/kitchen/<name>-v2`, FrankaKitchen-v1) and time limits.
-const MINARI_KITCHEN: [(&str, usize); 3] = [("complete", 280), ("partial", 450), ("mixed", 450)];
+/// Minari's Kitchen datasets (`D4RL/kitchen/<name>-v2`, FrankaKitchen-v1), their time limits
+/// and tasks (minari-dataset-generation-scripts' kitchen script; D4RL's own task sets).
+const MINARI_KITCHEN: [(&str, usize, &[&str]); 3] = [
+    ("complete", 280, &["microwave", "kettle", "light switch", "slide cabinet"]),
+    ("partial", 450, &["microwave", "kettle", "light switch", "slide cabinet"]),
+    ("mixed", 450, &["microwave", "kettle", "bottom burner", "light switch"]),
+];
 
 /// Minari's own MuJoCo datasets (`mujoco/<env>/<level>-v0`), recorded on the v5 environments.
 const MINARI_MUJOCO: [(&str, &str); 3] =
@@ -236,6 +243,7 @@ pub fn all() -> Vec<DatasetInfo> {
             remote_path,
             eval_env: None,
             eval_maze_map: None,
+            kitchen_tasks: None,
             episode_length: len.unwrap_or(spec.episode_length),
             obs_dim: spec.obs_dim,
             act_dim: spec.act_dim,
@@ -276,8 +284,9 @@ pub fn all() -> Vec<DatasetInfo> {
         let info = minari(format!("D4RL/antmaze/{name}-v1"), "antmaze-gr", len, env);
         out.push(DatasetInfo { eval_maze_map: Some(eval_map), ..info });
     }
-    for (name, len) in MINARI_KITCHEN {
-        out.push(minari(format!("D4RL/kitchen/{name}-v2"), "kitchen-gr", len, "FrankaKitchen-v1"));
+    for (name, len, tasks) in MINARI_KITCHEN {
+        let info = minari(format!("D4RL/kitchen/{name}-v2"), "kitchen-gr", len, "FrankaKitchen-v1");
+        out.push(DatasetInfo { kitchen_tasks: Some(tasks), ..info });
     }
     for (env_name, env) in MINARI_MUJOCO {
         for level in MINARI_MUJOCO_LEVELS {

@@ -1,6 +1,7 @@
 //! One environment: Gymnasium's `step`/`reset`/`set_state` on a MuJoCo model. The locomotion
 //! robots follow Gymnasium's `mujoco/*_v{4,5}.py`; the mazes Gymnasium-Robotics'
-//! `maze/ant_maze_v4.py` (see `maze.rs` for the maps and draws).
+//! `maze/ant_maze_v4.py` (see `maze.rs` for the maps and draws); the kitchen its
+//! `franka_kitchen/` (see `kitchen.rs`).
 
 use std::sync::Arc;
 
@@ -11,8 +12,9 @@ use rand_distr::StandardNormal;
 use crate::action::ActionScalar;
 use crate::error::EnvError;
 use crate::id::{EnvId, Task};
+use crate::kitchen::{self, KitchenOptions, KitchenState, KitchenTask};
 use crate::maze::{ANT_MAZE_HEIGHT, ANT_MAZE_SCALING, GOAL_RADIUS, Maze, distance};
-use crate::models::{load_model, read_model_text};
+use crate::models::{load_model, load_robotics_model, read_model_text, robotics_asset};
 use crate::np_random::NpRandom;
 use crate::spec::{MAX_EPISODE_STEPS, ResetNoise, Spec};
 
@@ -20,12 +22,13 @@ use crate::spec::{MAX_EPISODE_STEPS, ResetNoise, Spec};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepInfo {
     pub reward: f64,
-    /// The body fell (Hopper, Walker2d): the episode ends, and its value is zero after it.
+    /// The body fell (Hopper, Walker2d), the ant reached the goal (an episodic maze), every
+    /// task was completed (the kitchen, unless told not to end): the episode ends.
     pub terminated: bool,
-    /// The time limit (1000 steps) was reached.
+    /// The time limit (`max_episode_steps`) was reached.
     pub truncated: bool,
-    /// A maze's `info["success"]`: the ant ended the step at the goal it had (always false for
-    /// locomotion).
+    /// A maze's `info["success"]`: the ant ended the step at the goal it had; the kitchen's:
+    /// every task of the episode has been completed so far. Always false for locomotion.
     pub success: bool,
 }
 
@@ -99,6 +102,7 @@ struct MazeState {
 enum Kind {
     Locomotion(Spec),
     AntMaze(Box<MazeState>),
+    Kitchen(Box<KitchenState>),
 }
 
 pub struct Env {
@@ -119,6 +123,7 @@ fn expected_sizes(task: Task) -> (usize, usize, usize) {
         Task::Hopper => (6, 6, 3),
         Task::Walker2d => (9, 9, 6),
         Task::AntMaze(_) => (15, 14, 8),
+        Task::FrankaKitchen => kitchen::MODEL_SIZES,
     }
 }
 
@@ -131,18 +136,20 @@ const ANT_FRAME_SKIP: usize = 5;
 const WALLS_FROM_GEOM: usize = 1;
 const ANT_BODY_GEOMS: usize = 13;
 
-/// Which environment and how it is made: the id, and for a maze its options (`gym.make(id,
-/// **kwargs)`); a plain `EnvId` converts into the registered defaults.
+/// Which environment and how it is made: the id, and for a maze or the kitchen its options
+/// (`gym.make(id, **kwargs)`); a plain `EnvId` converts into the registered defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvConfig {
     pub id: EnvId,
-    /// Ignored for locomotion.
+    /// Used by the mazes only.
     pub maze: MazeOptions,
+    /// Used by FrankaKitchen-v1 only.
+    pub kitchen: KitchenOptions,
 }
 
 impl From<EnvId> for EnvConfig {
     fn from(id: EnvId) -> Self {
-        EnvConfig { id, maze: MazeOptions::default() }
+        EnvConfig { id, maze: MazeOptions::default(), kitchen: KitchenOptions::default() }
     }
 }
 
@@ -166,6 +173,9 @@ impl EnvConfig {
     /// share between many `Env`s with `make`.
     pub fn load_model(&self) -> Result<Arc<MjModel>, EnvError> {
         let id = self.id;
+        if id.task == Task::FrankaKitchen {
+            return load_kitchen_model();
+        }
         let (file, model) = match self.maze()? {
             Some(maze) => {
                 let xml = maze.mjcf(&read_model_text(ANT_XML)?)?;
@@ -194,7 +204,20 @@ impl EnvConfig {
 
     /// An environment on a model from `self.load_model()`.
     pub fn make(&self, model: Arc<MjModel>) -> Result<Env, EnvError> {
+        if self.id.task == Task::FrankaKitchen {
+            kitchen::check_layout(&model).map_err(|e| {
+                EnvError::Invalid(format!(
+                    "the model given for {self} is not the kitchen's ({e}): load it with \
+                     EnvConfig::load_model"
+                ))
+            })?;
+        }
         let mut env = Env::with_model(self.id, model);
+        if let Kind::Kitchen(state) = &mut env.kind {
+            // The options change the noise of the observation drawn at creation: draw it again.
+            let data = &env.data;
+            **state = KitchenState::new(data.model(), data.qpos(), data.qvel(), &self.kitchen)?;
+        }
         if let (Kind::AntMaze(state), Some(maze)) = (&mut env.kind, self.maze()?) {
             // The walls' geoms follow the floor, in the map's order: compare their x, y.
             let walls = maze.walls();
@@ -222,6 +245,24 @@ impl EnvConfig {
     }
 }
 
+/// The kitchen's model from Gymnasium-Robotics' assets, checked: sizes, robot joints, and the
+/// robot's limits and noise amplitudes in franka_config.xml.
+fn load_kitchen_model() -> Result<Arc<MjModel>, EnvError> {
+    let model = load_robotics_model(kitchen::KITCHEN_MODEL)?;
+    let config = robotics_asset(kitchen::FRANKA_CONFIG)?;
+    let checked = std::fs::read_to_string(&config)
+        .map_err(|e| format!("cannot read {}: {e}", config.display()))
+        .and_then(|xml| kitchen::check_model(&model, &xml));
+    checked.map_err(|e| {
+        EnvError::Invalid(format!(
+            "{} is not Gymnasium-Robotics 1.4.2's kitchen ({e}): run `cargo xtask setup`, or fix \
+             OFQL_ROBOTICS_ASSETS_DIR",
+            crate::models::robotics_assets_dir().join(kitchen::KITCHEN_MODEL).display()
+        ))
+    })?;
+    Ok(Arc::new(model))
+}
+
 /// Load the model of an environment with its registered options.
 pub fn load_env_model(id: EnvId) -> Result<Arc<MjModel>, EnvError> {
     EnvConfig::from(id).load_model()
@@ -233,7 +274,29 @@ impl Env {
     }
 
     /// An environment on an already loaded model (from `load_env_model(id)`).
+    ///
+    /// # Panics
+    /// For FrankaKitchen-v1, when the model is not the kitchen's (load it with
+    /// `load_env_model`, which checks it).
     pub fn with_model(id: EnvId, model: Arc<MjModel>) -> Env {
+        if id.task == Task::FrankaKitchen {
+            let data = MjData::new(model);
+            let options = KitchenOptions::default();
+            let state = KitchenState::new(data.model(), data.qpos(), data.qvel(), &options)
+                .expect("the kitchen's model (from load_env_model)");
+            // `KitchenEnv.__init__` replaces the reset state; the velocities reset to zero.
+            let init_qvel = vec![0.0; data.qvel().len()];
+            return Env {
+                id,
+                dt: data.model().opt().timestep * kitchen::FRAME_SKIP as f64,
+                kind: Kind::Kitchen(Box::new(state)),
+                frame_skip: kitchen::FRAME_SKIP,
+                data,
+                init_qpos: kitchen::INIT_QPOS.to_vec(),
+                init_qvel,
+                elapsed_steps: 0,
+            };
+        }
         let (kind, frame_skip) = match id.task {
             Task::AntMaze(map) => {
                 let state = MazeState {
@@ -261,11 +324,11 @@ impl Env {
     pub fn id(&self) -> EnvId {
         self.id
     }
-    /// The locomotion constants (`None` for a maze).
+    /// The locomotion constants (`None` for a maze or the kitchen).
     pub fn spec(&self) -> Option<&Spec> {
         match &self.kind {
             Kind::Locomotion(spec) => Some(spec),
-            Kind::AntMaze(_) => None,
+            Kind::AntMaze(_) | Kind::Kitchen(_) => None,
         }
     }
     /// The time limit (Gymnasium's `max_episode_steps`).
@@ -273,6 +336,7 @@ impl Env {
         match &self.kind {
             Kind::Locomotion(_) => MAX_EPISODE_STEPS,
             Kind::AntMaze(state) => state.max_episode_steps,
+            Kind::Kitchen(state) => state.max_episode_steps(),
         }
     }
     pub fn obs_dim(&self) -> usize {
@@ -282,13 +346,14 @@ impl Env {
             Kind::AntMaze(state) => {
                 self.nq() + self.nv() + if state.options.goal_in_observation { 2 } else { 0 }
             }
+            Kind::Kitchen(_) => kitchen::OBS_DIM,
         }
     }
-    /// The maze's current goal (`desired_goal`), `None` for locomotion.
+    /// The maze's current goal (`desired_goal`), `None` for locomotion and the kitchen.
     pub fn goal(&self) -> Option<[f64; 2]> {
         match &self.kind {
             Kind::AntMaze(state) => Some(state.goal),
-            Kind::Locomotion(_) => None,
+            Kind::Locomotion(_) | Kind::Kitchen(_) => None,
         }
     }
     /// Put a maze's goal here (a replay of recorded data sets each row's goal).
@@ -298,14 +363,34 @@ impl Env {
                 state.goal = goal;
                 Ok(())
             }
-            Kind::Locomotion(_) => Err(EnvError::Invalid(format!("{} has no goal", self.id))),
+            Kind::Locomotion(_) | Kind::Kitchen(_) => {
+                Err(EnvError::Invalid(format!("{} has no goal position", self.id)))
+            }
         }
     }
 
-    /// Within `GOAL_RADIUS` of the maze's goal (`info["success"]`); `false` for locomotion.
+    /// Within `GOAL_RADIUS` of the maze's goal (`info["success"]`); in the kitchen, every task
+    /// of the episode completed so far; `false` for locomotion.
     pub fn is_success(&self) -> bool {
+        if let Kind::Kitchen(state) = &self.kind {
+            return state.all_completed();
+        }
         let xy = [self.data.qpos()[0], self.data.qpos()[1]];
         self.goal().is_some_and(|goal| distance(xy, goal) <= GOAL_RADIUS)
+    }
+    /// The kitchen's state: its options, the tasks left, completed in the last step and in
+    /// the episode (`info`), the last observation. `None` for the other environments.
+    pub fn kitchen(&self) -> Option<&KitchenState> {
+        match &self.kind {
+            Kind::Kitchen(state) => Some(state),
+            _ => None,
+        }
+    }
+    /// The kitchen's `achieved_goal`: each task of the episode with its joints' current
+    /// (noise-free) positions, in the options' order. `None` for the other environments.
+    pub fn kitchen_achieved_goals(&self) -> Option<Vec<(KitchenTask, Vec<f64>)>> {
+        let qpos = self.data.qpos();
+        self.kitchen().map(|k| k.tasks().iter().map(|&t| (t, t.achieved(qpos))).collect())
     }
     pub fn act_dim(&self) -> usize {
         self.data.ctrl().len()
@@ -329,22 +414,26 @@ impl Env {
     pub fn elapsed_steps(&self) -> usize {
         self.elapsed_steps
     }
-    /// The actuators' control ranges, (low, high) per action dimension.
+    /// The action space's bounds, (low, high) per action dimension: the actuators' control
+    /// ranges, except for the kitchen, whose actions are joint velocities in [-1, 1].
     pub fn action_bounds(&self) -> Vec<(f64, f64)> {
+        if let Kind::Kitchen(_) = self.kind {
+            return vec![(-1.0, 1.0); self.act_dim()];
+        }
         self.data.model().actuator_ctrlrange().iter().map(|r| (r[0], r[1])).collect()
     }
 
     /// Gymnasium's `reset`: `mj_resetData`, then the initial state plus noise (nq draws for
-    /// qpos, then nv for qvel), then `mj_forward`. A maze takes a seed from `rng` and resets as
-    /// `reset(seed=...)` does in Python (`reset_with_seed`).
+    /// qpos, then nv for qvel), then `mj_forward`. A maze or the kitchen takes a seed from
+    /// `rng` and resets as `reset(seed=...)` does in Python (`reset_with_seed`).
     pub fn reset<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Vec<f64> {
         let spec = match &self.kind {
             Kind::Locomotion(spec) => *spec,
-            Kind::AntMaze(_) => {
+            Kind::AntMaze(_) | Kind::Kitchen(_) => {
                 let seed = rng.random::<u64>();
                 return self
                     .reset_with_seed(Some(seed))
-                    .expect("Maze::from_rows checked the cells");
+                    .expect("Maze::from_rows checked the cells; the kitchen's reset cannot fail");
             }
         };
         self.data.reset();
@@ -369,12 +458,22 @@ impl Env {
         self.observation()
     }
 
-    /// A maze's `reset(seed=seed)` as Gymnasium-Robotics does it: `Some(seed)` reseeds NumPy's
-    /// generator, `None` goes on with it; then the goal cell + noise, the start cell (away from
-    /// the goal) + noise, and the ant at rest at the start (Ant-v4 with no reset noise).
+    /// `reset(seed=seed)` as Gymnasium-Robotics does it: `Some(seed)` reseeds NumPy's
+    /// generator, `None` goes on with it. A maze then draws the goal cell + noise, the start
+    /// cell (away from the goal) + noise, and puts the ant at rest at the start (Ant-v4 with no
+    /// reset noise). The kitchen: `mj_resetData`, `set_state(init_qpos, zeros)`, then the
+    /// observation's noise (robot then objects), and every task to do.
     pub fn reset_with_seed(&mut self, seed: Option<u64>) -> Result<Vec<f64>, EnvError> {
+        if let Kind::Kitchen(state) = &mut self.kind {
+            state.seed(seed);
+            let (qpos, qvel) = (self.init_qpos.clone(), self.init_qvel.clone());
+            return Ok(self.start_kitchen_episode(&qpos, &qvel));
+        }
         let Kind::AntMaze(state) = &mut self.kind else {
-            return Err(EnvError::Invalid(format!("{} is not a maze: use reset(rng)", self.id)));
+            return Err(EnvError::Invalid(format!(
+                "{} is not a maze or the kitchen: use reset(rng)",
+                self.id
+            )));
         };
         if let Some(seed) = seed {
             state.rng = NpRandom::new(seed);
@@ -393,17 +492,33 @@ impl Env {
     }
 
     /// Gymnasium's `reset()` followed by `set_state(qpos, qvel)`: a new episode that starts
-    /// in exactly this state (the solver's warm start is cleared as by a reset).
+    /// in exactly this state (the solver's warm start is cleared as by a reset). The kitchen
+    /// draws its observation's noise for this state (continuing its generator) and resets its
+    /// tasks, as `reset` does for its own start state.
     pub fn reset_to_state(&mut self, qpos: &[f64], qvel: &[f64]) -> Result<Vec<f64>, EnvError> {
         self.check_state(qpos, qvel)?;
+        if let Kind::Kitchen(_) = self.kind {
+            return Ok(self.start_kitchen_episode(qpos, qvel));
+        }
         self.data.reset();
         self.write_state(qpos, qvel);
         self.elapsed_steps = 0;
         Ok(self.observation())
     }
 
+    /// The kitchen's reset from `mj_resetData` on, in this state.
+    fn start_kitchen_episode(&mut self, qpos: &[f64], qvel: &[f64]) -> Vec<f64> {
+        self.data.reset();
+        self.write_state(qpos, qvel);
+        self.elapsed_steps = 0;
+        let Kind::Kitchen(state) = &mut self.kind else { unreachable!("only for the kitchen") };
+        state.begin_episode(self.data.qpos(), self.data.qvel());
+        state.observation().to_vec()
+    }
+
     /// Gymnasium's `set_state`: overwrite qpos and qvel, then `mj_forward`. The episode's
-    /// step count is kept.
+    /// step count is kept. The kitchen draws no observation here (as in Python): its
+    /// observation stays the last one drawn until the next step.
     pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) -> Result<(), EnvError> {
         self.check_state(qpos, qvel)?;
         self.write_state(qpos, qvel);
@@ -436,7 +551,8 @@ impl Env {
     }
 
     /// The current observation: qpos[1:] then qvel (clipped to +-10 for Hopper, Walker2d); for
-    /// a maze qpos then qvel (= achieved_goal then observation), then the goal if asked for.
+    /// a maze qpos then qvel (= achieved_goal then observation), then the goal if asked for;
+    /// for the kitchen its noisy 59-number `observation` as last drawn (by a reset or step).
     pub fn observation(&self) -> Vec<f64> {
         let mut obs = vec![0.0; self.obs_dim()];
         self.observe_into(&mut obs);
@@ -470,6 +586,7 @@ impl Env {
                 vel.copy_from_slice(qvel);
                 goal.copy_from_slice(&state.goal[..goal.len()]);
             }
+            Kind::Kitchen(state) => obs.copy_from_slice(state.observation()),
         }
     }
 
@@ -488,7 +605,8 @@ impl Env {
 
     /// Gymnasium's `step` writing the next observation into `obs`. The action is not clipped
     /// (Gymnasium does not clip): MuJoCo clamps the control to the actuator's range, and the
-    /// control cost is paid on the action as given.
+    /// control cost is paid on the action as given. The kitchen clips its velocity actions to
+    /// [-1, 1] and turns them into position targets (`kitchen.rs`).
     pub fn step_into<A: ActionScalar>(
         &mut self,
         action: &[A],
@@ -503,8 +621,12 @@ impl Env {
         }
         assert_eq!(obs.len(), self.obs_dim(), "observation buffer of the wrong length");
         let (x_before, y_before) = (self.data.qpos()[0], self.data.qpos()[1]);
-        for (ctrl, a) in self.data.ctrl_mut().iter_mut().zip(action) {
-            *ctrl = a.to_f64();
+        if let Kind::Kitchen(state) = &self.kind {
+            state.write_ctrl(action, self.dt, self.data.ctrl_mut());
+        } else {
+            for (ctrl, a) in self.data.ctrl_mut().iter_mut().zip(action) {
+                *ctrl = a.to_f64();
+            }
         }
         for _ in 0..self.frame_skip {
             self.data.step();
@@ -532,6 +654,11 @@ impl Env {
                 if let Kind::AntMaze(state) = &mut self.kind {
                     state.update_goal([self.data.qpos()[0], self.data.qpos()[1]]);
                 }
+                return Ok(info);
+            }
+            Kind::Kitchen(state) => {
+                let info = state.after_step(self.data.qpos(), self.data.qvel(), self.elapsed_steps);
+                obs.copy_from_slice(state.observation());
                 return Ok(info);
             }
         };

@@ -6,7 +6,8 @@ use std::str::FromStr;
 use crate::error::EnvError;
 use crate::maze::MazeMap;
 
-/// The task: a locomotion robot, or Gymnasium-Robotics' ant in one of its mazes.
+/// The task: a locomotion robot, Gymnasium-Robotics' ant in one of its mazes, or its Franka
+/// robot in the kitchen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Task {
     HalfCheetah,
@@ -14,12 +15,15 @@ pub enum Task {
     Walker2d,
     /// `AntMaze_<map>` (Gymnasium-Robotics 1.4.2, v4 only: Minari's datasets were made on v4).
     AntMaze(MazeMap),
+    /// `FrankaKitchen` (Gymnasium-Robotics 1.4.2, v1 only: Minari's D4RL/kitchen datasets).
+    FrankaKitchen,
 }
 
 /// Gymnasium's definition version. `V4` has the rewards and constants of the old `-v2` that
-/// D4RL's data came from; `V5` is the current one.
+/// D4RL's data came from; `V5` is the current one. `V1` is FrankaKitchen's only version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Version {
+    V1,
     V4,
     V5,
 }
@@ -41,16 +45,19 @@ impl Task {
             Task::Hopper => "Hopper".into(),
             Task::Walker2d => "Walker2d".into(),
             Task::AntMaze(map) => format!("AntMaze_{}", map.gym_name()),
+            Task::FrankaKitchen => "FrankaKitchen".into(),
         }
     }
 
-    /// D4RL's family name, e.g. `halfcheetah` (as in `halfcheetah-medium-v2`), `antmaze`.
+    /// D4RL's family name, e.g. `halfcheetah` (as in `halfcheetah-medium-v2`), `antmaze`,
+    /// `kitchen`.
     pub fn d4rl_name(self) -> &'static str {
         match self {
             Task::HalfCheetah => "halfcheetah",
             Task::Hopper => "hopper",
             Task::Walker2d => "walker2d",
             Task::AntMaze(_) => "antmaze",
+            Task::FrankaKitchen => "kitchen",
         }
     }
 
@@ -58,6 +65,9 @@ impl Task {
         let lower = name.to_ascii_lowercase();
         if let Some(map) = lower.strip_prefix("antmaze_") {
             return MazeMap::parse(map).map(Task::AntMaze);
+        }
+        if lower == "frankakitchen" {
+            return Some(Task::FrankaKitchen);
         }
         // Accept Gymnasium's, D4RL's and file-name spellings: HalfCheetah, halfcheetah, half_cheetah.
         let folded: String = lower.chars().filter(|c| !matches!(c, '_' | '-')).collect();
@@ -84,10 +94,16 @@ impl EnvId {
         EnvId { task: Task::AntMaze(map), version: Version::V4 }
     }
 
-    /// Every environment this crate implements: the six locomotion ones, then the mazes.
+    /// `FrankaKitchen-v1`.
+    pub fn franka_kitchen() -> Self {
+        EnvId { task: Task::FrankaKitchen, version: Version::V1 }
+    }
+
+    /// Every environment this crate implements: the six locomotion ones, the mazes, the
+    /// kitchen.
     pub fn every() -> Vec<EnvId> {
         let mazes = MazeMap::ALL.into_iter().map(EnvId::ant_maze);
-        EnvId::ALL.into_iter().chain(mazes).collect()
+        EnvId::ALL.into_iter().chain(mazes).chain([EnvId::franka_kitchen()]).collect()
     }
 
     /// The environment to evaluate a D4RL dataset in: `hopper-medium-v2` -> `Hopper-v4`
@@ -111,6 +127,7 @@ impl EnvId {
 impl fmt::Display for EnvId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = match self.version {
+            Version::V1 => 1,
             Version::V4 => 4,
             Version::V5 => 5,
         };
@@ -121,14 +138,17 @@ impl fmt::Display for EnvId {
 impl FromStr for EnvId {
     type Err = EnvError;
 
-    /// Case-insensitive: `Hopper-v4`, `hopper-v4`, `half_cheetah-v5`, `walker2d-v5`.
+    /// Case-insensitive: `Hopper-v4`, `hopper-v4`, `half_cheetah-v5`, `walker2d-v5`,
+    /// `FrankaKitchen-v1`.
     fn from_str(s: &str) -> Result<Self, EnvError> {
         let unknown = || EnvError::UnknownEnv { name: s.to_string(), known: EnvId::known_names() };
         let (task, version) = s.trim().rsplit_once("-v").ok_or_else(unknown)?;
         let task = Task::parse(task).ok_or_else(unknown)?;
+        let kitchen = task == Task::FrankaKitchen;
         let version = match version {
-            "4" => Version::V4,
-            "5" if !matches!(task, Task::AntMaze(_)) => Version::V5,
+            "1" if kitchen => Version::V1,
+            "4" if !kitchen => Version::V4,
+            "5" if !kitchen && !matches!(task, Task::AntMaze(_)) => Version::V5,
             _ => return Err(unknown()),
         };
         Ok(EnvId { task, version })
@@ -162,6 +182,10 @@ mod tests {
         let medium = EnvId::ant_maze(MazeMap::MediumDiverseGR);
         assert_eq!(medium.to_string(), "AntMaze_Medium_Diverse_GR-v4");
         assert_eq!("antmaze_medium_diverse_gr-v4".parse::<EnvId>().unwrap(), medium);
+        let kitchen = EnvId::franka_kitchen();
+        assert_eq!(kitchen.to_string(), "FrankaKitchen-v1");
+        assert_eq!("frankakitchen-v1".parse::<EnvId>().unwrap(), kitchen);
+        assert_eq!(EnvId::every().last(), Some(&kitchen));
     }
 
     #[test]
@@ -174,9 +198,15 @@ mod tests {
             "Hopper-v44",
             "AntMaze_Tiny-v4",
             "AntMaze_UMaze-v5",
+            "FrankaKitchen-v0",
+            "FrankaKitchen-v4",
+            "Kitchen-v1",
+            "Hopper-v1",
+            "AntMaze_UMaze-v1",
         ] {
             let err = bad.parse::<EnvId>().unwrap_err().to_string();
             assert!(err.contains("Walker2d-v5") && err.contains("AntMaze_Large-v4"), "{err}");
+            assert!(err.contains("FrankaKitchen-v1"), "{err}");
             assert!(err.contains(&format!("`{bad}`")), "{err}");
         }
     }

@@ -42,11 +42,11 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// The constants of a locomotion environment (`None` for a maze).
+    /// The constants of a locomotion environment (`None` for a maze or the kitchen).
     pub fn of(id: EnvId) -> Option<Spec> {
         let v5 = id.version == Version::V5;
         Some(match id.task {
-            Task::AntMaze(_) => return None,
+            Task::AntMaze(_) | Task::FrankaKitchen => return None,
             Task::HalfCheetah => Spec {
                 xml: "half_cheetah.xml",
                 frame_skip: 5,

@@ -176,8 +176,8 @@ fn wrong_action_and_state_sizes_are_clear_errors() {
 fn goal_reaching_ant_rewards_progress_and_ends_when_it_falls() {
     use ofql_envs::{EnvConfig, MazeMap, MazeOptions};
     let config = EnvConfig {
-        id: EnvId::ant_maze(MazeMap::Open),
         maze: MazeOptions { goal_reaching: true, reset_target: true, ..MazeOptions::default() },
+        ..EnvConfig::from(EnvId::ant_maze(MazeMap::Open))
     };
     let mut env = config.make_one().unwrap();
     let obs = env.reset_with_seed(Some(3)).unwrap();

@@ -48,7 +48,7 @@ impl Case {
 
     fn env(&self) -> Env {
         let options = MazeOptions { goal_in_observation: true, ..self.options.clone() };
-        EnvConfig { id: self.env, maze: options }.make_one().unwrap()
+        EnvConfig { maze: options, ..EnvConfig::from(self.env) }.make_one().unwrap()
     }
 }
 
@@ -201,8 +201,8 @@ fn every_ant_maze_matches_gymnasium_robotics() {
     let mirrored: Vec<String> =
         ["11111", "100r1", "10111", "100g1", "11111"].map(String::from).to_vec();
     let config = EnvConfig {
-        id: umaze,
         maze: MazeOptions { cells_map: Some(mirrored.clone()), ..MazeOptions::default() },
+        ..EnvConfig::from(umaze)
     };
     let err = config.make(ofql_envs::load_env_model(umaze).unwrap()).err().unwrap().to_string();
     assert!(err.contains("not built from its maze map"), "{err}");

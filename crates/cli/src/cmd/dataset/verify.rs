@@ -134,7 +134,8 @@ fn recording_env(id: EnvId, data: &mut FullPrecision) -> Result<EnvConfig> {
             data.qvel.extend_from_slice(&row[nq..nq + nv]);
         }
     }
-    Ok(EnvConfig { id, maze: MazeOptions { goal_in_observation, ..MazeOptions::default() } })
+    let maze = MazeOptions { goal_in_observation, ..MazeOptions::default() };
+    Ok(EnvConfig { maze, ..EnvConfig::from(id) })
 }
 
 fn replay<A: ActionScalar>(
