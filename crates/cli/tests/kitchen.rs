@@ -35,7 +35,7 @@ fn record(cache: &std::path::Path) {
     for episode in 0..2u64 {
         let mut o = env.reset_with_seed(Some(episode)).unwrap();
         for t in 0..60 {
-            let u: Vec<f32> = (0..9).map(|j| ((t as f32 * 0.2 + j as f32).sin() * 0.8)).collect();
+            let u: Vec<f32> = (0..9).map(|j| (t as f32 * 0.2 + j as f32).sin() * 0.8).collect();
             let s = env.step(&u).unwrap();
             obs.extend(o.iter().map(|&x| x as f32));
             next.extend(s.obs.iter().map(|&x| x as f32));
