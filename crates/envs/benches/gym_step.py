@@ -1,5 +1,5 @@
 """Gymnasium's side of the step benchmark (benches/step.rs): env.step per second on one
-thread for the same six environments and two AntMazes (Gymnasium-Robotics 1.4.2), with random
+thread for the same six environments, two AntMazes and FrankaKitchen-v1 (Gymnasium-Robotics 1.4.2), with random
 in-range float32 actions from a fixed pool and a reset when an episode ends.
 
 Run: .deps/parity-venv/bin/python crates/envs/benches/gym_step.py [--steps N]
@@ -9,6 +9,8 @@ import argparse
 import json
 import time
 
+import pathlib
+import sys
 import warnings
 
 import gymnasium as gym
@@ -17,9 +19,12 @@ import numpy as np
 
 warnings.simplefilter("ignore")
 gym.register_envs(gymnasium_robotics)
+# FrankaKitchen-v1 needs the parity test's patch on MuJoCo 3.17.0 with NumPy 2.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "parity"))
+import robotics_patch  # noqa: E402,F401
 
 ENVS = ["HalfCheetah-v4", "HalfCheetah-v5", "Hopper-v4", "Hopper-v5", "Walker2d-v4", "Walker2d-v5",
-        "AntMaze_UMaze-v4", "AntMaze_Large-v4"]
+        "AntMaze_UMaze-v4", "AntMaze_Large-v4", "FrankaKitchen-v1"]
 
 
 def steps_per_second(env_id, steps, repeats):

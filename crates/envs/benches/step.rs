@@ -1,5 +1,5 @@
 //! Environment steps per second, one thread, for the six locomotion environments and two of
-//! the mazes (goal: at least 10x Gymnasium's Python loop; its side is `benches/gym_step.py`,
+//! the mazes and FrankaKitchen-v1 (goal: at least 10x Gymnasium's Python loop; its side is `benches/gym_step.py`,
 //! with Gymnasium-Robotics for the mazes). A step is one `Env::step` with a random in-range
 //! f32 action, resetting when an episode ends, as a Python loop would.
 //!
@@ -18,7 +18,7 @@ fn steps(c: &mut Criterion) {
     let mut group = c.benchmark_group("env_step");
     group.throughput(Throughput::Elements(1));
     let mazes = [MazeMap::UMaze, MazeMap::Large].map(EnvId::ant_maze);
-    for id in EnvId::ALL.into_iter().chain(mazes) {
+    for id in EnvId::ALL.into_iter().chain(mazes).chain([EnvId::franka_kitchen()]) {
         let mut env = Env::new(id).expect("models provisioned by `cargo xtask setup`");
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         // A fixed pool of actions: drawing them is not part of a step.

@@ -29,55 +29,11 @@ import gymnasium as gym  # noqa: E402
 import gymnasium_robotics  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
-from gymnasium_robotics.utils import mujoco_utils  # noqa: E402
 
 gym.register_envs(gymnasium_robotics)
 
 
-def get_joint_qpos(model, data, name):
-    """mujoco_utils.get_joint_qpos with the joint type as a Python int."""
-    joint_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
-    assert joint_id != -1, f"Joint with name '{name}' is not part of the model!"
-    joint_type = int(model.jnt_type[joint_id])
-    joint_addr = model.jnt_qposadr[joint_id]
-    if joint_type == mujoco.mjtJoint.mjJNT_FREE:
-        ndim = 7
-    elif joint_type == mujoco.mjtJoint.mjJNT_BALL:
-        ndim = 4
-    else:
-        assert joint_type in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
-        ndim = 1
-    return data.qpos[joint_addr : joint_addr + ndim].copy()
-
-
-def get_joint_qvel(model, data, name):
-    """mujoco_utils.get_joint_qvel with the joint type as a Python int."""
-    joint_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
-    assert joint_id != -1, f"Joint with name '{name}' is not part of the model!"
-    joint_type = int(model.jnt_type[joint_id])
-    joint_addr = model.jnt_dofadr[joint_id]
-    if joint_type == mujoco.mjtJoint.mjJNT_FREE:
-        ndim = 6
-    elif joint_type == mujoco.mjtJoint.mjJNT_BALL:
-        ndim = 4
-    else:
-        assert joint_type in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
-        ndim = 1
-    return data.qvel[joint_addr : joint_addr + ndim].copy()
-
-
-def unpatched_fails():
-    """Whether the package as released fails here (so the patch is still needed)."""
-    try:
-        gym.make("FrankaKitchen-v1").close()
-    except AssertionError:
-        return True
-    return False
-
-
-NEEDS_PATCH = unpatched_fails()
-mujoco_utils.get_joint_qpos = get_joint_qpos
-mujoco_utils.get_joint_qvel = get_joint_qvel
+from robotics_patch import NEEDS_PATCH  # noqa: E402,F401  (patches mujoco_utils)
 
 
 def from_hex(text, dtype):
