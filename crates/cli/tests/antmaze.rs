@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{json_ok, ofql, stderr};
+use common::{json_ok, ofql, record_episodes, stderr};
 
-use ndarray::{Array1, Array2};
 use ofql_data::{Dataset, write_minari_with_layout};
 use ofql_envs::{EnvConfig, EnvId, MazeMap, MazeOptions};
 use rand::{Rng, SeedableRng};
@@ -23,31 +22,10 @@ fn record(cache: &std::path::Path) {
     };
     let mut env = config.make_one().unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    let (mut obs, mut next, mut act, mut rew, mut timeouts) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    for episode in 0..3 {
-        let mut o = env.reset_with_seed(Some(episode)).unwrap();
-        for t in 0..150 {
-            let u: Vec<f32> = (0..8).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let s = env.step(&u).unwrap();
-            obs.extend(o.iter().map(|&x| x as f32));
-            next.extend(s.obs.iter().map(|&x| x as f32));
-            act.extend(&u);
-            rew.push(s.reward as f32);
-            timeouts.push(t == 149);
-            o = s.obs;
-        }
-    }
-    let n = rew.len();
-    let mut data = Dataset::new(
-        Array2::from_shape_vec((n, 31), obs).unwrap(),
-        Array2::from_shape_vec((n, 8), act).unwrap(),
-        Array1::from(rew),
-        Array1::from(vec![false; n]),
-        Array1::from(timeouts),
-    );
-    data.next_observations = Some(Array2::from_shape_vec((n, 31), next).unwrap());
-    let layout = [("observation", 27), ("achieved_goal", 2), ("desired_goal", 2)];
+    let data = record_episodes(&mut env, 3, 150, |_| {
+        (0..8).map(|_| rng.random_range(-1.0..1.0)).collect()
+    });
+    let layout = [("achieved_goal", 2), ("observation", 27), ("desired_goal", 2)];
     write_minari_with_layout(&cache.join(ID), &data, ID, Some(&layout)).unwrap();
 }
 
@@ -95,6 +73,39 @@ fn minari_antmaze_trains_by_id_and_scores_in_its_evaluation_maze() {
     assert_eq!(e["env"], "AntMaze_Medium-v4");
     assert_eq!(e["lengths"], serde_json::json!([1000, 1000]));
     assert_eq!(e["returns"], serde_json::json!([0.0, 0.0]));
+
+    // `ofql dataset verify` replays the rows (states and goals from the rows themselves, no
+    // infos/qpos): they were recorded here, rounded to f32 by the recording, so the replay
+    // agrees to f32 rounding, rewards exactly.
+    let verify = |cache: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ofql"))
+            .args(["dataset", "verify", ID, "--json"])
+            .env("OFQL_DATA_DIR", cache)
+            .output()
+            .unwrap()
+    };
+    let v = json_ok(&verify(&cache));
+    assert_eq!(v["env"], "AntMaze_Medium-v4");
+    assert_eq!(v["rows_checked"], 450);
+    assert!(v["max_abs_obs_err"].as_f64().unwrap() < 1e-4, "{v}");
+    assert_eq!(v["max_abs_reward_err"].as_f64(), Some(0.0), "{v}");
+    assert_eq!(v["termination_mismatches"], 0);
+    // A dataset whose rows are not this maze's layout is refused with the sizes.
+    let other = dir.path().join("other");
+    let full = ofql_data::read_minari(&cache.join(ID)).unwrap();
+    let mut narrow = Dataset::new(
+        full.observations.slice(ndarray::s![.., ..30]).to_owned(),
+        full.actions.clone(),
+        full.rewards.clone(),
+        full.terminals.clone(),
+        full.timeouts.clone(),
+    );
+    narrow.next_observations =
+        full.next_observations.as_ref().map(|n| n.slice(ndarray::s![.., ..30]).to_owned());
+    ofql_data::write_minari(&other.join(ID), &narrow, ID).unwrap();
+    let out = verify(&other);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("30 numbers"), "{}", stderr(&out));
 }
 
 /// AntMaze data made here as Minari made it: a goal-reaching ant (a few hundred steps of

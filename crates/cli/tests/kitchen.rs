@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::{json_ok, ofql};
+use common::{json_ok, ofql, record_episodes};
 
-use ndarray::{Array1, Array2};
-use ofql_data::{Dataset, write_minari_with_layout};
+use ofql_data::write_minari_with_layout;
 use ofql_envs::{EnvConfig, EnvId, KitchenOptions};
 
 const ID: &str = "D4RL/kitchen/mixed-v2";
@@ -30,30 +29,8 @@ fn record(cache: &std::path::Path) {
         ..EnvConfig::from(EnvId::franka_kitchen())
     };
     let mut env = config.make_one().unwrap();
-    let (mut obs, mut next, mut act, mut rew, mut timeouts) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    for episode in 0..2u64 {
-        let mut o = env.reset_with_seed(Some(episode)).unwrap();
-        for t in 0..60 {
-            let u: Vec<f32> = (0..9).map(|j| (t as f32 * 0.2 + j as f32).sin() * 0.8).collect();
-            let s = env.step(&u).unwrap();
-            obs.extend(o.iter().map(|&x| x as f32));
-            next.extend(s.obs.iter().map(|&x| x as f32));
-            act.extend(&u);
-            rew.push(s.reward as f32);
-            timeouts.push(t == 59);
-            o = s.obs;
-        }
-    }
-    let n = rew.len();
-    let mut data = Dataset::new(
-        Array2::from_shape_vec((n, 59), obs).unwrap(),
-        Array2::from_shape_vec((n, 9), act).unwrap(),
-        Array1::from(rew),
-        Array1::from(vec![false; n]),
-        Array1::from(timeouts),
-    );
-    data.next_observations = Some(Array2::from_shape_vec((n, 59), next).unwrap());
+    let sweep = |t: usize| (0..9).map(|j| (t as f32 * 0.2 + j as f32).sin() * 0.8).collect();
+    let data = record_episodes(&mut env, 2, 60, sweep);
     write_minari_with_layout(&cache.join(ID), &data, ID, Some(&[("observation", 59)])).unwrap();
 }
 

@@ -85,3 +85,40 @@ pub fn write_config(dir: &Path, extra: &str) -> String {
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_string()
 }
+
+/// Record `episodes` episodes of `steps` steps in `env` (seeded resets 0, 1, ...), actions from
+/// `act(t)`, as a dataset with next observations and a time-limit cut at each episode's end:
+/// the rows a Minari dataset of that environment holds.
+pub fn record_episodes(
+    env: &mut ofql_envs::Env,
+    episodes: u64,
+    steps: usize,
+    mut act: impl FnMut(usize) -> Vec<f32>,
+) -> Dataset {
+    let (d, a) = (env.obs_dim(), env.act_dim());
+    let (mut obs, mut next, mut acts, mut rew, mut timeouts) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for episode in 0..episodes {
+        let mut o = env.reset_with_seed(Some(episode)).unwrap();
+        for t in 0..steps {
+            let u = act(t);
+            let s = env.step(&u).unwrap();
+            obs.extend(o.iter().map(|&x| x as f32));
+            next.extend(s.obs.iter().map(|&x| x as f32));
+            acts.extend(&u);
+            rew.push(s.reward as f32);
+            timeouts.push(t + 1 == steps);
+            o = s.obs;
+        }
+    }
+    let n = rew.len();
+    let mut data = Dataset::new(
+        Array2::from_shape_vec((n, d), obs).unwrap(),
+        Array2::from_shape_vec((n, a), acts).unwrap(),
+        Array1::from(rew),
+        Array1::from(vec![false; n]),
+        Array1::from(timeouts),
+    );
+    data.next_observations = Some(Array2::from_shape_vec((n, d), next).unwrap());
+    data
+}
