@@ -9,6 +9,7 @@ import argparse
 import json
 import time
 
+import os
 import pathlib
 import sys
 import warnings
@@ -42,6 +43,10 @@ def steps_per_second(env_id, steps, repeats):
                 env.reset()
         best = max(best, steps / (time.perf_counter() - start))
     env.close()
+    # Gymnasium-Robotics leaves each maze's XML in the temporary folder.
+    maze_xml = getattr(env.unwrapped, "tmp_xml_file_path", None)
+    if maze_xml and os.path.exists(maze_xml):
+        os.remove(maze_xml)
     return best
 
 

@@ -10,6 +10,7 @@ Usage: python maze_rollout.py SCENARIOS.json OUT.json
 """
 
 import json
+import os
 import sys
 import warnings
 
@@ -60,6 +61,11 @@ def run_case(case):
         if term or trunc:
             break
     env.close()
+    # Gymnasium-Robotics writes each maze's XML into the system's temporary folder and leaves it.
+    try:
+        os.remove(base.tmp_xml_file_path)
+    except OSError:
+        pass
     return {
         "name": case["name"],
         "starts": np.asarray(starts, dtype="<f8").tobytes().hex(),
