@@ -6,6 +6,11 @@
 //!
 //! To record new reference values (only when the method itself changes, never to make a
 //! speed-up pass): `OFQL_BLESS=1 cargo test -p ofql-algo --test numerics`.
+//!
+//! The recorded bytes are those of the host that recorded them: on another CPU (other cache
+//! sizes, so gemm blocks its sums differently) the last bits differ, well inside 1e-6. To check
+//! that a refactor keeps the numbers byte-identical, bless with the commit before it and with
+//! the refactor on the same host and compare the two files.
 
 use std::path::PathBuf;
 
