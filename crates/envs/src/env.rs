@@ -638,17 +638,14 @@ impl Env {
         let spec = match &mut self.kind {
             Kind::Locomotion(spec) => *spec,
             Kind::AntMaze(state) => {
-                let mut info = state.after_step(self.data.qpos(), self.elapsed_steps);
-                if state.options.goal_reaching {
-                    let qpos = self.data.qpos();
-                    let before = distance([x_before, y_before], state.goal);
-                    let after = distance([qpos[0], qpos[1]], state.goal);
-                    let ctrl: f64 = action.iter().map(|a| a.to_f64() * a.to_f64()).sum();
-                    let healthy = qpos.iter().chain(self.data.qvel()).all(|x| x.is_finite())
-                        && (ANT_HEALTHY_Z.0..=ANT_HEALTHY_Z.1).contains(&qpos[2]);
-                    info.reward = (before - after) / self.dt + 1.0 - 0.5 * ctrl;
-                    info.terminated = !healthy;
-                }
+                let step = Moved {
+                    xy_before: [x_before, y_before],
+                    qpos: self.data.qpos(),
+                    qvel: self.data.qvel(),
+                    action_sq: action.iter().map(|a| a.to_f64() * a.to_f64()).sum(),
+                    dt: self.dt,
+                };
+                let info = state.after_step(&step, self.elapsed_steps);
                 self.observe_into(obs);
                 // update_goal comes after the observation: it shows the goal just reached.
                 if let Kind::AntMaze(state) = &mut self.kind {
@@ -684,21 +681,36 @@ impl Env {
     }
 }
 
+/// What one step's physics left behind, for a maze's reward.
+struct Moved<'a> {
+    xy_before: [f64; 2],
+    qpos: &'a [f64],
+    qvel: &'a [f64],
+    /// sum(a^2) of the action.
+    action_sq: f64,
+    dt: f64,
+}
+
 impl MazeState {
-    /// AntMaze's reward, termination and truncation after the physics of one step.
-    fn after_step(&self, qpos: &[f64], elapsed_steps: usize) -> StepInfo {
-        let d = distance([qpos[0], qpos[1]], self.goal);
+    /// AntMaze's reward, termination and truncation after the physics of one step (or the
+    /// goal-reaching task's reward and termination, when that option is on).
+    fn after_step(&self, step: &Moved, elapsed_steps: usize) -> StepInfo {
+        let xy = [step.qpos[0], step.qpos[1]];
+        let d = distance(xy, self.goal);
         let success = d <= GOAL_RADIUS;
-        let reward = match self.options.reward {
-            MazeReward::Sparse => f64::from(u8::from(success)),
-            MazeReward::Dense => (-d).exp(),
+        let (reward, terminated) = if self.options.goal_reaching {
+            let speed = (distance(step.xy_before, self.goal) - d) / step.dt;
+            let healthy = step.qpos.iter().chain(step.qvel).all(|x| x.is_finite())
+                && (ANT_HEALTHY_Z.0..=ANT_HEALTHY_Z.1).contains(&step.qpos[2]);
+            (speed + 1.0 - 0.5 * step.action_sq, !healthy)
+        } else {
+            let reward = match self.options.reward {
+                MazeReward::Sparse => f64::from(u8::from(success)),
+                MazeReward::Dense => (-d).exp(),
+            };
+            (reward, !self.options.continuing_task && success)
         };
-        StepInfo {
-            reward,
-            terminated: !self.options.continuing_task && success,
-            truncated: elapsed_steps >= self.max_episode_steps,
-            success,
-        }
+        StepInfo { reward, terminated, truncated: elapsed_steps >= self.max_episode_steps, success }
     }
 
     /// `update_goal`: in a continuing task with `reset_target`, a reached goal is replaced by

@@ -14,36 +14,31 @@ from gymnasium_robotics.utils import mujoco_utils
 gym.register_envs(gymnasium_robotics)
 
 
-def get_joint_qpos(model, data, name):
-    """mujoco_utils.get_joint_qpos with the joint type as a Python int."""
+def _joint_values(model, values, name, address, free_dim, ball_dim):
+    """The package's joint lookup, with the joint type read as a Python int."""
     joint_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
     assert joint_id != -1, f"Joint with name '{name}' is not part of the model!"
     joint_type = int(model.jnt_type[joint_id])
-    joint_addr = model.jnt_qposadr[joint_id]
+    start = address[joint_id]
     if joint_type == mujoco.mjtJoint.mjJNT_FREE:
-        ndim = 7
+        ndim = free_dim
     elif joint_type == mujoco.mjtJoint.mjJNT_BALL:
-        ndim = 4
+        ndim = ball_dim
     else:
         assert joint_type in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
         ndim = 1
-    return data.qpos[joint_addr : joint_addr + ndim].copy()
+    return values[start : start + ndim].copy()
+
+
+def get_joint_qpos(model, data, name):
+    """mujoco_utils.get_joint_qpos with the joint type as a Python int."""
+    return _joint_values(model, data.qpos, name, model.jnt_qposadr, 7, 4)
 
 
 def get_joint_qvel(model, data, name):
-    """mujoco_utils.get_joint_qvel with the joint type as a Python int."""
-    joint_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
-    assert joint_id != -1, f"Joint with name '{name}' is not part of the model!"
-    joint_type = int(model.jnt_type[joint_id])
-    joint_addr = model.jnt_dofadr[joint_id]
-    if joint_type == mujoco.mjtJoint.mjJNT_FREE:
-        ndim = 6
-    elif joint_type == mujoco.mjtJoint.mjJNT_BALL:
-        ndim = 4
-    else:
-        assert joint_type in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
-        ndim = 1
-    return data.qvel[joint_addr : joint_addr + ndim].copy()
+    """mujoco_utils.get_joint_qvel with the joint type as a Python int (the package's sizes,
+    4 for a ball joint included)."""
+    return _joint_values(model, data.qvel, name, model.jnt_dofadr, 6, 4)
 
 
 def unpatched_fails():
