@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 use ndarray::{Array1, Array2};
 use ofql_data::Dataset;
-use ofql_envs::maze::{Cell, Maze};
+use ofql_envs::maze::{Cell, Maze, heading_offset};
 use ofql_envs::{EnvConfig, EnvId, MazeMap, MazeOptions};
 use ofql_nets::Checkpoint;
 use rand::SeedableRng;
@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
-use crate::online::read_snapshots;
+use crate::online::{GOAL_FRAME, read_snapshots};
 use crate::sac::{SacActor, SacConfig};
 
 /// The datasets Minari made, by the part of their id after `D4RL/antmaze/`.
@@ -125,6 +125,16 @@ pub fn load_goal_reaching_actor(run: &Path) -> Result<(SacActor, String)> {
     }
     let ck = Checkpoint::load(&run.join(&best.file), &Device::Cpu)
         .with_context(|| format!("cannot load snapshot {}", best.file))?;
+    let frame: Option<String> = ck.json("goal_frame").ok();
+    if frame.as_deref() != Some(GOAL_FRAME) {
+        bail!(
+            "{} was trained on an earlier goal-reaching task (goal offset in the world frame, \
+             not the ant's heading frame): its ant would walk the wrong way here. Train it \
+             again with this version (`ofql behaviour train --env AntMaze_Open-v4 \
+             --goal-reaching`)",
+            run.display()
+        );
+    }
     let cfg: SacConfig = ck.json("sac_config")?;
     let actor = SacActor::new(29, 8, &cfg, &mut ChaCha8Rng::seed_from_u64(0))?;
     ck.restore_vars("actor", &actor)?;
@@ -162,14 +172,16 @@ pub fn generate_maze_data(
     let mut o = env.reset_with_seed(Some(episode_seed))?;
     let mut policy_obs = vec![0f32; 29];
     for _ in 0..steps {
-        // The low-level policy sees the ant's own observation and the waypoint's offset.
+        // The low-level policy sees the ant's own observation and the waypoint's offset in its
+        // heading frame (the rows start with x, y, so `o[..15]` is qpos).
         let (xy, goal) = ([o[0], o[1]], [o[29], o[30]]);
         let w = waypoint(&maze, xy, goal);
         for (p, x) in policy_obs.iter_mut().zip(&o[2..29]) {
             *p = *x as f32;
         }
-        policy_obs[27] = (w[0] - xy[0]) as f32;
-        policy_obs[28] = (w[1] - xy[1]) as f32;
+        let offset = heading_offset(&o[..15], w);
+        policy_obs[27] = offset[0] as f32;
+        policy_obs[28] = offset[1] as f32;
         let s = Tensor::from_slice(&policy_obs, (1, 29), &Device::Cpu)?;
         let mean: Vec<f32> = actor.mean_action(&s)?.flatten_all()?.to_vec1()?;
         let u: Vec<f32> =

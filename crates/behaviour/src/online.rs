@@ -119,6 +119,9 @@ pub trait BehaviourObserver {
     fn on_snapshot(&mut self, _snapshot: &Snapshot, _losses: &SacLosses) {}
 }
 
+/// How a goal-reaching snapshot sees its goal (`ofql_envs::maze::heading_offset`).
+pub const GOAL_FRAME: &str = "heading";
+
 pub struct Quiet;
 impl BehaviourObserver for Quiet {}
 
@@ -309,6 +312,10 @@ fn snapshot(
     ck.set_json("sac_config", &sac.cfg)?;
     ck.set_json("env", &env.id.to_string())?;
     ck.set_json("return_mean", &report.returns.mean)?;
+    if cfg.goal_reaching {
+        // The goal offset's frame: snapshots of the earlier world-frame task are refused.
+        ck.set_json("goal_frame", &GOAL_FRAME)?;
+    }
     ck.set_step(step);
     ck.save(&out.join(&file))?;
     Ok(Snapshot { step, return_mean: report.returns.mean, return_std: report.returns.std, file })

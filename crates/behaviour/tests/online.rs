@@ -90,6 +90,16 @@ fn goal_reaching_ant_trains_in_a_maze() {
     let summary = train_behaviour(&cfg, dir.path(), false, &stop, &mut Quiet).unwrap();
     assert_eq!(summary.steps, 300);
     assert!(summary.best_return.unwrap().is_finite());
+    // Its snapshots steer the maze data; a snapshot of the earlier world-frame task is refused.
+    ofql_behaviour::maze_data::load_goal_reaching_actor(dir.path()).unwrap();
+    let snapshot = dir.path().join("snapshots/step_300.safetensors");
+    let mut old = ofql_nets::Checkpoint::load(&snapshot, &candle_core::Device::Cpu).unwrap();
+    old.remove_meta("goal_frame");
+    old.save(&snapshot).unwrap();
+    let Err(err) = ofql_behaviour::maze_data::load_goal_reaching_actor(dir.path()) else {
+        panic!("a world-frame snapshot was accepted");
+    };
+    assert!(format!("{err:#}").contains("heading frame"), "{err:#}");
     let hopper = BehaviourConfig { goal_reaching: true, ..tiny() };
     let err = hopper.env_config().unwrap_err().to_string();
     assert!(err.contains("must be a maze"), "{err}");

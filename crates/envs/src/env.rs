@@ -68,7 +68,8 @@ pub struct MazeOptions {
     pub goal_in_observation: bool,
     /// This project's goal-reaching task for training the ant that collects maze data (as
     /// Minari trained its own): not Gymnasium-Robotics' task. The observation is `observation`
-    /// (27) then goal - position (2); the reward is the speed towards the goal plus 1 while
+    /// (27) then the goal's offset in the torso's heading frame (2, `maze::heading_offset`);
+    /// the reward is the speed towards the goal plus 1 while
     /// healthy minus 0.5 |a|^2 (Ant-v4's terms); the episode ends when the torso's height
     /// leaves Ant-v4's healthy range [0.2, 1.0]. Overrides `reward` and `goal_in_observation`.
     pub goal_reaching: bool,
@@ -576,8 +577,7 @@ impl Env {
                 pos.copy_from_slice(&qpos[2..]);
                 let (vel, to_goal) = rest.split_at_mut(qvel.len());
                 vel.copy_from_slice(qvel);
-                to_goal[0] = state.goal[0] - qpos[0];
-                to_goal[1] = state.goal[1] - qpos[1];
+                to_goal.copy_from_slice(&crate::maze::heading_offset(qpos, state.goal));
             }
             Kind::AntMaze(state) => {
                 let (pos, rest) = obs.split_at_mut(qpos.len());

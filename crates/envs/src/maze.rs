@@ -375,6 +375,19 @@ impl Maze {
     }
 }
 
+/// The goal-reaching task's view of its goal: the offset from the torso to `goal`, turned into
+/// the torso's heading frame (the yaw of the free joint's quaternion `qpos[3..7]`), so that
+/// "walk towards the goal" reads the same whichever way the ant faces. (A world-frame offset
+/// left the ant to learn that rotation itself: 280k SAC steps taught it to stand, not to walk
+/// towards goals; docs/results/goal-reaching-ant.md.)
+pub fn heading_offset(qpos: &[f64], goal: [f64; 2]) -> [f64; 2] {
+    let (w, x, y, z) = (qpos[3], qpos[4], qpos[5], qpos[6]);
+    let yaw = (2.0 * (w * z + x * y)).atan2(1.0 - 2.0 * (y * y + z * z));
+    let (s, c) = yaw.sin_cos();
+    let (dx, dy) = (goal[0] - qpos[0], goal[1] - qpos[1]);
+    [c * dx + s * dy, -s * dx + c * dy]
+}
+
 /// `np.linalg.norm(a - b)` of two points.
 pub fn distance(a: [f64; 2], b: [f64; 2]) -> f64 {
     let (dx, dy) = (a[0] - b[0], a[1] - b[1]);
@@ -384,6 +397,22 @@ pub fn distance(a: [f64; 2], b: [f64; 2]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heading_offsets_turn_with_the_ant() {
+        let goal = [3.0, 1.0];
+        // Facing +x (identity quaternion): the world offset as it is.
+        let facing_x = [1.0, 1.0, 0.75, 1.0, 0.0, 0.0, 0.0];
+        let o = heading_offset(&facing_x, goal);
+        assert!((o[0] - 2.0).abs() < 1e-12 && o[1].abs() < 1e-12);
+        // Turned 90 degrees left (yaw pi/2): a goal 2 m along +x is 2 m to the ant's right.
+        let h = std::f64::consts::FRAC_PI_4;
+        let facing_y = [1.0, 1.0, 0.75, h.cos(), 0.0, 0.0, h.sin()];
+        let o = heading_offset(&facing_y, goal);
+        assert!(o[0].abs() < 1e-12 && (o[1] + 2.0).abs() < 1e-12, "{o:?}");
+        // Distance is kept.
+        assert!((distance(o, [0.0, 0.0]) - 2.0).abs() < 1e-12);
+    }
 
     #[test]
     fn u_maze_geometry_is_the_packages() {

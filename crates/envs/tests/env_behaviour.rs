@@ -169,8 +169,8 @@ fn wrong_action_and_state_sizes_are_clear_errors() {
     assert!(err.contains("6 qvel"), "{err}");
 }
 
-/// The goal-reaching task that trains the maze data's ant: the goal's offset ends the
-/// observation, the reward is the speed towards the goal plus 1 minus the control cost, and a
+/// The goal-reaching task that trains the maze data's ant: the goal's offset (in the torso's
+/// heading frame) ends the observation, the reward is the speed towards the goal plus 1 minus the control cost, and a
 /// torso outside [0.2, 1.0] m ends the episode.
 #[test]
 fn goal_reaching_ant_rewards_progress_and_ends_when_it_falls() {
@@ -184,7 +184,7 @@ fn goal_reaching_ant_rewards_progress_and_ends_when_it_falls() {
     let goal = env.goal().unwrap();
     assert_eq!(obs.len(), 29);
     assert_eq!(&obs[..13], &env.qpos()[2..]);
-    assert_eq!([obs[27], obs[28]], [goal[0] - env.qpos()[0], goal[1] - env.qpos()[1]]);
+    assert_eq!([obs[27], obs[28]], ofql_envs::maze::heading_offset(env.qpos(), goal));
     // Teleport towards the goal between steps: the distance gained shows up as speed.
     let before = ofql_envs::maze::distance([env.qpos()[0], env.qpos()[1]], goal);
     let step = env.step(&[0.5f64; 8]).unwrap();
