@@ -1,6 +1,8 @@
 //! Evaluation of an agent in the MuJoCo environments: the envs crate's lockstep runner with
 //! the agent as its batch policy.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use ofql_data::registry::DatasetInfo;
@@ -62,17 +64,18 @@ pub struct EnvEvaluator {
 
 impl EnvEvaluator {
     /// The evaluator a run's `[eval]` section describes (protocol, episodes, parallel
-    /// environments, the plain score beside), with D4RL's reference scores for `env`: what
-    /// `ofql train` evaluates with and `ofql eval` too (with its flags applied to `eval`).
+    /// environments, the plain score beside), scoring by `score_reference(env, dataset)`:
+    /// what `ofql train` evaluates with and `ofql eval` too (with its flags applied to `eval`).
     pub fn new(
         env: impl Into<EnvConfig>,
+        dataset: Option<&Path>,
         eval: &EvalConfig,
         seed: u64,
         threads: usize,
     ) -> Result<EnvEvaluator> {
         let env: EnvConfig = env.into();
         Ok(EnvEvaluator {
-            score: d4rl_reference(env.id)?,
+            score: score_reference(env.id, dataset)?,
             env,
             protocol: Protocol::from_config(eval),
             runner: RunnerConfig {
@@ -118,6 +121,23 @@ impl Evaluator for EnvEvaluator {
     fn evaluate(&mut self, agent: &dyn Agent) -> Result<EvalReport> {
         self.evaluate_agent(agent)
     }
+}
+
+/// The returns a score maps to 0 and 100 for data from `dataset` evaluated in `env`: for the
+/// locomotion tasks, the ones a Minari dataset's `metadata.json` stores (`ref_min_score`,
+/// `ref_max_score`, as Minari's `get_normalized_score` uses them) when it has them; D4RL's
+/// constants otherwise (`d4rl_reference`). The mazes and the kitchen keep D4RL's (0, 1) and
+/// (0, 4): Minari computed theirs over its continuing tasks, not the paper's protocol (the goal
+/// ends the episode; D4RL's 280 kitchen steps). Pass `dataset` only when `env` is the
+/// dataset's own environment.
+pub fn score_reference(env: EnvId, dataset: Option<&Path>) -> Result<Option<ScoreRef>> {
+    let locomotion = !matches!(env.task, Task::AntMaze(_) | Task::FrankaKitchen);
+    if let Some(path) = dataset.filter(|_| locomotion)
+        && let Some((min, max)) = ofql_data::minari::reference_scores(path)?
+    {
+        return Ok(Some(ScoreRef { min, max }));
+    }
+    d4rl_reference(env)
 }
 
 /// D4RL's kitchen episodes, the evaluation's time limit.
@@ -220,6 +240,33 @@ mod tests {
         assert!(env_for("kitchen-mixed-v0").is_none());
         let score = d4rl_reference(kitchen.id).unwrap().unwrap();
         assert_eq!((score.min, score.max), (0.0, 4.0));
+    }
+
+    #[test]
+    fn scores_use_minaris_reference_returns_when_the_dataset_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("main_data.hdf5"), b"").unwrap(); // where Minari's layout has it
+        let hopper: EnvId = "Hopper-v4".parse().unwrap();
+        let d4rl = d4rl_reference(hopper).unwrap().unwrap();
+        assert_eq!(score_reference(hopper, None).unwrap(), Some(d4rl));
+        std::fs::write(data.join("metadata.json"), r#"{"dataset_id": "x"}"#).unwrap();
+        assert_eq!(score_reference(hopper, Some(dir.path())).unwrap(), Some(d4rl));
+        std::fs::write(
+            data.join("metadata.json"),
+            r#"{"ref_min_score": -1.5, "ref_max_score": 3000.0}"#,
+        )
+        .unwrap();
+        let minari = ScoreRef { min: -1.5, max: 3000.0 };
+        assert_eq!(score_reference(hopper, Some(dir.path())).unwrap(), Some(minari));
+        // Minari's v5 datasets have no D4RL constants: their metadata is the only reference.
+        let v5: EnvId = "Hopper-v5".parse().unwrap();
+        assert_eq!(score_reference(v5, None).unwrap(), None);
+        assert_eq!(score_reference(v5, Some(dir.path())).unwrap(), Some(minari));
+        // A maze's score is its success rate whatever Minari's continuing-task references say.
+        let maze = EnvId::ant_maze(MazeMap::UMaze);
+        assert_eq!(score_reference(maze, Some(dir.path())).unwrap(), d4rl_reference(maze).unwrap());
     }
 
     #[test]

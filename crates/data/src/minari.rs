@@ -23,6 +23,38 @@ pub fn main_data_path(path: &Path) -> PathBuf {
     if in_data.exists() { in_data } else { path.join(MAIN_FILE) }
 }
 
+/// The returns Minari's `get_normalized_score` maps to 0 and 100, when the dataset's
+/// `metadata.json` stores them (`ref_min_score`, `ref_max_score`: Minari's `mujoco/*` datasets
+/// do, from a random and an expert policy on the recording environment). `None` when the
+/// dataset is not in Minari's layout or its metadata has neither key.
+pub fn reference_scores(path: &Path) -> Result<Option<(f64, f64)>> {
+    let metadata = main_data_path(path).with_file_name(METADATA_FILE);
+    let Ok(text) = std::fs::read_to_string(&metadata) else {
+        return Ok(None);
+    };
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", metadata.display()))?;
+    let number = |key: &str| match json.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v.as_f64().filter(|x| x.is_finite()).map(Some).with_context(|| {
+            format!("{}: `{key}` is {v}, not a finite number", metadata.display())
+        }),
+    };
+    match (number("ref_min_score")?, number("ref_max_score")?) {
+        (None, None) => Ok(None),
+        (Some(min), Some(max)) if max > min => Ok(Some((min, max))),
+        (Some(min), Some(max)) => bail!(
+            "{}: ref_max_score {max} is not above ref_min_score {min}, so no score can be \
+             normalised by them; fix or remove the two keys",
+            metadata.display()
+        ),
+        _ => bail!(
+            "{}: only one of ref_min_score / ref_max_score is set; scores need both",
+            metadata.display()
+        ),
+    }
+}
+
 /// True when the HDF5 file holds Minari `episode_*` groups.
 pub fn is_minari_file(file: &hdf5::File) -> bool {
     file.member_names().is_ok_and(|names| names.iter().any(|n| n.starts_with("episode_")))

@@ -180,6 +180,39 @@ fn minari_layout_round_trips_through_episodes() {
     assert_eq!(load(&main).unwrap().1, Format::Minari);
 }
 
+/// Minari's reference returns come from the dataset's metadata: both keys, neither, or a
+/// clear error naming the file.
+#[test]
+fn minari_reference_scores_are_read_from_the_metadata() {
+    use ofql_data::minari::reference_scores;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mujoco/hopper/test-v0");
+    write_minari(&root, &sample_dataset(), "mujoco/hopper/test-v0").unwrap();
+    assert_eq!(reference_scores(&root).unwrap(), None, "written without reference scores");
+    assert_eq!(reference_scores(&dir.path().join("elsewhere")).unwrap(), None);
+    let meta_path = root.join("data/metadata.json");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    let with = |pairs: &[(&str, serde_json::Value)]| {
+        let mut m = meta.clone();
+        for (k, v) in pairs {
+            m[*k] = v.clone();
+        }
+        std::fs::write(&meta_path, m.to_string()).unwrap();
+        reference_scores(&root.join("data/main_data.hdf5"))
+    };
+    let both = [("ref_min_score", (-20.5).into()), ("ref_max_score", 3402.25.into())];
+    assert_eq!(with(&both).unwrap(), Some((-20.5, 3402.25)));
+    let err = with(&[("ref_min_score", 1.0.into())]).unwrap_err().to_string();
+    assert!(err.contains("only one") && err.contains("metadata.json"), "{err}");
+    let err = with(&[("ref_min_score", 5.0.into()), ("ref_max_score", 5.0.into())]).unwrap_err();
+    assert!(err.to_string().contains("not above"), "{err}");
+    let err = with(&[("ref_min_score", "low".into()), ("ref_max_score", 1.0.into())]).unwrap_err();
+    assert!(err.to_string().contains("`ref_min_score` is \"low\""), "{err}");
+    std::fs::write(&meta_path, "{ not json").unwrap();
+    assert!(reference_scores(&root).unwrap_err().to_string().contains("not valid JSON"));
+}
+
 #[test]
 fn minari_dictionary_observations_are_flattened_goal_last() {
     let dir = tempfile::tempdir().unwrap();

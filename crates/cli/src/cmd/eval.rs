@@ -49,6 +49,10 @@ pub struct EvalArgs {
     /// Threads stepping the environments [default: the available cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Download cache holding the run's dataset, for the reference scores a Minari dataset
+    /// stores [default: $OFQL_DATA_DIR or data/cache].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -103,7 +107,7 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
         })?,
     };
     let id = env.id;
-    if let Some(trained) = trained_for.filter(|t| t.id.task != id.task) {
+    if let Some(trained) = trained_for.as_ref().filter(|t| t.id.task != id.task) {
         eprintln!(
             "warning: {} was trained for {trained} (dataset {}), but is evaluated in {id}: the \
              scores say nothing about the run unless that is what you meant",
@@ -120,7 +124,17 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
     let episodes = eval_cfg.episodes;
     let threads =
         args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let evaluator = EnvEvaluator::new(env, &eval_cfg, args.seed, threads)?;
+    // The run's dataset, for Minari's reference scores, when the run is evaluated where it
+    // trained and the file is still here.
+    let dataset = match &trained_for {
+        Some(trained) if trained.id == id => {
+            ofql_algo::prepare::resolve(&cfg.data.dataset, args.cache_dir.as_deref())
+                .ok()
+                .map(|(path, _)| path)
+        }
+        _ => None,
+    };
+    let evaluator = EnvEvaluator::new(env, dataset.as_deref(), &eval_cfg, args.seed, threads)?;
     eprintln!("{id}: {episodes} episodes of {} (step {})", file.display(), agent.step());
     let r = evaluator.evaluate_agent(agent.as_ref())?;
     let report = EvalOutput {

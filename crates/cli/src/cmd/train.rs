@@ -101,7 +101,7 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
             // The thread budget the caller gave candle (RAYON_NUM_THREADS), else all cores.
             let threads = candle_core::utils::get_num_threads();
             let seed = cfg.train.seed.wrapping_add(1_000_000);
-            Some(EnvEvaluator::new(env.clone(), &cfg.eval, seed, threads)?)
+            Some(EnvEvaluator::new(env.clone(), Some(&data.path), &cfg.eval, seed, threads)?)
         }
         None => {
             if !args.no_eval && cfg.train.eval_every > 0 {
