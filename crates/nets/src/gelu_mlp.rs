@@ -1,12 +1,13 @@
 //! Flow Q-Learning's MLP (its `utils/networks.py`): Dense -> GELU (tanh approximation, flax's
 //! default) -> LayerNorm (optional) per hidden layer, a plain Dense last; kernels initialised
-//! by variance scaling (scale 1, fan_avg, uniform), biases zero. Built from candle's ops (no
-//! fused kernels yet).
+//! by variance scaling (scale 1, fan_avg, uniform), biases zero. The bias add + GELU and the
+//! LayerNorm run as fused kernels (`kernels::gelu`), the products as the other networks' do.
 
-use candle_core::{D, DType, Device, Result, Tensor, Var};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
+use crate::kernels::gelu::{bias_gelu, layer_norm};
 use crate::mlp::Linear;
 use crate::params::{NamedVars, clone_var};
 
@@ -82,16 +83,14 @@ impl GeluMlp {
         let last = self.layers.len() - 1;
         let mut h = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.product(&h, frozen)?.broadcast_add(&param(&layer.bias))?;
-            if i < last {
-                h = h.gelu()?;
-                if let Some((scale, bias)) = self.norms.get(i) {
-                    let mean = h.mean_keepdim(D::Minus1)?;
-                    let centred = h.broadcast_sub(&mean)?;
-                    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-                    let normed = centred.broadcast_div(&(var + LAYER_NORM_EPS)?.sqrt()?)?;
-                    h = normed.broadcast_mul(&param(scale))?.broadcast_add(&param(bias))?;
-                }
+            let z = layer.product(&h, frozen)?;
+            if i == last {
+                h = z.broadcast_add(&param(&layer.bias))?;
+                break;
+            }
+            h = bias_gelu(&z, &param(&layer.bias))?;
+            if let Some((scale, bias)) = self.norms.get(i) {
+                h = layer_norm(&h, &param(scale), &param(bias), LAYER_NORM_EPS)?;
             }
         }
         Ok(h)

@@ -12,6 +12,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
+use crate::kernels::contiguous;
 use crate::kernels::simd::{Kernel, run};
 
 /// Element types the kernels run on.
@@ -281,25 +282,6 @@ impl<T: MishFloat> Kernel for BiasActTangentKernel<'_, T> {
         }
         out
     }
-}
-
-// ---- storage plumbing ----
-
-fn contiguous<'a, T>(s: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&s[start..end]),
-        None => candle_core::bail!("{what}: input must be contiguous"),
-    }
-}
-
-macro_rules! dispatch {
-    ($name:expr, $($s:ident),+ => |$($v:ident),+| $body:expr) => {
-        match ($($s,)+) {
-            ($(CpuStorage::F32($v),)+) => CpuStorage::F32($body),
-            ($(CpuStorage::F64($v),)+) => CpuStorage::F64($body),
-            _ => candle_core::bail!("{}: only f32 and f64 (all inputs of one dtype)", $name),
-        }
-    };
 }
 
 /// Fused Mish: y = mish(x), with a fused backward.

@@ -4,13 +4,36 @@
 //!
 //! - [`simd`]: a loop compiled for AVX-512, AVX2 or the baseline, chosen at run time;
 //! - [`mish`]: Mish, bias + Mish, their backward pass and tangent, fused;
+//! - [`gelu`]: FQL's bias + GELU and LayerNorm with their backward passes, fused;
 //! - [`linear`]: the layer product x W^T as one autodiff node;
 //! - [`dense`]: an MLP compiled for one observation at a time (deployment);
 //! - [`adam`]: Adam's step in one pass, the gradient norm read in place;
 //! - [`mix`]: Polyak and EMA mixing in place.
 
+use candle_core::{Layout, Result};
+
+/// The slice of a contiguous storage a layout covers; custom ops take contiguous inputs only.
+fn contiguous<'a, T>(s: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&s[start..end]),
+        None => candle_core::bail!("{what}: input must be contiguous"),
+    }
+}
+
+/// One kernel body for f32 and f64 storages (all inputs of one dtype).
+macro_rules! dispatch {
+    ($name:expr, $($s:ident),+ => |$($v:ident),+| $body:expr) => {
+        match ($($s,)+) {
+            ($(CpuStorage::F32($v),)+) => CpuStorage::F32($body),
+            ($(CpuStorage::F64($v),)+) => CpuStorage::F64($body),
+            _ => candle_core::bail!("{}: only f32 and f64 (all inputs of one dtype)", $name),
+        }
+    };
+}
+
 pub(crate) mod adam;
 pub mod dense;
+pub mod gelu;
 pub(crate) mod linear;
 pub mod mish;
 pub(crate) mod mix;
