@@ -166,6 +166,26 @@ impl DataRecord {
         rewards && obs
     }
 
+    /// Where the observation statistics of two records part, when both normalise: the
+    /// largest difference of a mean or a std and its column (the reward transform prints the
+    /// same in both when only these differ).
+    fn obs_difference(&self, other: &DataRecord) -> Option<String> {
+        let (a, b) = (self.obs_norm.as_ref()?, other.obs_norm.as_ref()?);
+        if a.mean.len() != b.mean.len() {
+            return Some(format!(
+                "the observations have {} columns, not {}",
+                b.mean.len(),
+                a.mean.len()
+            ));
+        }
+        let mean = a.mean.iter().zip(&b.mean).enumerate().map(|(j, (&p, &q))| ("mean", j, p, q));
+        let std = a.std.iter().zip(&b.std).enumerate().map(|(j, (&p, &q))| ("std", j, p, q));
+        let (name, j, was, now) =
+            mean.chain(std).max_by(|l, r| (l.2 - l.3).abs().total_cmp(&(r.2 - r.3).abs()))?;
+        (was != now)
+            .then(|| format!("observation {name} of column {j} was {was:e} and is now {now:e}"))
+    }
+
     /// `rewards x F (+ S) x K (data.reward_norm = "..."), observations normalised|raw`.
     fn describe(&self) -> String {
         let r = &self.rewards;
@@ -370,9 +390,14 @@ fn check_same_data(ck: &Checkpoint, now: &DataRecord, out: &Path) -> Result<()> 
             || "raw rewards (a run from before data.reward_norm existed)".into(),
             DataRecord::describe,
         );
+        let detail = saved
+            .as_ref()
+            .and_then(|saved| saved.obs_difference(now))
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
         bail!(
             "cannot resume {}: its checkpoint trained on {was}, but the dataset and config now \
-             give {}. Resume with the same dataset file, and for an older run set \
+             give {}{detail}. Resume with the same dataset file, and for an older run set \
              data.reward_norm = \"none\" in its config.toml",
             out.display(),
             now.describe()
@@ -429,4 +454,31 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>> {
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DataConfig;
+
+    /// A refused resume names the observation statistic that moved, since the reward
+    /// transform it prints is the same on both sides.
+    #[test]
+    fn a_refused_resume_names_the_observation_statistic_that_differs() {
+        let rewards = RewardTransform::new(&DataConfig::default(), &[10.0, 30.0]).unwrap();
+        let record = |mean: Vec<f32>| DataRecord {
+            rewards: rewards.clone(),
+            obs_norm: Some(ObsNorm { std: vec![1.0; mean.len()], mean }),
+        };
+        let (saved, now) = (record(vec![0.5, 2.0]), record(vec![0.5, 2.5]));
+        assert!(!saved.same_as(&now));
+        let dir = tempfile::tempdir().unwrap();
+        let mut ck = Checkpoint::new();
+        ck.set_json("data", &saved).unwrap();
+        let err = check_same_data(&ck, &now, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("observation mean of column 1 was 2e0 and is now 2.5e0"), "{err}");
+        check_same_data(&ck, &saved, dir.path()).unwrap();
+        let err = check_same_data(&ck, &record(vec![0.5]), dir.path()).unwrap_err().to_string();
+        assert!(err.contains("1 columns, not 2"), "{err}");
+    }
 }
