@@ -19,9 +19,9 @@ use std::ops::{AddAssign, Div, Sub};
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use crate::kernels::contiguous;
 use crate::kernels::mish::{MishFloat, column_sum};
 use crate::kernels::simd::{Kernel, run};
+use crate::kernels::{check_row_param, contiguous};
 
 /// Element types of the GELU and LayerNorm kernels (f32 to train, f64 for the tests).
 pub trait GeluFloat: MishFloat + AddAssign + Sub<Output = Self> + Div<Output = Self> {
@@ -186,18 +186,6 @@ impl<T: GeluFloat> Kernel for LayerNormBwd<'_, T> {
 }
 
 // ---- candle ops ----
-
-fn check_row_param(lx: &Layout, lp: &Layout, what: &str, name: &str) -> Result<usize> {
-    let h = *lx.dims().last().unwrap_or(&0);
-    if h == 0 || lp.dims() != [h] {
-        candle_core::bail!(
-            "{name}: {what} shape {:?} does not match the rows of {:?}",
-            lp.dims(),
-            lx.dims()
-        );
-    }
-    Ok(h)
-}
 
 /// gelu(z + b) for z of shape (.., H) and a bias b of shape (H), with a fused backward.
 struct BiasGelu;

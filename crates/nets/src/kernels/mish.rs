@@ -12,8 +12,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use crate::kernels::contiguous;
 use crate::kernels::simd::{Kernel, run};
+use crate::kernels::{check_row_param, contiguous};
 
 /// Element types the kernels run on.
 pub trait MishFloat:
@@ -320,7 +320,7 @@ impl CustomOp2 for BiasMish {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        check_bias(l1, l2, self.name())?;
+        check_row_param(l1, l2, "bias", self.name())?;
         let out = dispatch!(self.name(), s1, s2 => |z, b| run(BiasMishFwd {
             z: contiguous(z, l1, "bias-mish z")?,
             b: contiguous(b, l2, "bias-mish b")?,
@@ -345,18 +345,6 @@ impl CustomOp2 for BiasMish {
     }
 }
 
-fn check_bias(lz: &Layout, lb: &Layout, name: &str) -> Result<()> {
-    let h = *lz.dims().last().unwrap_or(&0);
-    if lb.dims() != [h] {
-        candle_core::bail!(
-            "{name}: bias shape {:?} does not match last dim of {:?}",
-            lb.dims(),
-            lz.dims()
-        );
-    }
-    Ok(())
-}
-
 /// grad * mish'(z + b): the backward of [`Mish`] (b = 0) and [`BiasMish`].
 struct BiasMishBackward;
 
@@ -374,7 +362,7 @@ impl CustomOp3 for BiasMishBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        check_bias(l1, l2, self.name())?;
+        check_row_param(l1, l2, "bias", self.name())?;
         if l1.shape() != l3.shape() {
             candle_core::bail!(
                 "{}: grad shape {:?} != input {:?}",
@@ -409,7 +397,7 @@ impl CustomOp2 for BiasActTangent {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        check_bias(l1, l2, self.name())?;
+        check_row_param(l1, l2, "bias", self.name())?;
         if !l1.dims()[0].is_multiple_of(2) {
             candle_core::bail!("{}: stacked input needs an even number of rows", self.name());
         }

@@ -20,6 +20,19 @@ fn contiguous<'a, T>(s: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
     }
 }
 
+/// A per-column parameter (a bias, a scale) must have the width of x's rows; returns it.
+pub(crate) fn check_row_param(lx: &Layout, lp: &Layout, what: &str, name: &str) -> Result<usize> {
+    let h = *lx.dims().last().unwrap_or(&0);
+    if h == 0 || lp.dims() != [h] {
+        candle_core::bail!(
+            "{name}: {what} shape {:?} does not match the rows of {:?}",
+            lp.dims(),
+            lx.dims()
+        );
+    }
+    Ok(h)
+}
+
 /// One kernel body for f32 and f64 storages (all inputs of one dtype).
 macro_rules! dispatch {
     ($name:expr, $($s:ident),+ => |$($v:ident),+| $body:expr) => {
