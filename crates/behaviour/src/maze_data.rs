@@ -107,13 +107,24 @@ pub struct MazeDataReport {
     pub policy_snapshot: String,
 }
 
-/// The goal-reaching ant of a behaviour run: its best snapshot by return.
-pub fn load_goal_reaching_actor(run: &Path) -> Result<(SacActor, String)> {
+/// The goal-reaching ant of a behaviour run: the snapshot of training step `step`, or the
+/// one with the best return.
+pub fn load_goal_reaching_actor(run: &Path, step: Option<u64>) -> Result<(SacActor, String)> {
     let snaps = read_snapshots(run)?;
-    let best = snaps
-        .iter()
-        .max_by(|a, b| a.return_mean.total_cmp(&b.return_mean))
-        .with_context(|| format!("{} has no snapshots yet", run.display()))?;
+    let best = match step {
+        Some(step) => snaps.iter().find(|s| s.step == step).with_context(|| {
+            let steps: Vec<String> = snaps.iter().map(|s| s.step.to_string()).collect();
+            format!(
+                "{} has no snapshot of step {step}; it has {}",
+                run.display(),
+                if steps.is_empty() { "none yet".into() } else { steps.join(", ") }
+            )
+        })?,
+        None => snaps
+            .iter()
+            .max_by(|a, b| a.return_mean.total_cmp(&b.return_mean))
+            .with_context(|| format!("{} has no snapshots yet", run.display()))?,
+    };
     let cfg_text = std::fs::read_to_string(run.join("behaviour.toml"))
         .with_context(|| format!("{} is not a behaviour run", run.display()))?;
     if !cfg_text.contains("goal_reaching = true") {

@@ -91,12 +91,18 @@ fn goal_reaching_ant_trains_in_a_maze() {
     assert_eq!(summary.steps, 300);
     assert!(summary.best_return.unwrap().is_finite());
     // Its snapshots steer the maze data; a snapshot of the earlier world-frame task is refused.
-    ofql_behaviour::maze_data::load_goal_reaching_actor(dir.path()).unwrap();
+    let (_, file) = ofql_behaviour::maze_data::load_goal_reaching_actor(dir.path(), Some(300))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(file, "snapshots/step_300.safetensors");
+    let Err(err) = ofql_behaviour::maze_data::load_goal_reaching_actor(dir.path(), Some(7)) else {
+        panic!("a snapshot that does not exist was loaded");
+    };
+    assert!(err.to_string().contains("no snapshot of step 7; it has 300"), "{err}");
     let snapshot = dir.path().join("snapshots/step_300.safetensors");
     let mut old = ofql_nets::Checkpoint::load(&snapshot, &candle_core::Device::Cpu).unwrap();
     old.remove_meta("goal_frame");
     old.save(&snapshot).unwrap();
-    let Err(err) = ofql_behaviour::maze_data::load_goal_reaching_actor(dir.path()) else {
+    let Err(err) = ofql_behaviour::maze_data::load_goal_reaching_actor(dir.path(), None) else {
         panic!("a world-frame snapshot was accepted");
     };
     assert!(format!("{err:#}").contains("heading frame"), "{err:#}");

@@ -31,6 +31,11 @@ pub struct GenerateArgs {
     /// [default for medium, expert and medium-expert: the shipped data/behaviour/<env>].
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// The AntMaze ant's snapshot, by its training step [default: the one with the best
+    /// return]. The best return is not always the best waypoint follower: check the data's
+    /// success rate.
+    #[arg(long)]
+    pub snapshot: Option<u64>,
     /// Transitions to record [default: 1000000; medium-replay takes the run's own count].
     #[arg(long)]
     pub steps: Option<usize>,
@@ -68,6 +73,12 @@ struct Generated {
 pub fn run(args: GenerateArgs, out: &Output) -> Result<()> {
     if let Some(name) = args.env.strip_prefix("antmaze-") {
         return run_maze(name, &args, out);
+    }
+    if args.snapshot.is_some() {
+        bail!(
+            "--snapshot picks the AntMaze ant's snapshot; --kind picks the snapshot for {}",
+            args.env
+        );
     }
     let id: EnvId = args.env.parse()?;
     let kind: Kind = args
@@ -148,7 +159,7 @@ fn run_maze(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
     if args.out.exists() && !args.force {
         bail!("{} exists: pass --force to replace it", args.out.display());
     }
-    let (actor, snapshot) = load_goal_reaching_actor(policy)?;
+    let (actor, snapshot) = load_goal_reaching_actor(policy, args.snapshot)?;
     eprintln!("policy: {} ({snapshot}), recording in {}", policy.display(), env.id);
     let (mut data, mut report) =
         generate_maze_data(&env, &actor, steps, args.action_noise, args.seed)?;
