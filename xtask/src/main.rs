@@ -57,7 +57,7 @@ fn run() -> Result<()> {
         "test" => {
             setup::run(&project_root())?;
             setup::parity_venv(&project_root())?;
-            cargo(&["test", "--workspace"], &rest)?;
+            cargo(&test_workspace(&[]), &rest)?;
             suite_test::run(&project_root())?;
             slurm_test::run(&project_root())
         }
@@ -73,7 +73,19 @@ fn run() -> Result<()> {
         "lint" => {
             setup::run(&project_root())?;
             cargo(&["fmt", "--all", "--", "--check"], &[])?;
-            cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])
+            cargo(
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--features",
+                    HUB,
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+                &[],
+            )
         }
         "reproduce-d4rl" => {
             setup::run(&project_root())?;
@@ -90,6 +102,17 @@ fn run() -> Result<()> {
 /// The workspace root: xtask lives one level below it.
 pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+}
+
+/// The tests build the `hub` feature (Hugging Face downloads, tested on loopback) into the
+/// workspace: one feature set for every test build, so the suite and Slurm tests reuse it.
+const HUB: &str = "ofql-cli/hub";
+
+/// `cargo test --workspace` with the tests' features, then `extra` (e.g. `--no-run`).
+fn test_workspace<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["test", "--workspace", "--features", HUB];
+    args.extend_from_slice(extra);
+    args
 }
 
 fn cargo(args: &[&str], extra: &[String]) -> Result<()> {

@@ -28,7 +28,7 @@ pub fn run(root: &Path) -> Result<()> {
     // The dev-profile binary the workspace tests built: `cargo test --workspace --no-run`
     // is a no-op after them (a plain `cargo build -p` would unify features differently and
     // rebuild half the tree).
-    crate::cargo(&["test", "--workspace", "--no-run"], &[])?;
+    crate::cargo(&crate::test_workspace(&["--no-run"]), &[])?;
     let t = Tester {
         root: root.to_path_buf(),
         xtask: std::env::current_exe()?,

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 
 pub fn run(root: &Path) -> Result<()> {
     // The dev-profile binary the workspace tests built (a no-op after them).
-    crate::cargo(&["test", "--workspace", "--no-run"], &[])?;
+    crate::cargo(&crate::test_workspace(&["--no-run"]), &[])?;
     let work = std::env::temp_dir().join(format!("ofql-suite-test-{}", std::process::id()));
     fs::create_dir_all(&work)?;
     let started = Instant::now();

@@ -162,6 +162,61 @@ impl Dataset {
         Ok(())
     }
 
+    /// The rows of `parts` one after another (the shards of one dataset). Every part must have
+    /// the same widths and the same optional keys; metadata and dtype come from the first.
+    pub fn concat(parts: Vec<Dataset>) -> Result<Dataset, DataError> {
+        let mut parts = parts.into_iter();
+        let Some(mut all) = parts.next() else {
+            return Err(DataError::ShardMismatch("there are no shards".into()));
+        };
+        for (i, part) in parts.enumerate() {
+            let keys = |d: &Dataset| {
+                d.optional_2d().iter().map(|(k, a)| (*k, a.ncols())).collect::<Vec<_>>()
+            };
+            if (part.obs_dim(), part.act_dim(), keys(&part))
+                != (all.obs_dim(), all.act_dim(), keys(&all))
+            {
+                return Err(DataError::ShardMismatch(format!(
+                    "shard {} has other columns or widths than shard 0 (obs {} vs {}, actions {} vs {}, optional keys {:?} vs {:?})",
+                    i + 1,
+                    part.obs_dim(),
+                    all.obs_dim(),
+                    part.act_dim(),
+                    all.act_dim(),
+                    keys(&part),
+                    keys(&all)
+                )));
+            }
+            let rows2 = |a: &Array2<f32>, b: &Array2<f32>| {
+                ndarray::concatenate(ndarray::Axis(0), &[a.view(), b.view()]).expect("same widths")
+            };
+            let rows1 = |a: &Array1<f32>, b: &Array1<f32>| {
+                ndarray::concatenate(ndarray::Axis(0), &[a.view(), b.view()]).expect("1-D")
+            };
+            let flags = |a: &Array1<bool>, b: &Array1<bool>| {
+                ndarray::concatenate(ndarray::Axis(0), &[a.view(), b.view()]).expect("1-D")
+            };
+            let opt = |a: &Option<Array2<f32>>, b: &Option<Array2<f32>>| match (a, b) {
+                (Some(a), Some(b)) => Some(rows2(a, b)),
+                _ => None,
+            };
+            all = Dataset {
+                observations: rows2(&all.observations, &part.observations),
+                actions: rows2(&all.actions, &part.actions),
+                rewards: rows1(&all.rewards, &part.rewards),
+                next_observations: opt(&all.next_observations, &part.next_observations),
+                terminals: flags(&all.terminals, &part.terminals),
+                timeouts: flags(&all.timeouts, &part.timeouts),
+                has_timeouts: all.has_timeouts || part.has_timeouts,
+                qpos: opt(&all.qpos, &part.qpos),
+                qvel: opt(&all.qvel, &part.qvel),
+                metadata: all.metadata,
+                dtype: all.dtype,
+            };
+        }
+        Ok(all)
+    }
+
     /// The optional 2-D arrays that are present, under their D4RL key.
     pub fn optional_2d(&self) -> Vec<(&'static str, &Array2<f32>)> {
         [
@@ -213,6 +268,22 @@ mod tests {
         let eps = tiny().episodes();
         let spans: Vec<_> = eps.iter().map(|e| (e.start, e.end, e.ret, e.terminal)).collect();
         assert_eq!(spans, vec![(0, 2, 3.0, true), (2, 4, 7.0, false), (4, 5, 5.0, false)]);
+    }
+
+    #[test]
+    fn shards_join_in_order_and_mismatched_ones_are_refused() {
+        let mut second = tiny();
+        second.rewards = array![6.0, 7.0, 8.0, 9.0, 10.0];
+        second.has_timeouts = false;
+        let both = Dataset::concat(vec![tiny(), second.clone()]).unwrap();
+        assert_eq!(both.len(), 10);
+        assert_eq!(both.rewards.to_vec(), (1..=10).map(|r| r as f32).collect::<Vec<_>>());
+        assert_eq!(both.terminals.iter().filter(|&&t| t).count(), 2);
+        assert!(both.has_timeouts);
+        second.qpos = Some(Array2::zeros((5, 3)));
+        let err = Dataset::concat(vec![tiny(), second]).unwrap_err().to_string();
+        assert!(err.contains("shard 1") && err.contains("infos/qpos"), "{err}");
+        assert!(Dataset::concat(vec![]).is_err());
     }
 
     #[test]

@@ -48,6 +48,26 @@ pub enum DataError {
     )]
     NotDownloaded { name: String, file: PathBuf, cache: PathBuf },
 
+    #[error(
+        "`{0}` is not a Hugging Face dataset name: write hf:<owner>/<name>:<config> (letters, digits, `-`, `_`, `.`), e.g. hf:edbeeching/decision_transformer_gym_replay:hopper-medium-v2"
+    )]
+    BadHubName(String),
+
+    #[error(
+        "the Hugging Face dataset {repo} has no parquet files for config `{config}`; its configs: {}",
+        .found.join(", ")
+    )]
+    HubConfigMissing { repo: String, config: String, found: Vec<String> },
+
+    #[error(
+        "config `{config}` of the Hugging Face dataset {repo} has no `train` split; its splits: {}",
+        .found.join(", ")
+    )]
+    HubSplitMissing { repo: String, config: String, found: Vec<String> },
+
+    #[error("the dataset's parquet shards cannot be joined: {0}")]
+    ShardMismatch(String),
+
     #[error("unknown dataset `{name}`{}", suggest(.suggestions))]
     UnknownDataset { name: String, suggestions: Vec<String> },
 

@@ -37,6 +37,15 @@ pub fn resolve(
     dataset: &str,
     cache: Option<&Path>,
 ) -> Result<(PathBuf, Option<registry::DatasetInfo>), DataError> {
+    // A Hugging Face dataset fetched into the cache (`hf:<owner>/<name>:<config>`).
+    if let Some(id) = crate::hub::HubId::parse(dataset)? {
+        let dir = cache_dir(cache);
+        let local = id.local_path(&dir)?;
+        if !local.is_file() {
+            return Err(DataError::NotDownloaded { name: dataset.into(), file: local, cache: dir });
+        }
+        return Ok((local, id.info()));
+    }
     // A file, or a folder in Minari's layout.
     let path = Path::new(dataset);
     if path.exists() {

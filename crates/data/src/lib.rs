@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod error;
 pub mod fetch;
 pub mod hdf5_io;
+pub mod hub;
 pub mod load;
 pub mod minari;
 pub mod parquet;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ofql_data::fetch::{self, Pins};
+use ofql_data::hub::HubId;
 use ofql_data::registry::{self, DEFAULT_BASE_URL, DEFAULT_MINARI_BASE_URL, Source};
 use serde::Serialize;
 
@@ -37,6 +38,17 @@ pub struct FetchArgs {
     /// [default: $OFQL_MINARI_BASE_URL, else Hugging Face's dataset URLs].
     #[arg(long, value_name = "URL")]
     pub minari_base_url: Option<String>,
+    /// Hugging Face's address for `hf:` names [default: $HF_ENDPOINT, else Hugging Face's].
+    #[arg(long, value_name = "URL")]
+    pub hub_endpoint: Option<String>,
+    /// The Hugging Face cache the `hf:` shards are kept in [default: $HF_HUB_CACHE, else
+    /// ~/.cache/huggingface/hub, shared with Python's huggingface_hub].
+    #[arg(long, value_name = "DIR")]
+    pub hf_cache: Option<PathBuf>,
+    /// The revision `hf:` names are read at: the Hub's parquet conversion, or a branch, tag
+    /// or commit of a dataset that keeps its parquet files in the same layout.
+    #[arg(long, value_name = "REV", default_value = ofql_data::hub::PARQUET_REVISION)]
+    pub hub_revision: String,
     /// Seconds to wait for a connection.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub connect_timeout: f64,
@@ -85,7 +97,14 @@ pub fn run(args: FetchArgs, out: &Output) -> Result<()> {
     let d4rl_base = base_for(&args.base_url, BASE_URL_ENV, DEFAULT_BASE_URL);
     let minari_base = base_for(&args.minari_base_url, MINARI_BASE_URL_ENV, DEFAULT_MINARI_BASE_URL);
     // Check every name before downloading anything.
-    let infos = args.names.iter().map(|n| registry::lookup(n)).collect::<Result<Vec<_>, _>>()?;
+    let mut hub_ids = Vec::new();
+    let mut infos = Vec::new();
+    for name in &args.names {
+        match HubId::parse(name)? {
+            Some(id) => hub_ids.push(id),
+            None => infos.push(registry::lookup(name)?),
+        }
+    }
     let dir = args.cache.dir();
     let mut pins = Pins::load(&args.pins)?;
     let seconds = |v: f64, flag: &str| -> Result<std::time::Duration> {
@@ -101,6 +120,7 @@ pub fn run(args: FetchArgs, out: &Output) -> Result<()> {
         retries: args.retries,
         ..fetch::FetchOptions::default()
     };
+    let hub = fetch_hub(&hub_ids, &dir, &args, &opts)?;
     let mut fetched = Vec::new();
     for info in infos {
         let base = match info.source {
@@ -122,11 +142,11 @@ pub fn run(args: FetchArgs, out: &Output) -> Result<()> {
             fetched.push(FetchedReport { name: info.name.clone(), url, fetched: f });
         }
     }
-    let report = serde_json::json!({ "fetched": fetched, "pins": pins.path() });
+    let report = serde_json::json!({ "fetched": fetched, "hub": hub, "pins": pins.path() });
     out.report(&report, || {
-        fetched
-            .iter()
-            .map(|f| {
+        hub.iter()
+            .map(hub_line)
+            .chain(fetched.iter().map(|f| {
                 format!(
                     "{}: {} ({} bytes{}) sha256 {} {}",
                     f.name,
@@ -136,9 +156,82 @@ pub fn run(args: FetchArgs, out: &Output) -> Result<()> {
                     f.fetched.sha256,
                     f.fetched.pin
                 )
-            })
+            }))
             .collect::<Vec<_>>()
             .join("\n")
     });
     Ok(())
+}
+
+/// One `hf:` dataset in the report.
+#[derive(Serialize)]
+struct HubReport {
+    name: String,
+    path: PathBuf,
+    /// The shards read (none when the converted file was in the cache already).
+    files: Vec<String>,
+    commit: Option<String>,
+    steps: Option<usize>,
+    already_present: bool,
+}
+
+fn hub_line(h: &HubReport) -> String {
+    match (h.already_present, h.steps) {
+        (false, Some(steps)) => format!(
+            "{}: {} ({steps} steps from {} shard(s), commit {})",
+            h.name,
+            h.path.display(),
+            h.files.len(),
+            h.commit.as_deref().unwrap_or("unknown")
+        ),
+        _ => format!("{}: {} (already in the cache)", h.name, h.path.display()),
+    }
+}
+
+#[cfg(feature = "hub")]
+fn fetch_hub(
+    ids: &[HubId],
+    dir: &std::path::Path,
+    args: &FetchArgs,
+    opts: &fetch::FetchOptions,
+) -> Result<Vec<HubReport>> {
+    let hub_opts = ofql_data::hub::HubOptions {
+        endpoint: args.hub_endpoint.clone(),
+        hf_cache: args.hf_cache.clone(),
+        revision: args.hub_revision.clone(),
+        connect_timeout: opts.connect_timeout,
+        read_timeout: opts.read_timeout,
+        retries: opts.retries,
+    };
+    let mut reports = Vec::new();
+    for id in ids {
+        eprintln!("fetching {id} from the Hugging Face hub");
+        let h = ofql_data::hub::fetch(id, dir, &hub_opts).with_context(|| format!("fetch {id}"))?;
+        reports.push(HubReport {
+            name: id.to_string(),
+            path: h.path,
+            files: h.files,
+            commit: h.commit,
+            steps: h.steps,
+            already_present: h.already_present,
+        });
+    }
+    Ok(reports)
+}
+
+#[cfg(not(feature = "hub"))]
+fn fetch_hub(
+    ids: &[HubId],
+    _dir: &std::path::Path,
+    _args: &FetchArgs,
+    _opts: &fetch::FetchOptions,
+) -> Result<Vec<HubReport>> {
+    if let Some(id) = ids.first() {
+        bail!(
+            "{id}: this ofql was built without Hugging Face access; rebuild it with the `hub` feature \
+             (`cargo install --path crates/cli --features hub`), or download the parquet files yourself \
+             and pass them with --dataset"
+        );
+    }
+    Ok(vec![])
 }
