@@ -9,6 +9,10 @@
 //!    -mean Q(s, mu) (the critics held constant);
 //! 4. one Adam step over critic loss + actor loss, then the Polyak step of the target critics.
 //!
+//! The two losses share no trained parameter (the Q loss holds the critics constant), so with
+//! several threads the critic's loss and gradient run beside the actor's ([`crate::schedule`]);
+//! the gradients, and so every number, are the same as one backward pass over the sum.
+//!
 //! Its keys are `[fql]`; `critic.gamma` is the task's discount. docs/methods.md lists what
 //! differs from FQL's code.
 
@@ -27,6 +31,7 @@ use crate::agent::{
 use crate::config::{Config, FqlConfig};
 use crate::prepare::ObsNorm;
 use crate::q_learning::scalar;
+use crate::schedule;
 
 /// FQL's critic: an ensemble of two Q networks on [s, a].
 #[derive(Debug)]
@@ -73,6 +78,7 @@ pub struct Fql {
     act_dim: usize,
     device: Device,
     obs_norm: Option<ObsNorm>,
+    threads: usize,
 }
 
 impl Fql {
@@ -111,6 +117,7 @@ impl Fql {
             act_dim,
             device: device.clone(),
             obs_norm: None,
+            threads: candle_core::utils::get_num_threads(),
         })
     }
 
@@ -142,9 +149,12 @@ impl Fql {
 
     /// One training step (see the module's header).
     pub fn iterate(&mut self, batch: &Batch) -> Result<Metrics> {
+        schedule::on_a_worker(self.threads > 1, || self.iterate_here(batch))
+    }
+
+    fn iterate_here(&mut self, batch: &Batch) -> Result<Metrics> {
         let f: FqlConfig = self.cfg.fql.clone();
         let (n, a) = batch.actions.dims2()?;
-        let (s, act) = (&batch.observations, &batch.actions);
         let dev = self.device.clone();
 
         // 1. Draw: next-action noise, then (t, x_0) of the BC loss, then the distillation noise.
@@ -154,11 +164,41 @@ impl Fql {
         let x0 = gaussian(&mut self.rng, n, a, 1.0, DType::F32, &dev)?;
         let z = gaussian(&mut self.rng, n, a, 1.0, DType::F32, &dev)?;
 
-        // 2. Critic loss.
-        let s2 = &batch.next_observations;
-        let a2 = self.policy(s2, &next_noise, true)?.detach();
+        // 2. and 3., side by side: each loss with its own backward pass.
+        let (critic, actor) = schedule::side_by_side(
+            self.threads > 1,
+            || self.critic_loss(batch, &next_noise),
+            || self.actor_loss(batch, &t, &x0, &z),
+        );
+        let (critic, actor) = (critic?, actor?);
+        let (critic_loss, q1_mean) = (critic.loss, critic.q1_mean);
+        let ActorLoss { bc_loss, distill, q_loss, actor_loss, .. } = &actor;
+
+        // 4. One Adam step over both losses, then the target critics.
+        let grad_norm = self.opt.step_clipped(&[&critic.grads, &actor.grads], f64::INFINITY)?;
+        soft_update(&self.critic_target, &self.critic, f.tau)?;
+        self.step += 1;
+
+        let named = [
+            ("critic", scalar(&critic_loss)?),
+            ("bc", scalar(bc_loss)?),
+            ("q_mean", scalar(&q1_mean)?),
+            ("distill", scalar(distill)?),
+            ("q", scalar(q_loss)?),
+            ("actor", scalar(actor_loss)?),
+            ("grad_norm", grad_norm),
+            ("lr", f.lr),
+        ];
+        Ok(Metrics(named.iter().map(|&(k, v)| (k.to_string(), v)).collect()))
+    }
+
+    /// The critic's loss and gradient: a' from the one-step policy at s', the target
+    /// r + gamma (1 - d) agg_i Q'_i(s', a'), squared errors of both critics.
+    fn critic_loss(&self, batch: &Batch, next_noise: &Tensor) -> Result<CriticLoss> {
+        let (s, act, s2) = (&batch.observations, &batch.actions, &batch.next_observations);
+        let a2 = self.policy(s2, next_noise, true)?.detach();
         let (t1, t2) = self.critic_target.forward(s2, &a2, true)?;
-        let next_q = match f.q_agg.as_str() {
+        let next_q = match self.cfg.fql.q_agg.as_str() {
             "min" => t1.minimum(&t2)?,
             _ => ((t1 + t2)? * 0.5)?,
         };
@@ -166,17 +206,23 @@ impl Fql {
         let y =
             (&batch.rewards + (not_done * next_q)?.affine(self.cfg.critic.gamma, 0.0)?)?.detach();
         let (q1, q2) = self.critic.forward(s, act, false)?;
-        let critic_loss = ((q1.broadcast_sub(&y)?.sqr()?.mean_all()?
+        let loss = ((q1.broadcast_sub(&y)?.sqr()?.mean_all()?
             + q2.broadcast_sub(&y)?.sqr()?.mean_all()?)?
             * 0.5)?;
+        Ok(CriticLoss { grads: loss.backward()?, loss, q1_mean: q1.mean_all()? })
+    }
 
-        // 3. Actor loss: flow-matching BC, distillation, Q.
-        let x_t = (x0.broadcast_mul(&(1.0 - &t)?)? + act.broadcast_mul(&t)?)?;
-        let velocity = (act - &x0)?;
-        let pred = self.bc_flow.forward(&Tensor::cat(&[s, &x_t, &t], 1)?)?;
+    /// The actor's loss and gradient: flow-matching BC at (t, x_0), alpha times the
+    /// distillation towards the Euler target from z, and the Q loss (critics held constant).
+    fn actor_loss(&self, batch: &Batch, t: &Tensor, x0: &Tensor, z: &Tensor) -> Result<ActorLoss> {
+        let f = &self.cfg.fql;
+        let (s, act) = (&batch.observations, &batch.actions);
+        let x_t = (x0.broadcast_mul(&(1.0 - t)?)? + act.broadcast_mul(t)?)?;
+        let velocity = (act - x0)?;
+        let pred = self.bc_flow.forward(&Tensor::cat(&[s, &x_t, t], 1)?)?;
         let bc_loss = (pred - velocity)?.sqr()?.mean_all()?;
-        let target = self.flow_actions(s, &z)?;
-        let mu = self.onestep.forward(&Tensor::cat(&[s, &z], 1)?)?;
+        let target = self.flow_actions(s, z)?;
+        let mu = self.onestep.forward(&Tensor::cat(&[s, z], 1)?)?;
         let distill = (&mu - target)?.sqr()?.mean_all()?;
         let (p1, p2) = self.critic.forward(s, &mu.clamp(-1.0, 1.0)?, true)?;
         let q = ((p1 + p2)? * 0.5)?;
@@ -185,25 +231,22 @@ impl Fql {
             q_loss = (q_loss / q.abs()?.mean_all()?.detach())?;
         }
         let actor_loss = ((&bc_loss + (&distill * f.alpha)?)? + &q_loss)?;
-
-        // 4. One Adam step over both losses, then the target critics.
-        let total = (&critic_loss + &actor_loss)?;
-        let grad_norm = self.opt.step_clipped(&[&total.backward()?], f64::INFINITY)?;
-        soft_update(&self.critic_target, &self.critic, f.tau)?;
-        self.step += 1;
-
-        let named = [
-            ("critic", scalar(&critic_loss)?),
-            ("bc", scalar(&bc_loss)?),
-            ("q_mean", scalar(&q1.mean_all()?)?),
-            ("distill", scalar(&distill)?),
-            ("q", scalar(&q_loss)?),
-            ("actor", scalar(&actor_loss)?),
-            ("grad_norm", grad_norm),
-            ("lr", f.lr),
-        ];
-        Ok(Metrics(named.iter().map(|&(k, v)| (k.to_string(), v)).collect()))
+        Ok(ActorLoss { grads: actor_loss.backward()?, bc_loss, distill, q_loss, actor_loss })
     }
+}
+
+struct CriticLoss {
+    loss: Tensor,
+    q1_mean: Tensor,
+    grads: candle_core::backprop::GradStore,
+}
+
+struct ActorLoss {
+    bc_loss: Tensor,
+    distill: Tensor,
+    q_loss: Tensor,
+    actor_loss: Tensor,
+    grads: candle_core::backprop::GradStore,
 }
 
 impl Agent for Fql {
@@ -228,7 +271,10 @@ impl Agent for Fql {
     }
 
     /// FQL's step runs on candle's threads (RAYON_NUM_THREADS); nothing of its own to split.
-    fn set_threads(&mut self, _threads: usize) {}
+    /// Default: candle's count (RAYON_NUM_THREADS, else the cores).
+    fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
 
     fn update(&mut self, batch: &Batch) -> Result<Metrics> {
         self.iterate(batch)
