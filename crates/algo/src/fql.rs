@@ -171,8 +171,6 @@ impl Fql {
             || self.actor_loss(batch, &t, &x0, &z),
         );
         let (critic, actor) = (critic?, actor?);
-        let (critic_loss, q1_mean) = (critic.loss, critic.q1_mean);
-        let ActorLoss { bc_loss, distill, q_loss, actor_loss, .. } = &actor;
 
         // 4. One Adam step over both losses, then the target critics.
         let grad_norm = self.opt.step_clipped(&[&critic.grads, &actor.grads], f64::INFINITY)?;
@@ -180,12 +178,12 @@ impl Fql {
         self.step += 1;
 
         let named = [
-            ("critic", scalar(&critic_loss)?),
-            ("bc", scalar(bc_loss)?),
-            ("q_mean", scalar(&q1_mean)?),
-            ("distill", scalar(distill)?),
-            ("q", scalar(q_loss)?),
-            ("actor", scalar(actor_loss)?),
+            ("critic", scalar(&critic.loss)?),
+            ("bc", scalar(&actor.bc_loss)?),
+            ("q_mean", scalar(&critic.q1_mean)?),
+            ("distill", scalar(&actor.distill)?),
+            ("q", scalar(&actor.q_loss)?),
+            ("actor", scalar(&actor.actor_loss)?),
             ("grad_norm", grad_norm),
             ("lr", f.lr),
         ];
@@ -270,8 +268,8 @@ impl Agent for Fql {
         self.step
     }
 
-    /// FQL's step runs on candle's threads (RAYON_NUM_THREADS); nothing of its own to split.
-    /// Default: candle's count (RAYON_NUM_THREADS, else the cores).
+    /// With more than one, the critic's and the actor's losses run side by side. Default:
+    /// candle's count (RAYON_NUM_THREADS, else the cores).
     fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
     }
