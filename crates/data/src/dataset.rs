@@ -165,55 +165,42 @@ impl Dataset {
     /// The rows of `parts` one after another (the shards of one dataset). Every part must have
     /// the same widths and the same optional keys; metadata and dtype come from the first.
     pub fn concat(parts: Vec<Dataset>) -> Result<Dataset, DataError> {
-        let mut parts = parts.into_iter();
-        let Some(mut all) = parts.next() else {
+        let Some(first) = parts.first() else {
             return Err(DataError::ShardMismatch("there are no shards".into()));
         };
-        for (i, part) in parts.enumerate() {
-            let keys = |d: &Dataset| {
-                d.optional_2d().iter().map(|(k, a)| (*k, a.ncols())).collect::<Vec<_>>()
-            };
-            if (part.obs_dim(), part.act_dim(), keys(&part))
-                != (all.obs_dim(), all.act_dim(), keys(&all))
-            {
+        let shape = |d: &Dataset| {
+            let keys: Vec<_> = d.optional_2d().iter().map(|(k, a)| (*k, a.ncols())).collect();
+            (d.obs_dim(), d.act_dim(), keys)
+        };
+        let expected = shape(first);
+        for (i, part) in parts.iter().enumerate().skip(1) {
+            let got = shape(part);
+            if got != expected {
                 return Err(DataError::ShardMismatch(format!(
-                    "shard {} has other columns or widths than shard 0 (obs {} vs {}, actions {} vs {}, optional keys {:?} vs {:?})",
-                    i + 1,
-                    part.obs_dim(),
-                    all.obs_dim(),
-                    part.act_dim(),
-                    all.act_dim(),
-                    keys(&part),
-                    keys(&all)
+                    "shard {i} has other columns or widths than shard 0 (obs {} vs {}, actions {} vs {}, optional keys {:?} vs {:?})",
+                    got.0, expected.0, got.1, expected.1, got.2, expected.2
                 )));
             }
-            let rows2 = |a: &Array2<f32>, b: &Array2<f32>| {
-                ndarray::concatenate(ndarray::Axis(0), &[a.view(), b.view()]).expect("same widths")
-            };
-            let rows1 = |a: &Array1<f32>, b: &Array1<f32>| {
-                ndarray::concatenate(ndarray::Axis(0), &[a.view(), b.view()]).expect("1-D")
-            };
-            let flags = |a: &Array1<bool>, b: &Array1<bool>| {
-                ndarray::concatenate(ndarray::Axis(0), &[a.view(), b.view()]).expect("1-D")
-            };
-            let opt = |a: &Option<Array2<f32>>, b: &Option<Array2<f32>>| match (a, b) {
-                (Some(a), Some(b)) => Some(rows2(a, b)),
-                _ => None,
-            };
-            all = Dataset {
-                observations: rows2(&all.observations, &part.observations),
-                actions: rows2(&all.actions, &part.actions),
-                rewards: rows1(&all.rewards, &part.rewards),
-                next_observations: opt(&all.next_observations, &part.next_observations),
-                terminals: flags(&all.terminals, &part.terminals),
-                timeouts: flags(&all.timeouts, &part.timeouts),
-                has_timeouts: all.has_timeouts || part.has_timeouts,
-                qpos: opt(&all.qpos, &part.qpos),
-                qvel: opt(&all.qvel, &part.qvel),
-                metadata: all.metadata,
-                dtype: all.dtype,
-            };
         }
+        // Each array is copied once, from all shards at a time.
+        let optional = |get: fn(&Dataset) -> &Option<Array2<f32>>| {
+            get(first)
+                .as_ref()
+                .map(|_| stack(parts.iter().filter_map(|p| get(p).as_ref()).map(|a| a.view())))
+        };
+        let all = Dataset {
+            observations: stack(parts.iter().map(|p| p.observations.view())),
+            actions: stack(parts.iter().map(|p| p.actions.view())),
+            rewards: stack(parts.iter().map(|p| p.rewards.view())),
+            next_observations: optional(|d| &d.next_observations),
+            terminals: stack(parts.iter().map(|p| p.terminals.view())),
+            timeouts: stack(parts.iter().map(|p| p.timeouts.view())),
+            has_timeouts: parts.iter().any(|p| p.has_timeouts),
+            qpos: optional(|d| &d.qpos),
+            qvel: optional(|d| &d.qvel),
+            metadata: first.metadata.clone(),
+            dtype: first.dtype,
+        };
         Ok(all)
     }
 
@@ -228,6 +215,14 @@ impl Dataset {
         .filter_map(|(k, a)| a.as_ref().map(|a| (k, a)))
         .collect()
     }
+}
+
+/// The rows of all `views`, in order (their other axes agree: `concat` checked them).
+fn stack<'a, A: Clone + 'a, D: ndarray::RemoveAxis>(
+    views: impl Iterator<Item = ndarray::ArrayView<'a, A, D>>,
+) -> ndarray::Array<A, D> {
+    let views: Vec<_> = views.collect();
+    ndarray::concatenate(ndarray::Axis(0), &views).expect("shards of one shape")
 }
 
 /// The first non-finite value, scanning rows in order.
@@ -280,6 +275,20 @@ mod tests {
         assert_eq!(both.rewards.to_vec(), (1..=10).map(|r| r as f32).collect::<Vec<_>>());
         assert_eq!(both.terminals.iter().filter(|&&t| t).count(), 2);
         assert!(both.has_timeouts);
+        // Three shards, each with qpos: every array is joined in order.
+        let with_qpos = |first_row: f32| {
+            let mut d = tiny();
+            d.qpos = Some(Array2::from_shape_fn((5, 3), |(r, c)| {
+                first_row + r as f32 + c as f32 / 10.0
+            }));
+            d
+        };
+        let three = Dataset::concat(vec![with_qpos(0.0), with_qpos(5.0), with_qpos(10.0)]).unwrap();
+        let qpos = three.qpos.as_ref().unwrap();
+        assert_eq!(qpos.dim(), (15, 3));
+        assert_eq!(qpos.column(0).to_vec(), (0..15).map(|r| r as f32).collect::<Vec<_>>());
+        assert_eq!(qpos[[7, 2]], 7.2);
+        assert_eq!(three.observations.nrows(), 15);
         second.qpos = Some(Array2::zeros((5, 3)));
         let err = Dataset::concat(vec![tiny(), second]).unwrap_err().to_string();
         assert!(err.contains("shard 1") && err.contains("infos/qpos"), "{err}");

@@ -8,9 +8,12 @@
 //! The download (feature `hub`) goes through `hf-hub`, the client of candle-datasets' hub
 //! module: the Hugging Face cache (`HF_HUB_CACHE`, shared with Python's `huggingface_hub`),
 //! `HF_TOKEN` for gated datasets, `HF_ENDPOINT` for a mirror. Without the feature, names are
-//! still resolved in the cache, and `fetch` is not compiled.
+//! still resolved in the cache, and `fetch` says how to rebuild.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
 
 use crate::error::DataError;
 use crate::fetch::safe_join;
@@ -118,57 +121,69 @@ impl std::fmt::Display for HubId {
     }
 }
 
+/// How `fetch` reaches the Hub.
+pub struct HubOptions {
+    /// The Hub's address; `None`: `HF_ENDPOINT`, else Hugging Face's.
+    pub endpoint: Option<String>,
+    /// The Hugging Face cache; `None`: `HF_HUB_CACHE`, else `~/.cache/huggingface/hub`.
+    pub hf_cache: Option<PathBuf>,
+    pub revision: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// Further attempts after a network or server error.
+    pub retries: u32,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        HubOptions {
+            endpoint: None,
+            hf_cache: None,
+            revision: PARQUET_REVISION.into(),
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
+            retries: 3,
+        }
+    }
+}
+
+/// What `fetch` did, for the report.
+#[derive(Debug, Serialize)]
+pub struct HubFetched {
+    /// The `hf:` name.
+    pub name: String,
+    pub path: PathBuf,
+    /// The shards read (empty when the converted file was already in the cache).
+    pub files: Vec<String>,
+    /// The commit the shards came from.
+    pub commit: Option<String>,
+    pub steps: Option<usize>,
+    pub already_present: bool,
+}
+
 #[cfg(feature = "hub")]
-pub use download::{HubFetched, HubOptions, fetch};
+pub use download::fetch;
+
+/// Without the `hub` feature there is no client: say how to get one.
+#[cfg(not(feature = "hub"))]
+pub fn fetch(id: &HubId, _cache: &Path, _opts: &HubOptions) -> anyhow::Result<HubFetched> {
+    anyhow::bail!(
+        "{id}: this ofql was built without Hugging Face access; rebuild it with the `hub` feature \
+         (`cargo install --path crates/cli --features hub`), or download the parquet files yourself \
+         and pass them with --dataset"
+    )
+}
 
 #[cfg(feature = "hub")]
 mod download {
-    use std::path::{Path, PathBuf};
-    use std::time::Duration;
+    use std::path::Path;
 
     use anyhow::{Context, Result};
     use hf_hub::HFClient;
-    use serde::Serialize;
 
-    use super::{HubId, PARQUET_REVISION};
+    use super::{HubFetched, HubId, HubOptions};
     use crate::dataset::Dataset;
     use crate::parquet::{read_parquet, write_parquet};
-
-    pub struct HubOptions {
-        /// The Hub's address; `None`: `HF_ENDPOINT`, else Hugging Face's.
-        pub endpoint: Option<String>,
-        /// The Hugging Face cache; `None`: `HF_HUB_CACHE`, else `~/.cache/huggingface/hub`.
-        pub hf_cache: Option<PathBuf>,
-        pub revision: String,
-        pub connect_timeout: Duration,
-        pub read_timeout: Duration,
-        /// Further attempts after a network or server error.
-        pub retries: u32,
-    }
-
-    impl Default for HubOptions {
-        fn default() -> Self {
-            HubOptions {
-                endpoint: None,
-                hf_cache: None,
-                revision: PARQUET_REVISION.into(),
-                connect_timeout: Duration::from_secs(30),
-                read_timeout: Duration::from_secs(60),
-                retries: 3,
-            }
-        }
-    }
-
-    #[derive(Debug, Serialize)]
-    pub struct HubFetched {
-        pub path: PathBuf,
-        /// The shards read (empty when the converted file was already in the cache).
-        pub files: Vec<String>,
-        /// The commit the shards came from.
-        pub commit: Option<String>,
-        pub steps: Option<usize>,
-        pub already_present: bool,
-    }
 
     /// Download `id`'s train shards (unless its converted file is in `cache` already) and
     /// write them as one per-step parquet file; an interrupted fetch leaves no file behind.
@@ -176,6 +191,7 @@ mod download {
         let dest = id.local_path(cache)?;
         if dest.is_file() {
             return Ok(HubFetched {
+                name: id.to_string(),
                 path: dest,
                 files: vec![],
                 commit: None,
@@ -230,6 +246,7 @@ mod download {
         std::fs::rename(&partial, &dest)
             .with_context(|| format!("move {} to {}", partial.display(), dest.display()))?;
         Ok(HubFetched {
+            name: id.to_string(),
             path: dest,
             files: files.iter().map(|f| f.to_string()).collect(),
             commit: info.sha,

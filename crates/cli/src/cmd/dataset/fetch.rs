@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ofql_data::fetch::{self, Pins};
-use ofql_data::hub::HubId;
+use ofql_data::hub::{HubFetched, HubId, HubOptions};
 use ofql_data::registry::{self, DEFAULT_BASE_URL, DEFAULT_MINARI_BASE_URL, Source};
 use serde::Serialize;
 
@@ -163,19 +163,7 @@ pub fn run(args: FetchArgs, out: &Output) -> Result<()> {
     Ok(())
 }
 
-/// One `hf:` dataset in the report.
-#[derive(Serialize)]
-struct HubReport {
-    name: String,
-    path: PathBuf,
-    /// The shards read (none when the converted file was in the cache already).
-    files: Vec<String>,
-    commit: Option<String>,
-    steps: Option<usize>,
-    already_present: bool,
-}
-
-fn hub_line(h: &HubReport) -> String {
+fn hub_line(h: &HubFetched) -> String {
     match (h.already_present, h.steps) {
         (false, Some(steps)) => format!(
             "{}: {} ({steps} steps from {} shard(s), commit {})",
@@ -188,14 +176,13 @@ fn hub_line(h: &HubReport) -> String {
     }
 }
 
-#[cfg(feature = "hub")]
 fn fetch_hub(
     ids: &[HubId],
     dir: &std::path::Path,
     args: &FetchArgs,
     opts: &fetch::FetchOptions,
-) -> Result<Vec<HubReport>> {
-    let hub_opts = ofql_data::hub::HubOptions {
+) -> Result<Vec<HubFetched>> {
+    let hub_opts = HubOptions {
         endpoint: args.hub_endpoint.clone(),
         hf_cache: args.hf_cache.clone(),
         revision: args.hub_revision.clone(),
@@ -203,35 +190,10 @@ fn fetch_hub(
         read_timeout: opts.read_timeout,
         retries: opts.retries,
     };
-    let mut reports = Vec::new();
-    for id in ids {
-        eprintln!("fetching {id} from the Hugging Face hub");
-        let h = ofql_data::hub::fetch(id, dir, &hub_opts).with_context(|| format!("fetch {id}"))?;
-        reports.push(HubReport {
-            name: id.to_string(),
-            path: h.path,
-            files: h.files,
-            commit: h.commit,
-            steps: h.steps,
-            already_present: h.already_present,
-        });
-    }
-    Ok(reports)
-}
-
-#[cfg(not(feature = "hub"))]
-fn fetch_hub(
-    ids: &[HubId],
-    _dir: &std::path::Path,
-    _args: &FetchArgs,
-    _opts: &fetch::FetchOptions,
-) -> Result<Vec<HubReport>> {
-    if let Some(id) = ids.first() {
-        bail!(
-            "{id}: this ofql was built without Hugging Face access; rebuild it with the `hub` feature \
-             (`cargo install --path crates/cli --features hub`), or download the parquet files yourself \
-             and pass them with --dataset"
-        );
-    }
-    Ok(vec![])
+    ids.iter()
+        .map(|id| {
+            eprintln!("fetching {id} from the Hugging Face hub");
+            ofql_data::hub::fetch(id, dir, &hub_opts).with_context(|| format!("fetch {id}"))
+        })
+        .collect()
 }
