@@ -16,12 +16,13 @@
 //! Its keys are `[fql]`; `critic.gamma` is the task's discount. docs/methods.md lists what
 //! differs from FQL's code.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, Var};
 use ofql_data::replay::Batch;
-use ofql_nets::{Adam, AdamConfig, Checkpoint, GeluMlp, NamedVars, gaussian, soft_update};
+use ofql_nets::{
+    Adam, AdamConfig, Checkpoint, CompiledDoubleQ, CompiledMlp, GeluMlp, NamedVars, gaussian,
+    soft_update,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -298,12 +299,13 @@ impl Agent for Fql {
     }
 
     fn compile_actor(&self) -> Result<Box<dyn CompiledActor>> {
-        Ok(Box::new(TensorPath { net: Arc::new(self.onestep.deep_clone()?), q2: None }))
+        let net = self.onestep.compile()?;
+        Ok(Box::new(CompiledPolicy { net, obs_dim: self.obs_dim, input: vec![] }))
     }
 
     fn compile_critic(&self) -> Result<Box<dyn CompiledCritic>> {
-        let (q1, q2) = (self.critic_target.q1.deep_clone()?, self.critic_target.q2.deep_clone()?);
-        Ok(Box::new(TensorPath { net: Arc::new(q1), q2: Some(Arc::new(q2)) }))
+        let (q1, q2) = (self.critic_target.q1.compile()?, self.critic_target.q2.compile()?);
+        Ok(Box::new(CompiledDoubleQ::from_heads(q1, q2, self.act_dim)))
     }
 
     fn checkpoint(&self) -> Result<Checkpoint> {
@@ -336,54 +338,29 @@ impl Fql {
     }
 }
 
-/// FQL's networks for one observation at a time, through candle tensors: its GELU and
-/// LayerNorm layers have no compiled kernels yet, so its decisions take the tensor path.
-/// `net` alone is the one-step policy on [s, z]; with `q2`, the two critics on [s, a] and
-/// their min.
+/// FQL's one-step policy mu(s, z) compiled: the observation's share of the first layer once
+/// per decision for many candidates, one row [s, z] for one (the Decider clamps the actions).
 #[derive(Clone)]
-struct TensorPath {
-    net: Arc<GeluMlp>,
-    q2: Option<Arc<GeluMlp>>,
+struct CompiledPolicy {
+    net: CompiledMlp,
+    obs_dim: usize,
+    /// [s, z] of a single decision.
+    input: Vec<f32>,
 }
 
-impl TensorPath {
-    /// `net` (and `q2`) on rows [obs, row of `rows`]; the output rows into `out`.
-    fn rows(&self, obs: &[f32], rows: &[f32], out: &mut [f32]) -> Result<()> {
-        let k = out.len() / self.net.out_dim().max(1);
-        let width = rows.len() / k.max(1);
-        let mut x = Vec::with_capacity(k * (obs.len() + width));
-        for r in rows.chunks(width) {
-            x.extend_from_slice(obs);
-            x.extend_from_slice(r);
-        }
-        let x = Tensor::from_vec(x, (k, obs.len() + width), &Device::Cpu)?;
-        let mut y = self.net.forward_frozen(&x)?;
-        if let Some(q2) = &self.q2 {
-            y = y.minimum(&q2.forward_frozen(&x)?)?;
-        }
-        out.copy_from_slice(&y.flatten_all()?.to_vec1::<f32>()?);
-        Ok(())
-    }
-}
-
-impl CompiledActor for TensorPath {
+impl CompiledActor for CompiledPolicy {
     fn sample(&mut self, obs: &[f32], noise: &[f32], action: &mut [f32]) {
-        self.sample_many(obs, noise, action)
+        self.input.clear();
+        self.input.extend_from_slice(obs);
+        self.input.extend_from_slice(noise);
+        action.copy_from_slice(self.net.forward_one(&self.input));
     }
     fn sample_many(&mut self, obs: &[f32], noise: &[f32], actions: &mut [f32]) {
-        // The shapes were checked when the decider was built; a failure here is a bug.
-        self.rows(obs, noise, actions).expect("FQL one-step policy on the tensor path")
+        let (s, width) = (self.obs_dim, self.net.in_dim() - self.obs_dim);
+        let rows = noise.len() / width.max(1);
+        actions.copy_from_slice(self.net.forward_rows(noise, s..s + width, obs, 0..s, rows));
     }
     fn boxed_clone(&self) -> Box<dyn CompiledActor> {
-        Box::new(self.clone())
-    }
-}
-
-impl CompiledCritic for TensorPath {
-    fn min_q(&mut self, obs: &[f32], actions: &[f32], out: &mut [f32]) {
-        self.rows(obs, actions, out).expect("FQL critics on the tensor path")
-    }
-    fn boxed_clone(&self) -> Box<dyn CompiledCritic> {
         Box::new(self.clone())
     }
 }

@@ -82,10 +82,17 @@ pub struct CompiledDoubleQ {
 impl CompiledDoubleQ {
     /// Compile `q`, whose heads read concat(s, a) with `act_dim` action columns.
     pub fn new(q: &DoubleQ, act_dim: usize) -> Result<CompiledDoubleQ> {
-        let q1 = CompiledMlp::new(q.q1.layers(), &[])?;
-        let q2 = CompiledMlp::new(q.q2.layers(), &[])?;
+        let (q1, q2) =
+            (CompiledMlp::new(q.q1.layers(), &[])?, CompiledMlp::new(q.q2.layers(), &[])?);
+        Ok(CompiledDoubleQ::from_heads(q1, q2, act_dim))
+    }
+
+    /// Two compiled heads of one shape that read concat(s, a) with `act_dim` action columns
+    /// (FQL's critics: `GeluMlp::compile`).
+    pub fn from_heads(q1: CompiledMlp, q2: CompiledMlp, act_dim: usize) -> CompiledDoubleQ {
         assert!(act_dim <= q1.in_dim(), "critic input {} < act_dim {act_dim}", q1.in_dim());
-        Ok(CompiledDoubleQ { obs_dim: q1.in_dim() - act_dim, act_dim, q1, q2 })
+        assert_eq!(q1.in_dim(), q2.in_dim(), "critic heads of different inputs");
+        CompiledDoubleQ { obs_dim: q1.in_dim() - act_dim, act_dim, q1, q2 }
     }
 
     /// out[k] = min_i Q_i(obs, actions[k]) for the K rows of `actions` (K x act_dim).

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 
+use crate::kernels::dense::{CompiledMlp, Hidden};
 use crate::kernels::gelu::{bias_gelu, layer_norm};
 use crate::mlp::Linear;
 use crate::params::{NamedVars, clone_var};
@@ -66,6 +67,18 @@ impl GeluMlp {
 
     pub fn out_dim(&self) -> usize {
         self.layers.last().map_or(0, |l| l.bias.dim(0).unwrap_or(0))
+    }
+
+    /// The network as it is now, compiled for acting (plain f32 slices, no tensors).
+    pub fn compile(&self) -> Result<CompiledMlp> {
+        let f32s = |v: &Var| v.as_tensor().to_dtype(DType::F32)?.to_vec1::<f32>();
+        let norms =
+            self.norms.iter().map(|(s, b)| Ok((f32s(s)?, f32s(b)?))).collect::<Result<_>>()?;
+        CompiledMlp::with_hidden(
+            &self.layers,
+            &[],
+            Hidden::Gelu { norms, eps: LAYER_NORM_EPS as f32 },
+        )
     }
 
     /// y = f(x) with the autodiff graph.

@@ -1,5 +1,6 @@
 //! Trained MLPs compiled for acting: plain f32 slices, no tensors, graphs or allocations per
-//! call once the buffers have grown. Used by the one-step policy and the frozen critics.
+//! call once the buffers have grown. Used by the one-step policies and the frozen critics
+//! (Mish networks, and FQL's GELU + LayerNorm ones).
 //!
 //! Weights are copied once and stored transposed (inputs x outputs, row-major), which serves
 //! both paths: one input row is a sum of weight rows scaled by the inputs (a loop over
@@ -14,6 +15,7 @@ use std::ops::Range;
 
 use candle_core::{DType, Result};
 
+use crate::kernels::gelu::gelu_norm_in_place;
 use crate::kernels::mish::{bias_act_in_place, mish_f32};
 use crate::kernels::simd::{Kernel, run};
 use crate::mlp::Linear;
@@ -127,10 +129,37 @@ fn folded_bias(layer: &Linear, w: &[Vec<f32>], constant: &[f32]) -> Result<Vec<f
     Ok(bias)
 }
 
-/// An MLP (Mish between layers, none after the last) frozen at the moment it was compiled.
+/// What follows each hidden layer's product and bias.
+#[derive(Debug, Clone)]
+pub enum Hidden {
+    /// Mish (OFQL's and DQL's networks), fused with the bias add.
+    Mish,
+    /// GELU, tanh form, then LayerNorm with (scale, bias) where given, one per hidden layer
+    /// (FQL's networks: `GeluMlp`); none given: GELU alone.
+    Gelu { norms: Vec<(Vec<f32>, Vec<f32>)>, eps: f32 },
+}
+
+impl Hidden {
+    fn is_mish(&self) -> bool {
+        matches!(self, Hidden::Mish)
+    }
+
+    /// Hidden layer `l`'s activation on `rows` (rows of width `width`) after its bias, where
+    /// it is not fused into the bias add.
+    fn finish(&self, l: usize, rows: &mut [f32], width: usize) {
+        if let Hidden::Gelu { norms, eps } = self {
+            let norm = norms.get(l).map(|(s, b)| (s.as_slice(), b.as_slice()));
+            gelu_norm_in_place(rows, width, norm, *eps);
+        }
+    }
+}
+
+/// An MLP (an activation between layers, none after the last) frozen at the moment it was
+/// compiled.
 #[derive(Debug, Clone)]
 pub struct CompiledMlp {
     layers: Vec<DenseLayer>,
+    hidden: Hidden,
     /// Two activation buffers, grown to the largest call seen.
     x: Vec<f32>,
     y: Vec<f32>,
@@ -143,6 +172,11 @@ impl CompiledMlp {
     /// end are the constant `constant`: their product is folded into its bias (summed in f64,
     /// so the fold adds no rounding worth the name) and the layer then reads only the rest.
     pub fn new(layers: &[Linear], constant: &[f32]) -> Result<CompiledMlp> {
+        CompiledMlp::with_hidden(layers, constant, Hidden::Mish)
+    }
+
+    /// As [`CompiledMlp::new`], with `hidden` after each hidden layer.
+    pub fn with_hidden(layers: &[Linear], constant: &[f32], hidden: Hidden) -> Result<CompiledMlp> {
         let mut compiled = vec![];
         for (l, layer) in layers.iter().enumerate() {
             let w = layer.weight.as_tensor().to_dtype(DType::F32)?;
@@ -165,6 +199,7 @@ impl CompiledMlp {
         let widest = compiled.iter().map(|l| l.outputs().max(l.inputs())).max().unwrap_or(0);
         Ok(CompiledMlp {
             layers: compiled,
+            hidden,
             x: vec![0.0; widest],
             y: vec![0.0; widest],
             shared: vec![],
@@ -196,12 +231,15 @@ impl CompiledMlp {
     /// The MLP on one input row.
     pub fn forward_one(&mut self, input: &[f32]) -> &[f32] {
         assert_eq!(input.len(), self.in_dim(), "compiled MLP: input size");
-        let (x, y) = (&mut self.x, &mut self.y);
+        let (x, y, hidden) = (&mut self.x, &mut self.y, &self.hidden);
         x[..input.len()].copy_from_slice(input);
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
             let (ins, outs) = (layer.inputs(), layer.outputs());
-            layer.one_row(0..ins, &x[..ins], &mut y[..outs], l != last);
+            layer.one_row(0..ins, &x[..ins], &mut y[..outs], l != last && hidden.is_mish());
+            if l != last {
+                hidden.finish(l, &mut y[..outs], outs);
+            }
             std::mem::swap(x, y);
         }
         &self.x[..self.out_dim()]
@@ -230,14 +268,21 @@ impl CompiledMlp {
         self.shared.resize(n, 0.0);
         first.one_row(shared_cols, shared, &mut self.shared, false);
         let last = self.layers.len() - 1;
+        let mish = self.hidden.is_mish();
         first.product(per_cols, per_row, rows, &mut self.y[..rows * n]);
-        bias_act_in_place(&mut self.y[..rows * n], &self.shared, last > 0);
+        bias_act_in_place(&mut self.y[..rows * n], &self.shared, last > 0 && mish);
+        if last > 0 {
+            self.hidden.finish(0, &mut self.y[..rows * n], n);
+        }
         std::mem::swap(&mut self.x, &mut self.y);
         for (l, layer) in self.layers.iter().enumerate().skip(1) {
             let (ins, outs) = (layer.inputs(), layer.outputs());
             let y = &mut self.y[..rows * outs];
             layer.product(0..ins, &self.x[..rows * ins], rows, y);
-            bias_act_in_place(y, &layer.bias, l != last);
+            bias_act_in_place(y, &layer.bias, l != last && mish);
+            if l != last {
+                self.hidden.finish(l, y, outs);
+            }
             std::mem::swap(&mut self.x, &mut self.y);
         }
         &self.x[..rows * self.out_dim()]

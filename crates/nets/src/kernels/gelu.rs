@@ -61,6 +61,43 @@ pub fn gelu_scalar<T: GeluFloat>(x: T) -> T {
 
 // ---- slice kernels (compiled per vector unit: crate::kernels::simd) ----
 
+/// x = LayerNorm(gelu(x)) in place for rows of width `width` (GELU alone without `norm`):
+/// the forward of FQL's hidden layer after its bias, for the compiled acting path.
+pub(crate) fn gelu_norm_in_place(
+    x: &mut [f32],
+    width: usize,
+    norm: Option<(&[f32], &[f32])>,
+    eps: f32,
+) {
+    assert!(width > 0 && x.len().is_multiple_of(width), "gelu_norm_in_place: row width");
+    run(GeluNormInPlace { x, width, norm, eps })
+}
+
+struct GeluNormInPlace<'a> {
+    x: &'a mut [f32],
+    width: usize,
+    norm: Option<(&'a [f32], &'a [f32])>,
+    eps: f32,
+}
+
+impl Kernel for GeluNormInPlace<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self, _fma: bool) {
+        for row in self.x.chunks_exact_mut(self.width) {
+            for v in row.iter_mut() {
+                *v = v.gelu_and_grad().0;
+            }
+            if let Some((scale, bias)) = self.norm {
+                let (mean, inv) = row_stats(row, self.eps);
+                for (v, (&s, &b)) in row.iter_mut().zip(scale.iter().zip(bias)) {
+                    *v = (*v - mean) * inv * s + b;
+                }
+            }
+        }
+    }
+}
+
 /// gelu(z + b), or g * gelu'(z + b) when `g` is given; rows of width b.len().
 struct BiasGeluKernel<'a, T> {
     z: &'a [T],
