@@ -38,6 +38,11 @@ pub struct BehaviourConfig {
     /// "AntMaze_Open-v4"): the maze's goal-reaching task (`MazeOptions::goal_reaching`), a new
     /// goal each time one is reached.
     pub goal_reaching: bool,
+    /// The goal-reaching task's map instead of the id's, as rows of 1 (wall), 0, r, g, c
+    /// (`ofql_envs::maze::Maze::from_rows`): e.g. a wide open field walled round, where goals
+    /// lie farther apart than in AntMaze_Open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maze_map: Option<Vec<String>>,
     /// Environment steps (one gradient step each once learning starts).
     pub steps: u64,
     pub eval_every: u64,
@@ -51,6 +56,7 @@ impl Default for BehaviourConfig {
         BehaviourConfig {
             env: String::new(),
             goal_reaching: false,
+            maze_map: None,
             steps: 1_000_000,
             eval_every: 10_000,
             eval_episodes: 10,
@@ -140,8 +146,13 @@ impl BehaviourConfig {
                 goal_reaching: true,
                 continuing_task: true,
                 reset_target: true,
+                cells_map: self.maze_map.clone(),
                 ..MazeOptions::default()
             };
+            // A bad map is an error now, not when the first environment is made.
+            env.load_model()?;
+        } else if self.maze_map.is_some() {
+            bail!("maze_map is the goal-reaching task's map: use it with goal_reaching");
         }
         Ok(env)
     }

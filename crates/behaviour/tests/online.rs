@@ -15,6 +15,7 @@ fn tiny() -> BehaviourConfig {
     BehaviourConfig {
         env: "hopper-v4".into(),
         goal_reaching: false,
+        maze_map: None,
         steps: 400,
         eval_every: 200,
         eval_episodes: 2,
@@ -109,4 +110,43 @@ fn goal_reaching_ant_trains_in_a_maze() {
     let hopper = BehaviourConfig { goal_reaching: true, ..tiny() };
     let err = hopper.env_config().unwrap_err().to_string();
     assert!(err.contains("must be a maze"), "{err}");
+}
+
+/// The goal-reaching task in a map of the user's (an open field walled round): the ant trains
+/// in it, the map is kept in the run's config, and a bad map or a map without the task is
+/// refused by name.
+#[test]
+fn goal_reaching_ant_trains_in_a_custom_map() {
+    let field: Vec<String> = std::iter::once("1111111".to_string())
+        .chain(std::iter::repeat_n("1000001".to_string(), 5))
+        .chain(std::iter::once("1111111".to_string()))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = BehaviourConfig {
+        env: "AntMaze_Open-v4".into(),
+        goal_reaching: true,
+        maze_map: Some(field.clone()),
+        steps: 200,
+        eval_every: 200,
+        eval_episodes: 1,
+        ..tiny()
+    };
+    let env = cfg.env_config().unwrap();
+    assert_eq!(env.maze.cells_map.as_deref(), Some(&field[..]));
+    assert_eq!(env.make_one().unwrap().obs_dim(), 29);
+    let stop = AtomicBool::new(false);
+    train_behaviour(&cfg, dir.path(), false, &stop, &mut Quiet).unwrap();
+    let saved = std::fs::read_to_string(dir.path().join("behaviour.toml")).unwrap();
+    let saved: BehaviourConfig = toml::from_str(&saved).unwrap();
+    assert_eq!(saved.maze_map, Some(field));
+
+    let bad = BehaviourConfig { maze_map: Some(vec!["111".into(), "1x1".into()]), ..cfg.clone() };
+    let err = format!("{:#}", bad.env_config().unwrap_err());
+    assert!(err.contains("maze map") && err.contains("`x`"), "{err}");
+    let ragged = BehaviourConfig { maze_map: Some(vec!["111".into(), "10".into()]), ..cfg.clone() };
+    let err = format!("{:#}", ragged.env_config().unwrap_err());
+    assert!(err.contains("rectangle"), "{err}");
+    let hopper = BehaviourConfig { maze_map: Some(vec!["111".into()]), ..tiny() };
+    let err = hopper.env_config().unwrap_err().to_string();
+    assert!(err.contains("goal_reaching"), "{err}");
 }

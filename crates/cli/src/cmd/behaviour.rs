@@ -47,6 +47,10 @@ pub struct TrainArgs {
     /// antmaze-...`): the maze's ant walks to goal after goal (docs/envs.md, AntMaze).
     #[arg(long)]
     pub goal_reaching: bool,
+    /// With --goal-reaching: the maze's map instead of the id's, rows of 1 (wall), 0, r, g, c
+    /// separated by `/`, e.g. an open field walled round: 11111111/10000001/.../11111111.
+    #[arg(long, value_name = "ROWS", requires = "goal_reaching")]
+    pub maze_map: Option<String>,
     /// Environment steps.
     #[arg(long, default_value_t = 1_000_000)]
     pub steps: u64,
@@ -89,6 +93,7 @@ fn train(a: TrainArgs, out: &Output) -> Result<()> {
     let mut cfg = BehaviourConfig {
         env: a.env.clone(),
         goal_reaching: a.goal_reaching,
+        maze_map: a.maze_map.as_ref().map(|rows| rows.split('/').map(String::from).collect()),
         steps: a.steps,
         eval_every: a.eval_every,
         ..Default::default()
