@@ -150,7 +150,7 @@ impl BehaviourConfig {
                 ..MazeOptions::default()
             };
             // A bad map is an error now, not when the first environment is made.
-            env.load_model()?;
+            env.validate()?;
         } else if self.maze_map.is_some() {
             bail!("maze_map is the goal-reaching task's map: use it with goal_reaching");
         }

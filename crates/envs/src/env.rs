@@ -170,6 +170,12 @@ impl EnvConfig {
         }
     }
 
+    /// Check what can be checked without MuJoCo (a maze map of the user's), so a bad option is
+    /// an error before anything is loaded or trained.
+    pub fn validate(&self) -> Result<(), EnvError> {
+        self.maze().map(|_| ())
+    }
+
     /// Load the model the environment runs on (for a maze: the ant with this map's walls), to
     /// share between many `Env`s with `make`.
     pub fn load_model(&self) -> Result<Arc<MjModel>, EnvError> {
