@@ -7,8 +7,11 @@
 //!   rolled out from those snapshots.
 //! - [`maze_data`]: AntMaze datasets as Minari made them: a goal-reaching ant steered by
 //!   waypoints over the maze's cells, with noise on its actions.
+//! - [`kitchen_script`]: Kitchen datasets from a scripted demonstrator (inverse kinematics
+//!   along waypoints set from the kitchen's layout).
 
 pub mod generate;
+pub mod kitchen_script;
 pub mod maze_data;
 pub mod online;
 pub mod sac;

@@ -72,3 +72,32 @@ fn minari_kitchen_trains_by_id_and_scores_tasks_completed() {
     assert_eq!(e["env"], "FrankaKitchen-v1");
     assert_eq!(e["lengths"], serde_json::json!([280]));
 }
+
+/// `ofql dataset generate --env kitchen-partial`: the scripted demonstrator's data lands in a
+/// Minari folder under the dataset's id, which `ofql train` then reads by name; a dataset
+/// whose tasks it cannot do is refused by name.
+#[test]
+fn generated_kitchen_data_is_a_minari_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("D4RL/kitchen/partial-v2");
+    let f = folder.to_str().unwrap();
+    let g = json_ok(&ofql(&[
+        "dataset",
+        "generate",
+        "--env",
+        "kitchen-partial",
+        "--episodes",
+        "1",
+        "--out",
+        f,
+        "--json",
+    ]));
+    assert_eq!(g["episodes"], 1);
+    assert!(g["tasks_completed_mean"].as_f64().unwrap() >= 1.0, "{g}");
+    assert!(folder.join("data/main_data.hdf5").is_file());
+    let again = ofql(&["dataset", "generate", "--env", "kitchen-partial", "--out", f]);
+    assert!(!again.status.success(), "an existing folder is kept without --force");
+    let mixed = ofql(&["dataset", "generate", "--env", "kitchen-mixed", "--out", "unused"]);
+    let err = String::from_utf8_lossy(&mixed.stderr);
+    assert!(!mixed.status.success() && err.contains("bottom burner"), "{err}");
+}

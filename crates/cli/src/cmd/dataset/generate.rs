@@ -1,11 +1,13 @@
 //! `ofql dataset generate`: D4RL-layout datasets from the project's own behaviour policies,
-//! and AntMaze datasets in Minari's layout from its goal-reaching ant.
+//! AntMaze datasets in Minari's layout from its goal-reaching ant, and Kitchen datasets in
+//! Minari's layout from the scripted demonstrator.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ofql_behaviour::generate::{Kind, generate};
+use ofql_behaviour::kitchen_script::generate_kitchen_data;
 use ofql_behaviour::maze_data::{generate_maze_data, load_goal_reaching_actor, recording_env};
 use ofql_data::{Dtype, Stats, write_d4rl, write_states_f64};
 use ofql_envs::EnvId;
@@ -18,15 +20,20 @@ pub struct GenerateArgs {
     /// Environment, e.g. hopper-v4; or an AntMaze dataset to make as Minari made it:
     /// antmaze-umaze, antmaze-umaze-diverse, antmaze-medium-play, antmaze-medium-diverse,
     /// antmaze-large-play, antmaze-large-diverse (a Minari folder, --policy a goal-reaching
-    /// behaviour run).
+    /// behaviour run); or a Kitchen dataset from the scripted demonstrator: kitchen-partial,
+    /// kitchen-complete (a Minari folder).
     #[arg(long)]
     pub env: String,
     /// random, medium, expert, medium-replay or medium-expert (not for AntMaze).
     #[arg(long)]
     pub kind: Option<String>,
-    /// Standard deviation of the Gaussian noise on the AntMaze ant's actions (Minari's: 0.2).
-    #[arg(long, default_value_t = 0.2)]
-    pub action_noise: f64,
+    /// Standard deviation of the Gaussian noise on the actions of the AntMaze ant (default
+    /// 0.2, Minari's) or of the kitchen demonstrator (default 0.05).
+    #[arg(long)]
+    pub action_noise: Option<f64>,
+    /// Episodes to record (Kitchen data).
+    #[arg(long, default_value_t = 300)]
+    pub episodes: usize,
     /// A behaviour run directory (`ofql behaviour train --out`) or a shipped policy folder
     /// [default for medium, expert and medium-expert: the shipped data/behaviour/<env>].
     #[arg(long)]
@@ -73,6 +80,12 @@ struct Generated {
 pub fn run(args: GenerateArgs, out: &Output) -> Result<()> {
     if let Some(name) = args.env.strip_prefix("antmaze-") {
         return run_maze(name, &args, out);
+    }
+    if let Some(name) = args.env.strip_prefix("kitchen-") {
+        return run_kitchen(name, &args, out);
+    }
+    if args.action_noise.is_some() {
+        bail!("--action-noise applies to AntMaze and Kitchen data only; drop it");
     }
     if args.snapshot.is_some() {
         bail!(
@@ -153,16 +166,13 @@ fn run_maze(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
         Some(0) => bail!("--steps must be at least 1"),
         steps => steps.unwrap_or(1_000_000),
     };
-    if !(args.action_noise >= 0.0 && args.action_noise.is_finite()) {
-        bail!("--action-noise {}: give a standard deviation >= 0", args.action_noise);
-    }
+    let action_noise = action_noise(args, 0.2)?;
     if args.out.exists() && !args.force {
         bail!("{} exists: pass --force to replace it", args.out.display());
     }
     let (actor, snapshot) = load_goal_reaching_actor(policy, args.snapshot)?;
     eprintln!("policy: {} ({snapshot}), recording in {}", policy.display(), env.id);
-    let (mut data, mut report) =
-        generate_maze_data(&env, &actor, steps, args.action_noise, args.seed)?;
+    let (mut data, mut report) = generate_maze_data(&env, &actor, steps, action_noise, args.seed)?;
     report.policy_snapshot = policy.join(&snapshot).display().to_string();
     let id = format!("D4RL/antmaze/{name}-v1");
     let command = std::env::args().collect::<Vec<_>>().join(" ");
@@ -170,7 +180,7 @@ fn run_maze(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
         ("generated_by", serde_json::json!("ofql dataset generate (this project, not Minari)")),
         ("generation_command", command.into()),
         ("success_rate", report.success_rate.into()),
-        ("action_noise", args.action_noise.into()),
+        ("action_noise", action_noise.into()),
     ] {
         data.metadata.insert(key.into(), value);
     }
@@ -187,6 +197,78 @@ fn run_maze(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
             report.episodes,
             100.0 * report.success_rate,
             report.return_mean
+        )
+    });
+    Ok(())
+}
+
+/// --action-noise, or `default`; a standard deviation >= 0.
+fn action_noise(args: &GenerateArgs, default: f64) -> Result<f64> {
+    let noise = args.action_noise.unwrap_or(default);
+    if !(noise >= 0.0 && noise.is_finite()) {
+        bail!("--action-noise {noise}: give a standard deviation >= 0");
+    }
+    Ok(noise)
+}
+
+/// A Kitchen dataset from the scripted demonstrator, named and laid out as Minari's
+/// `D4RL/kitchen/<name>-v2` (its tasks and time limit), into a Minari folder.
+fn run_kitchen(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
+    if args.kind.is_some()
+        || args.policy.is_some()
+        || args.snapshot.is_some()
+        || args.steps.is_some()
+    {
+        bail!(
+            "Kitchen data comes from the scripted demonstrator: drop --kind, --policy, \
+             --snapshot and --steps (--episodes sets the size)"
+        );
+    }
+    let id = format!("D4RL/kitchen/{name}-v2");
+    let info = ofql_data::registry::lookup(&id)
+        .ok()
+        .filter(|i| i.kitchen_tasks.is_some())
+        .with_context(|| {
+            format!("no Kitchen dataset `kitchen-{name}`: make kitchen-partial or kitchen-complete")
+        })?;
+    let names = info.kitchen_tasks.expect("kitchen tasks");
+    let tasks = ofql_envs::KitchenOptions::parse_tasks(names)?;
+    let action_noise = action_noise(args, 0.05)?;
+    if args.out.exists() && !args.force {
+        bail!("{} exists: pass --force to replace it", args.out.display());
+    }
+    eprintln!(
+        "kitchen: {} episodes of the scripted demonstrator ({}), at most {} steps each",
+        args.episodes,
+        names.join(", "),
+        info.episode_length
+    );
+    let (mut data, report) =
+        generate_kitchen_data(&tasks, info.episode_length, args.episodes, action_noise, args.seed)?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    for (key, value) in [
+        ("generated_by", serde_json::json!("ofql dataset generate (this project, not Minari)")),
+        ("generation_command", command.into()),
+        ("tasks_completed_mean", report.tasks_completed_mean.into()),
+        ("all_tasks_rate", report.all_tasks_rate.into()),
+        ("action_noise", action_noise.into()),
+    ] {
+        data.metadata.insert(key.into(), value);
+    }
+    crate::replace::write_replacing(&args.out, true, |path| {
+        ofql_data::write_minari_with_layout(path, &data, &id, Some(&[("observation", 59)]))
+    })?;
+    out.report(&report, || {
+        format!(
+            "{}: {} transitions in {}, {} episodes, {:.2} of {} tasks per episode, all {} in {:.1} %",
+            args.out.display(),
+            report.transitions,
+            report.env,
+            report.episodes,
+            report.tasks_completed_mean,
+            tasks.len(),
+            tasks.len(),
+            100.0 * report.all_tasks_rate
         )
     });
     Ok(())
