@@ -3,7 +3,8 @@
 //!
 //! The arm's end effector follows waypoints set from the kitchen's fixed layout (the handles'
 //! sites of FrankaKitchen-v1's model): it opens the microwave by its handle, lifts the kettle
-//! onto the back burner, slides the light switch and the cabinet door. Each step solves one
+//! onto the back burner, slides the light switch and the cabinet door, turns the bottom
+//! burner's knob. Each step solves one
 //! damped least-squares step of inverse kinematics at the observed joint angles and turns it
 //! into the environment's action (a joint velocity: the commanded position minus the observed
 //! one, over the control step). The commanded position integrates the steps, so the arm's sag
@@ -20,7 +21,8 @@ use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
 /// The tasks the demonstrator can do.
-pub const SCRIPTED: [KitchenTask; 4] = [
+pub const SCRIPTED: [KitchenTask; 5] = [
+    KitchenTask::BottomBurner,
     KitchenTask::Microwave,
     KitchenTask::Kettle,
     KitchenTask::LightSwitch,
@@ -79,7 +81,7 @@ fn microwave_handle(angle: f64, dy: f64) -> [f64; 3] {
 }
 
 /// The waypoints of one task, from FrankaKitchen-v1's layout (sites `microhandle_site`,
-/// `kettle_site`, `light_site`, `slide_site`).
+/// `kettle_site`, `light_site`, `slide_site`, `knob2_site`).
 fn script(task: KitchenTask) -> Vec<Waypoint> {
     match task {
         KitchenTask::Microwave => {
@@ -119,6 +121,13 @@ fn script(task: KitchenTask) -> Vec<Waypoint> {
             wp([-0.18, 0.60, 2.6], CLOSE, 0.02, 40),
             wp([0.20, 0.60, 2.6], CLOSE, 0.02, 30),
             wp([0.20, 0.45, 2.6], CLOSE, 0.03, 40),
+        ],
+        KitchenTask::BottomBurner => vec![
+            // Left of the bottom-left knob's upper half, in, push it right (turning it), back off.
+            wp([-0.30, 0.50, 2.266], CLOSE, 0.01, 60),
+            wp([-0.30, 0.60, 2.266], CLOSE, 0.01, 40),
+            wp([-0.23, 0.60, 2.266], CLOSE, 0.01, 40),
+            wp([-0.23, 0.50, 2.266], CLOSE, 0.02, 30),
         ],
         other => unreachable!("{other} is not scripted"),
     }

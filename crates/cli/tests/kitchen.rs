@@ -74,8 +74,8 @@ fn minari_kitchen_trains_by_id_and_scores_tasks_completed() {
 }
 
 /// `ofql dataset generate --env kitchen-partial`: the scripted demonstrator's data lands in a
-/// Minari folder under the dataset's id, which `ofql train` then reads by name; a dataset
-/// whose tasks it cannot do is refused by name.
+/// Minari folder under the dataset's id; an existing folder is kept; an unknown name is
+/// refused with the names there are.
 #[test]
 fn generated_kitchen_data_is_a_minari_dataset() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,7 +97,7 @@ fn generated_kitchen_data_is_a_minari_dataset() {
     assert!(folder.join("data/main_data.hdf5").is_file());
     let again = ofql(&["dataset", "generate", "--env", "kitchen-partial", "--out", f]);
     assert!(!again.status.success(), "an existing folder is kept without --force");
-    let mixed = ofql(&["dataset", "generate", "--env", "kitchen-mixed", "--out", "unused"]);
-    let err = String::from_utf8_lossy(&mixed.stderr);
-    assert!(!mixed.status.success() && err.contains("bottom burner"), "{err}");
+    let unknown = ofql(&["dataset", "generate", "--env", "kitchen-hinge", "--out", "unused"]);
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(!unknown.status.success() && err.contains("kitchen-mixed"), "{err}");
 }

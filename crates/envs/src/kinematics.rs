@@ -81,7 +81,8 @@ mod tests {
                 assert!((fd - pose.jacp[i * nv + k]).abs() < 1e-6, "joint {k} axis {i}");
             }
         }
-        assert!(SiteKinematics::new(load_env_model(EnvId::franka_kitchen()).unwrap(), "nope")
-            .is_err());
+        assert!(
+            SiteKinematics::new(load_env_model(EnvId::franka_kitchen()).unwrap(), "nope").is_err()
+        );
     }
 }

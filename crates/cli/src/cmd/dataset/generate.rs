@@ -21,7 +21,7 @@ pub struct GenerateArgs {
     /// antmaze-umaze, antmaze-umaze-diverse, antmaze-medium-play, antmaze-medium-diverse,
     /// antmaze-large-play, antmaze-large-diverse (a Minari folder, --policy a goal-reaching
     /// behaviour run); or a Kitchen dataset from the scripted demonstrator: kitchen-partial,
-    /// kitchen-complete (a Minari folder).
+    /// kitchen-mixed, kitchen-complete (a Minari folder).
     #[arg(long)]
     pub env: String,
     /// random, medium, expert, medium-replay or medium-expert (not for AntMaze).
@@ -229,7 +229,10 @@ fn run_kitchen(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
         .ok()
         .filter(|i| i.kitchen_tasks.is_some())
         .with_context(|| {
-            format!("no Kitchen dataset `kitchen-{name}`: make kitchen-partial or kitchen-complete")
+            format!(
+                "no Kitchen dataset `kitchen-{name}`: make kitchen-partial, kitchen-mixed or \
+                 kitchen-complete"
+            )
         })?;
     let names = info.kitchen_tasks.expect("kitchen tasks");
     let tasks = ofql_envs::KitchenOptions::parse_tasks(names)?;
