@@ -115,6 +115,11 @@ pub struct CriticConfig {
     pub max_q_backup: bool,
     /// Samples per next state for the max-Q backup.
     pub max_q_samples: usize,
+    /// Upper bound on the bootstrapped value in the TD target (none by default). With rewards
+    /// that are never positive (AntMaze's r - 1) no true Q exceeds 0, so 0 keeps the
+    /// target from following a critic that over-estimates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q_max: Option<f64>,
     pub hidden: usize,
     /// Hidden layers of each Q network.
     pub layers: usize,
@@ -245,6 +250,7 @@ impl Default for Config {
                 grad_norm: 9.0,
                 max_q_backup: false,
                 max_q_samples: 10,
+                q_max: None,
                 hidden: 256,
                 layers: 3,
             },
@@ -412,6 +418,9 @@ impl Config {
         within("critic.target_every", c.target_every, (0, true), STEPS)?;
         within("critic.grad_norm", c.grad_norm, (0.0, false), 1e9)?;
         within("critic.max_q_samples", c.max_q_samples, (0, true), 1024)?;
+        if let Some(m) = c.q_max {
+            within("critic.q_max", m, (-1e9, false), 1e9)?;
+        }
         within("critic.hidden", c.hidden, (0, true), SIZE)?;
         within("critic.layers", c.layers, (0, true), 64)?;
         within("dql.eta", self.dql.eta, (0.0, false), 1e6)?;

@@ -31,7 +31,7 @@ use crate::agent::{
 };
 use crate::config::{Config, FqlConfig};
 use crate::prepare::ObsNorm;
-use crate::q_learning::scalar;
+use crate::q_learning::{bounded, scalar};
 use crate::schedule;
 
 /// FQL's critic: an ensemble of two Q networks on [s, a].
@@ -201,6 +201,7 @@ impl Fql {
             "min" => t1.minimum(&t2)?,
             _ => ((t1 + t2)? * 0.5)?,
         };
+        let next_q = bounded(&self.cfg.critic, next_q)?;
         let not_done = (1.0 - &batch.dones)?;
         let y =
             (&batch.rewards + (not_done * next_q)?.affine(self.cfg.critic.gamma, 0.0)?)?.detach();

@@ -91,7 +91,7 @@ pub(crate) fn td_targets(
 
 /// The TD target, without gradient, with a' = `next_actions(s', noise)` (the EMA actor;
 /// `noise` has B x k rows). With the max-Q backup (AntMaze), s' is repeated k = `max_q_samples`
-/// times and each target head takes its max over the samples.
+/// times and each target head takes its max over the samples. `critic.q_max` caps the value.
 pub(crate) fn td_target(
     c: &CriticConfig,
     next_actions: &(dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Sync),
@@ -114,8 +114,17 @@ pub(crate) fn td_target(
         let a2 = next_actions(s2, noise)?;
         critic_target.min(s2, &a2)?
     };
+    let min_q = bounded(c, min_q)?;
     let not_done = (1.0 - done)?;
     Ok((r + (not_done * min_q)?.affine(c.gamma, 0.0)?)?.detach())
+}
+
+/// The bootstrapped value capped at `critic.q_max` when one is set.
+pub(crate) fn bounded(c: &CriticConfig, q: Tensor) -> Result<Tensor> {
+    Ok(match c.q_max {
+        Some(m) => q.minimum(m)?,
+        None => q,
+    })
 }
 
 /// The clip threshold for a config's `grad_norm`: 0 means no clipping.
@@ -159,4 +168,64 @@ pub(crate) fn ema_step(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use rand::SeedableRng;
+
+    /// `critic.q_max` caps min Q'(s', a') before discounting: y = r + gamma (1 - d)
+    /// min(Q', q_max); terminal rows keep y = r; with no cap the target is unchanged.
+    #[test]
+    fn q_max_caps_the_bootstrapped_value() {
+        let dev = Device::Cpu;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let q = DoubleQ::new(3, 2, 16, 2, DType::F32, &dev, &mut rng).unwrap();
+        let (b, obs) = (6usize, 3usize);
+        let s2 = Tensor::randn(0f32, 1.0, (b, obs), &dev).unwrap();
+        let batch = Batch {
+            observations: s2.clone(),
+            actions: Tensor::zeros((b, 2), DType::F32, &dev).unwrap(),
+            rewards: Tensor::new(&[[0.5f32], [-1.0], [0.0], [1.0], [-0.5], [2.0]], &dev).unwrap(),
+            next_observations: s2,
+            dones: Tensor::new(&[[0f32], [0.0], [1.0], [0.0], [0.0], [0.0]], &dev).unwrap(),
+        };
+        let next = |s: &Tensor, _: &Tensor| Ok((s.narrow(1, 0, 2)? * 0.5)?);
+        let noise = Tensor::zeros((b, 2), DType::F32, &dev).unwrap();
+        let mut c = Config::default().critic;
+        let plain: Vec<f32> = td_target(&c, &next, &q, &batch, &noise)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        // Cap at the median of the uncapped values, so some rows are cut and some are not.
+        let qs: Vec<f32> = {
+            let a2 = next(&batch.next_observations, &noise).unwrap();
+            q.min(&batch.next_observations, &a2).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        };
+        let mut sorted = qs.clone();
+        sorted.sort_by(f32::total_cmp);
+        let cap = sorted[b / 2] as f64;
+        c.q_max = Some(cap);
+        let capped: Vec<f32> = td_target(&c, &next, &q, &batch, &noise)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let r: Vec<f32> = batch.rewards.flatten_all().unwrap().to_vec1().unwrap();
+        let d: Vec<f32> = batch.dones.flatten_all().unwrap().to_vec1().unwrap();
+        let mut cut = 0;
+        for i in 0..b {
+            let want = r[i] as f64 + c.gamma * (1.0 - d[i] as f64) * (qs[i] as f64).min(cap);
+            assert!((capped[i] as f64 - want).abs() < 1e-5, "row {i}");
+            let unc = r[i] as f64 + c.gamma * (1.0 - d[i] as f64) * qs[i] as f64;
+            assert!((plain[i] as f64 - unc).abs() < 1e-5, "row {i}");
+            cut += usize::from(capped[i] < plain[i]);
+        }
+        assert!(cut >= 1, "the cap changed nothing: {plain:?} {capped:?}");
+    }
 }
