@@ -11,7 +11,6 @@
 //! under gravity is corrected over time. Gaussian noise on the actions varies the episodes.
 
 use anyhow::{Context, Result, bail};
-use ndarray::{Array1, Array2};
 use ofql_data::Dataset;
 use ofql_envs::{EnvConfig, EnvId, KitchenOptions, KitchenTask, SiteKinematics, load_env_model};
 use rand::SeedableRng;
@@ -19,6 +18,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::Serialize;
+
+use crate::rows::Rows;
 
 /// The tasks the demonstrator can do.
 pub const SCRIPTED: [KitchenTask; 5] = [
@@ -303,8 +304,7 @@ pub fn generate_kitchen_data(
     let noise = Normal::new(0.0, action_noise).context("action noise")?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (d, a) = (env.obs_dim(), env.act_dim());
-    let (mut obs, mut next, mut acts) = (vec![], vec![], vec![]);
-    let (mut rewards, mut timeouts) = (vec![], vec![]);
+    let mut rows = Rows::new(d, a);
     let mut completed = 0usize;
     let mut all_done = 0usize;
     for episode in 0..episodes {
@@ -321,12 +321,8 @@ pub fn generate_kitchen_data(
                 .collect();
             let step = env.step(&u)?;
             steps += 1;
-            obs.extend(o.iter().map(|&x| x as f32));
-            next.extend(step.obs.iter().map(|&x| x as f32));
-            acts.extend_from_slice(&u);
-            rewards.push(step.reward as f32);
             let end = step.truncated || step.terminated;
-            timeouts.push(end);
+            rows.push(&o, &step.obs, &u, step.reward, end);
             o = step.obs;
             if end {
                 break;
@@ -334,23 +330,16 @@ pub fn generate_kitchen_data(
         }
         if steps > 0 {
             // The script ended before the time limit: cut the episode there.
-            *timeouts.last_mut().expect("a step") = true;
+            rows.cut_last();
         }
         let kitchen = env.kitchen().expect("the kitchen");
         let done = kitchen.episode_completions().len();
         completed += done;
         all_done += usize::from(done == tasks.len());
     }
-    let n = rewards.len();
-    let return_mean = rewards.iter().map(|&r| r as f64).sum::<f64>() / episodes as f64;
-    let mut data = Dataset::new(
-        Array2::from_shape_vec((n, d), obs)?,
-        Array2::from_shape_vec((n, a), acts)?,
-        Array1::from(rewards),
-        Array1::from(vec![false; n]),
-        Array1::from(timeouts),
-    );
-    data.next_observations = Some(Array2::from_shape_vec((n, d), next)?);
+    let return_mean = rows.reward_sum() / episodes as f64;
+    let data = rows.into_dataset()?;
+    let n = data.len();
     let report = KitchenDataReport {
         env: config.id.to_string(),
         transitions: n,

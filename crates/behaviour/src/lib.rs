@@ -14,4 +14,5 @@ pub mod generate;
 pub mod kitchen_script;
 pub mod maze_data;
 pub mod online;
+mod rows;
 pub mod sac;

@@ -15,7 +15,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
-use ndarray::{Array1, Array2};
 use ofql_data::Dataset;
 use ofql_envs::maze::{Cell, Maze, heading_offset};
 use ofql_envs::{EnvConfig, EnvId, MazeMap, MazeOptions};
@@ -26,6 +25,7 @@ use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
 use crate::online::{GOAL_FRAME, read_snapshots};
+use crate::rows::Rows;
 use crate::sac::{SacActor, SacConfig};
 
 /// The datasets Minari made, by the part of their id after `D4RL/antmaze/`.
@@ -177,8 +177,7 @@ pub fn generate_maze_data(
     let noise = Normal::new(0.0, action_noise).context("action noise")?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut episode_seed = seed.wrapping_mul(1_000_003);
-    let (mut obs, mut next, mut acts) = (vec![], vec![], vec![]);
-    let (mut rewards, mut timeouts) = (vec![], vec![]);
+    let mut rows = Rows::new(d, a);
     let (mut episodes, mut successes, mut episode_success) = (0usize, 0usize, false);
     let mut o = env.reset_with_seed(Some(episode_seed))?;
     let mut policy_obs = vec![0f32; 29];
@@ -198,11 +197,7 @@ pub fn generate_maze_data(
         let u: Vec<f32> =
             mean.iter().map(|m| (m + noise.sample(&mut rng) as f32).clamp(-1.0, 1.0)).collect();
         let step = env.step(&u)?;
-        obs.extend(o.iter().map(|&x| x as f32));
-        next.extend(step.obs.iter().map(|&x| x as f32));
-        acts.extend_from_slice(&u);
-        rewards.push(step.reward as f32);
-        timeouts.push(step.truncated);
+        rows.push(&o, &step.obs, &u, step.reward, step.truncated);
         episode_success |= step.success;
         o = if step.truncated || step.terminated {
             episodes += 1;
@@ -215,21 +210,13 @@ pub fn generate_maze_data(
         };
     }
     // The last row ends the data: cut there.
-    if let Some(last) = timeouts.last_mut().filter(|last| !**last) {
-        *last = true;
+    if rows.cut_last() {
         episodes += 1;
         successes += usize::from(episode_success);
     }
-    let n = rewards.len();
-    let return_mean = rewards.iter().map(|&r| r as f64).sum::<f64>() / episodes.max(1) as f64;
-    let mut data = Dataset::new(
-        Array2::from_shape_vec((n, d), obs)?,
-        Array2::from_shape_vec((n, a), acts)?,
-        Array1::from(rewards),
-        Array1::from(vec![false; n]),
-        Array1::from(timeouts),
-    );
-    data.next_observations = Some(Array2::from_shape_vec((n, d), next)?);
+    let return_mean = rows.reward_sum() / episodes.max(1) as f64;
+    let data = rows.into_dataset()?;
+    let n = data.len();
     let report = MazeDataReport {
         env: config.id.to_string(),
         transitions: n,
