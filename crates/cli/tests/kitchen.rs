@@ -75,7 +75,7 @@ fn minari_kitchen_trains_by_id_and_scores_tasks_completed() {
 
 /// `ofql dataset generate --env kitchen-partial`: the scripted demonstrator's data lands in a
 /// Minari folder under the dataset's id; an existing folder is kept; an unknown name is
-/// refused with the names there are.
+/// refused with the names there are, and --episodes anywhere but Kitchen data.
 #[test]
 fn generated_kitchen_data_is_a_minari_dataset() {
     let dir = tempfile::tempdir().unwrap();
@@ -97,6 +97,20 @@ fn generated_kitchen_data_is_a_minari_dataset() {
     assert!(folder.join("data/main_data.hdf5").is_file());
     let again = ofql(&["dataset", "generate", "--env", "kitchen-partial", "--out", f]);
     assert!(!again.status.success(), "an existing folder is kept without --force");
+    let episodes_elsewhere = ofql(&[
+        "dataset",
+        "generate",
+        "--env",
+        "hopper-v4",
+        "--kind",
+        "random",
+        "--episodes",
+        "3",
+        "--out",
+        "unused.hdf5",
+    ]);
+    let err = String::from_utf8_lossy(&episodes_elsewhere.stderr);
+    assert!(!episodes_elsewhere.status.success() && err.contains("--episodes"), "{err}");
     let unknown = ofql(&["dataset", "generate", "--env", "kitchen-hinge", "--out", "unused"]);
     let err = String::from_utf8_lossy(&unknown.stderr);
     assert!(!unknown.status.success() && err.contains("kitchen-mixed"), "{err}");

@@ -31,9 +31,9 @@ pub struct GenerateArgs {
     /// 0.2, Minari's) or of the kitchen demonstrator (default 0.05).
     #[arg(long)]
     pub action_noise: Option<f64>,
-    /// Episodes to record (Kitchen data).
-    #[arg(long, default_value_t = 300)]
-    pub episodes: usize,
+    /// Episodes to record (Kitchen data only) [default: 300].
+    #[arg(long)]
+    pub episodes: Option<usize>,
     /// A behaviour run directory (`ofql behaviour train --out`) or a shipped policy folder
     /// [default for medium, expert and medium-expert: the shipped data/behaviour/<env>].
     #[arg(long)]
@@ -86,6 +86,9 @@ pub fn run(args: GenerateArgs, out: &Output) -> Result<()> {
     }
     if args.action_noise.is_some() {
         bail!("--action-noise applies to AntMaze and Kitchen data only; drop it");
+    }
+    if args.episodes.is_some() {
+        bail!("--episodes applies to Kitchen data only; --steps sets the size here");
     }
     if args.snapshot.is_some() {
         bail!(
@@ -166,6 +169,9 @@ fn run_maze(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
         Some(0) => bail!("--steps must be at least 1"),
         steps => steps.unwrap_or(1_000_000),
     };
+    if args.episodes.is_some() {
+        bail!("--episodes applies to Kitchen data only; --steps sets the size of AntMaze data");
+    }
     let action_noise = action_noise(args, 0.2)?;
     if args.out.exists() && !args.force {
         bail!("{} exists: pass --force to replace it", args.out.display());
@@ -237,17 +243,18 @@ fn run_kitchen(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
     let names = info.kitchen_tasks.expect("kitchen tasks");
     let tasks = ofql_envs::KitchenOptions::parse_tasks(names)?;
     let action_noise = action_noise(args, 0.05)?;
+    let episodes = args.episodes.unwrap_or(300);
     if args.out.exists() && !args.force {
         bail!("{} exists: pass --force to replace it", args.out.display());
     }
     eprintln!(
         "kitchen: {} episodes of the scripted demonstrator ({}), at most {} steps each",
-        args.episodes,
+        episodes,
         names.join(", "),
         info.episode_length
     );
     let (mut data, report) =
-        generate_kitchen_data(&tasks, info.episode_length, args.episodes, action_noise, args.seed)?;
+        generate_kitchen_data(&tasks, info.episode_length, episodes, action_noise, args.seed)?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     for (key, value) in [
         ("generated_by", serde_json::json!("ofql dataset generate (this project, not Minari)")),
