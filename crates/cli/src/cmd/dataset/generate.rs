@@ -180,20 +180,13 @@ fn run_maze(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
     eprintln!("policy: {} ({snapshot}), recording in {}", policy.display(), env.id);
     let (mut data, mut report) = generate_maze_data(&env, &actor, steps, action_noise, args.seed)?;
     report.policy_snapshot = policy.join(&snapshot).display().to_string();
-    let id = format!("D4RL/antmaze/{name}-v1");
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    for (key, value) in [
-        ("generated_by", serde_json::json!("ofql dataset generate (this project, not Minari)")),
-        ("generation_command", command.into()),
-        ("success_rate", report.success_rate.into()),
-        ("action_noise", action_noise.into()),
-    ] {
-        data.metadata.insert(key.into(), value);
-    }
-    let layout = [("achieved_goal", 2), ("observation", 27), ("desired_goal", 2)];
-    crate::replace::write_replacing(&args.out, true, |path| {
-        ofql_data::write_minari_with_layout(path, &data, &id, Some(&layout))
-    })?;
+    write_generated_minari(
+        &mut data,
+        &args.out,
+        &format!("D4RL/antmaze/{name}-v1"),
+        &[("achieved_goal", 2), ("observation", 27), ("desired_goal", 2)],
+        [("success_rate", report.success_rate.into()), ("action_noise", action_noise.into())],
+    )?;
     out.report(&report, || {
         format!(
             "{}: {} transitions in {}, {} episodes, success rate {:.1} %, mean return {:.1}",
@@ -206,6 +199,28 @@ fn run_maze(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
         )
     });
     Ok(())
+}
+
+/// Tag generated data as this project's (with the command that made it and `extra`), then
+/// write it as the Minari dataset `id` into the folder `out`.
+fn write_generated_minari<const N: usize>(
+    data: &mut ofql_data::Dataset,
+    out: &Path,
+    id: &str,
+    layout: &[(&str, usize)],
+    extra: [(&str, serde_json::Value); N],
+) -> Result<()> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let tags = [
+        ("generated_by", serde_json::json!("ofql dataset generate (this project, not Minari)")),
+        ("generation_command", command.into()),
+    ];
+    for (key, value) in tags.into_iter().chain(extra) {
+        data.metadata.insert(key.into(), value);
+    }
+    crate::replace::write_replacing(out, true, |path| {
+        ofql_data::write_minari_with_layout(path, data, id, Some(layout))
+    })
 }
 
 /// --action-noise, or `default`; a standard deviation >= 0.
@@ -255,19 +270,17 @@ fn run_kitchen(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
     );
     let (mut data, report) =
         generate_kitchen_data(&tasks, info.episode_length, episodes, action_noise, args.seed)?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    for (key, value) in [
-        ("generated_by", serde_json::json!("ofql dataset generate (this project, not Minari)")),
-        ("generation_command", command.into()),
-        ("tasks_completed_mean", report.tasks_completed_mean.into()),
-        ("all_tasks_rate", report.all_tasks_rate.into()),
-        ("action_noise", action_noise.into()),
-    ] {
-        data.metadata.insert(key.into(), value);
-    }
-    crate::replace::write_replacing(&args.out, true, |path| {
-        ofql_data::write_minari_with_layout(path, &data, &id, Some(&[("observation", 59)]))
-    })?;
+    write_generated_minari(
+        &mut data,
+        &args.out,
+        &id,
+        &[("observation", 59)],
+        [
+            ("tasks_completed_mean", report.tasks_completed_mean.into()),
+            ("all_tasks_rate", report.all_tasks_rate.into()),
+            ("action_noise", action_noise.into()),
+        ],
+    )?;
     out.report(&report, || {
         format!(
             "{}: {} transitions in {}, {} episodes, {:.2} of {} tasks per episode, all {} in {:.1} %",
