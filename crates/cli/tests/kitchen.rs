@@ -95,6 +95,19 @@ fn generated_kitchen_data_is_a_minari_dataset() {
     assert_eq!(g["episodes"], 1);
     assert!(g["tasks_completed_mean"].as_f64().unwrap() >= 1.0, "{g}");
     assert!(folder.join("data/main_data.hdf5").is_file());
+    // `dataset verify` replays it in FrankaKitchen-v1 from the states its noisy observations
+    // show: rewards exact, next observations at the noise floor.
+    let v = json_ok(&ofql(&["dataset", "verify", f, "--json"]));
+    assert_eq!(v["env"], "FrankaKitchen-v1");
+    assert_eq!(v["rows_checked"], g["transitions"]);
+    assert_eq!(
+        (v["max_abs_reward_err"].as_f64(), v["termination_mismatches"].as_u64()),
+        (Some(0.0), Some(0))
+    );
+    let floor = &v["noise_floor"]["next_observations"]["mean_abs"];
+    let (mean, floor) = (&v["next_observations"]["mean_abs"], floor);
+    let (mean, floor) = (mean.as_f64().unwrap(), floor.as_f64().unwrap());
+    assert!(floor > 0.0 && mean < 1.5 * floor, "{v}");
     let again = ofql(&["dataset", "generate", "--env", "kitchen-partial", "--out", f]);
     assert!(!again.status.success(), "an existing folder is kept without --force");
     let episodes_elsewhere = ofql(&[

@@ -105,6 +105,29 @@ const VEL_NOISE_AMP: [f64; NV] = [
     0.005, 0.005, 0.005, 0.1, 0.1, 0.1, 0.005, 0.005, 0.005, 0.1, 0.1, 0.1, // blocks
 ];
 
+/// The simulator state an `observation` shows, its noise included: qpos = robot qpos then the
+/// objects' qpos, qvel likewise (the kitchen's robot joints come first in the model).
+pub fn state_from_observation(obs: &[f64]) -> Option<(Vec<f64>, Vec<f64>)> {
+    if obs.len() != OBS_DIM {
+        return None;
+    }
+    let (robot, objects) = obs.split_at(2 * ROBOT_DOFS);
+    let (obj_qpos, obj_qvel) = objects.split_at(NQ - ROBOT_DOFS);
+    let qpos = [&robot[..ROBOT_DOFS], obj_qpos].concat();
+    let qvel = [&robot[ROBOT_DOFS..], obj_qvel].concat();
+    Some((qpos, qvel))
+}
+
+/// The largest noise `options` add to any number of the observation (the draws are uniform in
+/// +- ratio x amplitude).
+pub fn observation_noise_bound(options: &KitchenOptions) -> f64 {
+    let max = |amps: &[&[f64]]| amps.concat().into_iter().fold(0.0, f64::max);
+    // The object positions' amplitudes start one entry early, as in `observe`.
+    let robot = max(&[&POS_NOISE_AMP[..ROBOT_DOFS], &VEL_NOISE_AMP[..ROBOT_DOFS]]);
+    let objects = max(&[&POS_NOISE_AMP[ROBOT_DOFS - 1..NV], &VEL_NOISE_AMP[ROBOT_DOFS..]]);
+    (options.robot_noise_ratio.abs() * robot).max(options.object_noise_ratio.abs() * objects)
+}
+
 /// One of the kitchen's seven tasks (`OBS_ELEMENT_GOALS`), in Python's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum KitchenTask {

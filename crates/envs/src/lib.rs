@@ -34,7 +34,7 @@ pub use policy::{Policy, RandomPolicy, ZeroPolicy};
 pub use runner::{Episode, EvalConfig, EvalError, EvalReport, Summary, evaluate};
 pub use score::ScoreRef;
 pub use spec::{MAX_EPISODE_STEPS, Spec};
-pub use verify::{Recorded, VerifyOptions, VerifyReport, verify};
+pub use verify::{NoiseFloor, Recorded, VerifyOptions, VerifyReport, verify};
 
 /// The MuJoCo library version actually loaded at run time (e.g. "3.17.0").
 pub fn mujoco_version() -> &'static str {

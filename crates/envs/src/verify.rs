@@ -4,11 +4,21 @@
 //! the data they train on.
 //!
 //! Row i holds the state at which `observations[i]` was taken (before the step).
+//!
+//! The kitchen's rows hold only its noisy observation. Its state is read from that (so the
+//! replay starts from a state off by the noise), its simulator draws no noise (the simulated
+//! observation is the state itself), and each row starts afresh: the position targets come
+//! from the observed robot positions, which are the row's, and the tasks are all counted again
+//! (rewards as recorded without removing completed tasks, as Minari's datasets are). Errors
+//! then are not 0 but at the level of `noise_floor`: the same comparison for a recording this
+//! simulator makes from each row's state with the kitchen's noise.
 
 use crate::action::ActionScalar;
 use crate::env::EnvConfig;
+use crate::env::{Env, Step};
 use crate::error::EnvError;
-use crate::id::EnvId;
+use crate::id::{EnvId, Task};
+use crate::kitchen::{observation_noise_bound, state_from_observation};
 
 /// A dataset's arrays, row-major, floats widened to f64 (exactly, from f32 files).
 pub struct Recorded<'a, A> {
@@ -117,6 +127,14 @@ pub struct VerifyReport {
     pub max_abs_obs_err: f64,
     pub max_abs_reward_err: f64,
     pub termination_mismatches: usize,
+    /// The largest noise the recording added to a number of its observations (the kitchen's
+    /// observation noise); 0 for the environments that record exact observations.
+    pub recorded_noise_bound: f64,
+    /// The kitchen: what `next_observations` and `rewards` would show for a recording made by
+    /// this simulator from the same states and actions with the kitchen's noise (from the
+    /// noisy observation of each row's state, against the noisy observation after its step).
+    /// A dataset that matches the simulator has errors at this level.
+    pub noise_floor: Option<NoiseFloor>,
     /// `observations[i]` against the observation of the state set from row i.
     pub observations: KeyError,
     /// The simulated next observation against the recorded one.
@@ -130,8 +148,16 @@ pub struct VerifyReport {
     pub worst_reward_rows: Vec<RowError>,
 }
 
+/// The errors a recording of this simulator shows through its observation noise alone.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct NoiseFloor {
+    pub next_observations: KeyError,
+    pub rewards: KeyError,
+}
+
 #[derive(Default)]
 struct Partial {
+    noise_floor: NoiseFloor,
     observations: KeyError,
     next_observations: KeyError,
     rewards: KeyError,
@@ -165,8 +191,16 @@ pub fn verify<A: ActionScalar>(
     data: &Recorded<'_, A>,
     options: &VerifyOptions,
 ) -> Result<VerifyReport, EnvError> {
-    let config: EnvConfig = env.into();
+    let mut config: EnvConfig = env.into();
     let id = config.id;
+    let kitchen = id.task == Task::FrankaKitchen;
+    let recorded_noise_bound = if kitchen { observation_noise_bound(&config.kitchen) } else { 0.0 };
+    // The kitchen as it recorded, noise on: the reference for the noise floor.
+    let noisy_config = kitchen.then(|| config.clone());
+    if kitchen {
+        config.kitchen.robot_noise_ratio = 0.0;
+        config.kitchen.object_noise_ratio = 0.0;
+    }
     let model = config.load_model()?;
     let probe = config.make(model.clone())?;
     let goal_at = probe
@@ -199,6 +233,7 @@ pub fn verify<A: ActionScalar>(
     };
     let check_rows = |range: std::ops::Range<usize>| -> Result<Partial, EnvError> {
         let mut env = config.make(model.clone())?;
+        let mut noisy = noisy_config.as_ref().map(|c| c.make(model.clone())).transpose()?;
         let mut part = Partial::default();
         let mut next = vec![0.0; obs_dim];
         let qpos = |i: usize| &data.qpos[i * nq..(i + 1) * nq];
@@ -207,7 +242,7 @@ pub fn verify<A: ActionScalar>(
         // Inside an episode the recording simulator carried its solver warm start from the
         // previous step: replay row i - 1 first so that the first row of this chunk starts
         // as it would in one sequential pass (the report does not depend on the threads).
-        if range.start > 0 && !episode_ended(range.start - 1) {
+        if !kitchen && range.start > 0 && !episode_ended(range.start - 1) {
             env.reset_to_state(qpos(range.start - 1), qvel(range.start - 1))?;
             env.step_into(action(range.start - 1), &mut next)?;
         }
@@ -216,7 +251,7 @@ pub fn verify<A: ActionScalar>(
                 let row = &data.observations[i * obs_dim..(i + 1) * obs_dim];
                 env.set_goal([row[g], row[g + 1]])?;
             }
-            let obs = if i == 0 || episode_ended(i - 1) {
+            let obs = if kitchen || i == 0 || episode_ended(i - 1) {
                 env.reset_to_state(qpos(i), qvel(i))?
             } else {
                 env.set_state(qpos(i), qvel(i))?;
@@ -230,6 +265,13 @@ pub fn verify<A: ActionScalar>(
             let next_obs_err = next_obs(i).map(|rec| part.next_observations.add(i, rec, &next));
             let reward = stored(vec![info.reward]);
             let reward_err = part.rewards.add(i, &data.rewards[i..=i], &reward);
+            if let Some(noisy) = noisy.as_mut() {
+                let (recorded, replayed) =
+                    noisy_replay(noisy, &mut env, i, qpos(i), qvel(i), action(i))?;
+                let floor = &mut part.noise_floor;
+                floor.next_observations.add(i, &recorded.obs, &replayed.obs);
+                floor.rewards.add(i, &[recorded.reward], &[replayed.reward]);
+            }
             if info.terminated != data.terminals[i] {
                 part.mismatches.push(i);
             }
@@ -263,13 +305,21 @@ pub fn verify<A: ActionScalar>(
     let mut total = Partial::default();
     for part in parts {
         let part = part?;
+        total.noise_floor.next_observations.merge(part.noise_floor.next_observations);
+        total.noise_floor.rewards.merge(part.noise_floor.rewards);
         total.observations.merge(part.observations);
         total.next_observations.merge(part.next_observations);
         total.rewards.merge(part.rewards);
         total.mismatches.extend(part.mismatches);
         total.rows.extend(part.rows);
     }
-    for key in [&mut total.observations, &mut total.next_observations, &mut total.rewards] {
+    for key in [
+        &mut total.noise_floor.next_observations,
+        &mut total.noise_floor.rewards,
+        &mut total.observations,
+        &mut total.next_observations,
+        &mut total.rewards,
+    ] {
         key.finish();
     }
     let termination_mismatches = total.mismatches.len();
@@ -285,6 +335,8 @@ pub fn verify<A: ActionScalar>(
         max_abs_obs_err: total.next_observations.max_abs,
         max_abs_reward_err: total.rewards.max_abs,
         termination_mismatches,
+        recorded_noise_bound,
+        noise_floor: kitchen.then_some(total.noise_floor),
         worst_rows: top(&total.rows, options.worst, |r| r.next_obs_err.unwrap_or(0.0)),
         worst_reward_rows: top(&total.rows, options.worst, |r| r.reward_err),
         observations: total.observations,
@@ -292,6 +344,27 @@ pub fn verify<A: ActionScalar>(
         rewards: total.rewards,
         termination_mismatch_rows: total.mismatches,
     })
+}
+
+/// One row of a recording this simulator would make (`noisy`, the kitchen with its noise) and
+/// its replay in `clean` as `verify` replays a file: the noisy step from the state (qpos,
+/// qvel), and the step of `clean` from the state its noisy observation before the step shows.
+/// The noise is drawn from the row's own seed, so threads do not change it.
+fn noisy_replay<A: ActionScalar>(
+    noisy: &mut Env,
+    clean: &mut Env,
+    row: usize,
+    qpos: &[f64],
+    qvel: &[f64],
+    action: &[A],
+) -> Result<(Step, Step), EnvError> {
+    noisy.reset_with_seed(Some(row as u64))?;
+    let observed = noisy.reset_to_state(qpos, qvel)?;
+    let recorded = noisy.step(action)?;
+    let (q, v) = state_from_observation(&observed).expect("the kitchen's observation");
+    clean.reset_to_state(&q, &v)?;
+    let replayed = clean.step(action)?;
+    Ok((recorded, replayed))
 }
 
 fn check_shapes<A>(

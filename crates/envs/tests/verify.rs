@@ -1,8 +1,9 @@
 //! `verify`: replaying a dataset recorded in the same simulator gives zero error; corrupted
 //! rows are found and named; a dataset of another environment is refused.
 
+use ofql_envs::kitchen::state_from_observation;
 use ofql_envs::verify::{Recorded, VerifyOptions, VerifyReport, verify};
-use ofql_envs::{Env, EnvId};
+use ofql_envs::{Env, EnvConfig, EnvId, KitchenOptions, KitchenTask};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -177,4 +178,79 @@ fn max_rows_limits_the_check() {
         verify("Hopper-v4".parse::<EnvId>().unwrap(), &data.recorded(true), &options).unwrap();
     assert_eq!(report.rows_checked, 10);
     assert_eq!(report.rewards.rows, 10);
+}
+
+/// A kitchen recording as Minari's are: rows hold only the noisy 59-number observation (the
+/// state is read back from it), tasks stay rewarded while at their goal. The microwave starts
+/// at its goal, so rewards of 1 are compared too.
+fn kitchen_recording(steps: usize) -> (Data, EnvConfig) {
+    let tasks = KitchenOptions::parse_tasks(&["microwave", "kettle"]).unwrap();
+    let config = EnvConfig {
+        kitchen: KitchenOptions {
+            tasks_to_complete: tasks,
+            remove_task_when_completed: false,
+            terminate_on_tasks_completed: false,
+            ..KitchenOptions::default()
+        },
+        ..EnvConfig::from(EnvId::franka_kitchen())
+    };
+    let mut env = config.make_one().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    env.reset_with_seed(Some(3)).unwrap();
+    let (mut qpos, qvel) = (env.qpos().to_vec(), env.qvel().to_vec());
+    let microwave = KitchenTask::Microwave;
+    for (&i, &g) in microwave.qpos_indices().iter().zip(microwave.goal()) {
+        qpos[i] = g;
+    }
+    env.set_state(&qpos, &qvel).unwrap();
+    let mut obs = env.step(&[0.0; 9]).unwrap().obs;
+    let mut d = Data::default();
+    for t in 0..steps {
+        let action: Vec<f64> = (0..9).map(|_| rng.random_range(-0.3..0.3)).collect();
+        let (q, v) = state_from_observation(&obs).unwrap();
+        d.qpos.extend(q);
+        d.qvel.extend(v);
+        d.observations.extend_from_slice(&obs);
+        let step = env.step(&action).unwrap();
+        d.actions.extend(action);
+        d.next_observations.extend_from_slice(&step.obs);
+        d.rewards.push(step.reward);
+        d.terminals.push(step.terminated);
+        d.timeouts.push(t + 1 == steps);
+        obs = step.obs;
+    }
+    (d, config)
+}
+
+#[test]
+fn a_kitchen_recording_replays_at_its_noise_floor() {
+    let (data, config) = kitchen_recording(120);
+    assert!(data.rewards.contains(&1.0), "the microwave should be at its goal");
+    let report = verify(config.clone(), &data.recorded(true), &options(2)).unwrap();
+    assert_eq!(report.recorded_noise_bound, 0.001); // 0.01 x the robot's amplitude 0.1
+    assert_eq!(report.observations.max_abs, 0.0, "the state is read from the observation");
+    assert_eq!((report.max_abs_reward_err, report.termination_mismatches), (0.0, 0));
+    let floor = report.noise_floor.clone().expect("the kitchen's noise floor");
+    assert_eq!(floor.rewards.rows, data.rewards.len());
+    let floor = floor.next_observations.mean_abs;
+    let mean = report.next_observations.mean_abs;
+    assert!(floor > 0.0 && mean < 1.5 * floor && floor < 1.5 * mean, "{report:?}");
+    // The same rows replayed in one thread: the same floor, drawn from each row's seed.
+    let one = verify(config.clone(), &data.recorded(true), &options(1)).unwrap();
+    let (a, b) = (one.noise_floor.unwrap(), report.noise_floor.unwrap());
+    for (a, b) in [(&a.next_observations, &b.next_observations), (&a.rewards, &b.rewards)] {
+        assert_eq!((a.rows, a.max_abs, a.worst_row), (b.rows, b.max_abs, b.worst_row));
+        assert!((a.mean_abs - b.mean_abs).abs() <= 1e-12 * b.mean_abs.max(1e-300));
+    }
+    // Actions 10 % weaker than recorded, or one row late: well above the floor.
+    for change in [0, 1] {
+        let mut other = data.clone();
+        match change {
+            0 => other.actions.iter_mut().for_each(|a| *a *= 0.9),
+            _ => other.actions.rotate_right(9),
+        }
+        let report = verify(config.clone(), &other.recorded(true), &options(2)).unwrap();
+        let mean = report.next_observations.mean_abs;
+        assert!(mean > 2.0 * floor, "change {change}: {mean} vs floor {floor}");
+    }
 }

@@ -1,15 +1,18 @@
 //! `ofql dataset verify FILE`: replay a dataset's recorded states (D4RL's `infos/qpos`,
 //! `infos/qvel`; a Minari dataset's `infos/qpos`, `infos/qvel`, or for AntMaze the states its
-//! observation rows hold) through our simulator and report how far its next observations,
-//! rewards and terminations are from the recorded ones.
+//! observation rows hold; for FrankaKitchen-v1 the states its noisy observations show) through
+//! our simulator and report how far its next observations, rewards and terminations are from
+//! the recorded ones.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use ofql_data::registry::DatasetInfo;
 use ofql_data::{Actions, Dtype, FullPrecision};
+use ofql_envs::kitchen::{OBS_DIM, state_from_observation};
 use ofql_envs::verify::{Recorded, VerifyOptions, VerifyReport, verify};
-use ofql_envs::{ActionScalar, EnvConfig, EnvId, MazeOptions, Task};
+use ofql_envs::{ActionScalar, EnvConfig, EnvId, KitchenOptions, MazeOptions, Task};
 use serde::Serialize;
 
 use super::{CacheArgs, resolve_source};
@@ -73,13 +76,15 @@ pub fn run(args: VerifyArgs, out: &Output) -> Result<()> {
     } else {
         ofql_data::read_d4rl_full_precision(&path)?
     };
-    let id = match (&args.env, ofql_data::registry::lookup(&args.source)) {
-        (None, Ok(info)) if info.eval_env.is_some() => {
-            info.eval_env.unwrap_or_default().parse::<EnvId>()?
-        }
+    // By name, or by the dataset_id in a Minari folder's metadata.json.
+    let info = ofql_data::registry::lookup(&args.source)
+        .ok()
+        .or_else(|| ofql_data::registry::infer_from_file(&path));
+    let id = match (&args.env, info.as_ref().and_then(|i| i.eval_env)) {
+        (None, Some(eval_env)) => eval_env.parse::<EnvId>()?,
         _ => environment(args.env.as_deref(), &path)?,
     };
-    let env = recording_env(id, &mut data)?;
+    let env = recording_env(id, &mut data, info.as_ref())?;
     let mut options =
         VerifyOptions { max_rows: args.max_rows, worst: args.worst, ..Default::default() };
     options.threads = args.threads.unwrap_or(options.threads);
@@ -105,7 +110,14 @@ pub fn run(args: VerifyArgs, out: &Output) -> Result<()> {
 /// The environment as it recorded the data. A maze's rows are its state (qpos, qvel), then
 /// the goal when they have 2 more numbers: the states come from the rows when the file has no
 /// `infos/qpos`, and each row's goal is set before its step.
-fn recording_env(id: EnvId, data: &mut FullPrecision) -> Result<EnvConfig> {
+fn recording_env(
+    id: EnvId,
+    data: &mut FullPrecision,
+    info: Option<&DatasetInfo>,
+) -> Result<EnvConfig> {
+    if id.task == Task::FrankaKitchen {
+        return kitchen_recording_env(id, data, info);
+    }
     if !matches!(id.task, Task::AntMaze(_)) {
         if data.qpos.is_empty() {
             anyhow::bail!(
@@ -136,6 +148,42 @@ fn recording_env(id: EnvId, data: &mut FullPrecision) -> Result<EnvConfig> {
     }
     let maze = MazeOptions { goal_in_observation, ..MazeOptions::default() };
     Ok(EnvConfig { maze, ..EnvConfig::from(id) })
+}
+
+/// The kitchen as Minari recorded its datasets: the dataset's tasks, rewarded at every step
+/// they are at their goal (not removed when completed), no termination, its time limit. The
+/// states come from the rows' noisy observations.
+fn kitchen_recording_env(
+    id: EnvId,
+    data: &mut FullPrecision,
+    info: Option<&DatasetInfo>,
+) -> Result<EnvConfig> {
+    let width = data.observations.len() / data.rows.max(1);
+    if width != OBS_DIM {
+        anyhow::bail!(
+            "the data's rows have {width} numbers, but {id}'s observation has {OBS_DIM}: it was              not recorded in this environment (D4RL's kitchen-v0 files hold 60, from the              older kitchen, and cannot be replayed in {id})"
+        );
+    }
+    let info = info.filter(|i| i.kitchen_tasks.is_some()).with_context(|| {
+        format!(
+            "replaying in {id} needs the dataset's tasks (they decide the rewards): name a              registered D4RL/kitchen dataset, or a Minari folder whose metadata.json holds its              dataset_id"
+        )
+    })?;
+    if data.qpos.is_empty() {
+        for row in data.observations.chunks(width) {
+            let (qpos, qvel) = state_from_observation(row).expect("rows of the kitchen's width");
+            data.qpos.extend(qpos);
+            data.qvel.extend(qvel);
+        }
+    }
+    let kitchen = KitchenOptions {
+        tasks_to_complete: KitchenOptions::parse_tasks(info.kitchen_tasks.unwrap_or_default())?,
+        remove_task_when_completed: false,
+        terminate_on_tasks_completed: false,
+        max_episode_steps: info.episode_length,
+        ..KitchenOptions::default()
+    };
+    Ok(EnvConfig { kitchen, ..EnvConfig::from(id) })
 }
 
 fn replay<A: ActionScalar>(
@@ -174,6 +222,21 @@ fn text(r: &Report) -> String {
             "{name:<18}  {:>8}  {:>12.3e}  {:>12.3e}  {worst}\n",
             k.rows, k.max_abs, k.mean_abs
         ));
+    }
+    if let Some(floor) = &v.noise_floor {
+        s.push_str(&format!(
+            "noise floor: what a recording of this simulator shows through its observation \
+             noise alone (up to {:.1e} per number)\n",
+            v.recorded_noise_bound
+        ));
+        for (name, k) in
+            [("next_observations", &floor.next_observations), ("rewards", &floor.rewards)]
+        {
+            s.push_str(&format!(
+                "{name:<18}  {:>8}  {:>12.3e}  {:>12.3e}\n",
+                k.rows, k.max_abs, k.mean_abs
+            ));
+        }
     }
     s.push_str(&format!("termination mismatches: {}", v.termination_mismatches));
     if !v.termination_mismatch_rows.is_empty() {
