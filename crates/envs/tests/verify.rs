@@ -3,7 +3,7 @@
 
 use ofql_envs::kitchen::state_from_observation;
 use ofql_envs::verify::{Recorded, VerifyOptions, VerifyReport, verify};
-use ofql_envs::{Env, EnvConfig, EnvId, KitchenOptions, KitchenTask};
+use ofql_envs::{Env, EnvConfig, EnvId, KitchenOptions, KitchenTask, Step};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -30,15 +30,10 @@ impl Data {
             for t in 0..max_len {
                 let action: Vec<f64> =
                     (0..env.act_dim()).map(|_| rng.random_range(-1.0..1.0)).collect();
-                d.qpos.extend_from_slice(env.qpos());
-                d.qvel.extend_from_slice(env.qvel());
-                d.observations.extend_from_slice(&obs);
+                let (qpos, qvel) = (env.qpos().to_vec(), env.qvel().to_vec());
                 let step = env.step(&action).unwrap();
-                d.actions.extend(action);
-                d.next_observations.extend_from_slice(&step.obs);
-                d.rewards.push(step.reward);
-                d.terminals.push(step.terminated);
-                d.timeouts.push(t + 1 == max_len && !step.terminated);
+                let timeout = t + 1 == max_len && !step.terminated;
+                d.push((qpos, qvel), &obs, action, &step, timeout);
                 obs = step.obs;
                 if step.terminated {
                     break;
@@ -46,6 +41,25 @@ impl Data {
             }
         }
         d
+    }
+
+    /// One row: the state before the step, its observation, the action and the step.
+    fn push(
+        &mut self,
+        (qpos, qvel): (Vec<f64>, Vec<f64>),
+        obs: &[f64],
+        action: Vec<f64>,
+        step: &Step,
+        timeout: bool,
+    ) {
+        self.qpos.extend(qpos);
+        self.qvel.extend(qvel);
+        self.observations.extend_from_slice(obs);
+        self.actions.extend(action);
+        self.next_observations.extend_from_slice(&step.obs);
+        self.rewards.push(step.reward);
+        self.terminals.push(step.terminated);
+        self.timeouts.push(timeout);
     }
 
     fn recorded(&self, with_next: bool) -> Recorded<'_, f64> {
@@ -207,16 +221,9 @@ fn kitchen_recording(steps: usize) -> (Data, EnvConfig) {
     let mut d = Data::default();
     for t in 0..steps {
         let action: Vec<f64> = (0..9).map(|_| rng.random_range(-0.3..0.3)).collect();
-        let (q, v) = state_from_observation(&obs).unwrap();
-        d.qpos.extend(q);
-        d.qvel.extend(v);
-        d.observations.extend_from_slice(&obs);
+        let state = state_from_observation(&obs).unwrap();
         let step = env.step(&action).unwrap();
-        d.actions.extend(action);
-        d.next_observations.extend_from_slice(&step.obs);
-        d.rewards.push(step.reward);
-        d.terminals.push(step.terminated);
-        d.timeouts.push(t + 1 == steps);
+        d.push(state, &obs, action, &step, t + 1 == steps);
         obs = step.obs;
     }
     (d, config)
