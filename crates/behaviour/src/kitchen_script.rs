@@ -11,6 +11,7 @@
 //! under gravity is corrected over time. Gaussian noise on the actions varies the episodes.
 
 use anyhow::{Context, Result, bail};
+use ndarray::Array2;
 use ofql_data::Dataset;
 use ofql_envs::{EnvConfig, EnvId, KitchenOptions, KitchenTask, SiteKinematics, load_env_model};
 use rand::SeedableRng;
@@ -270,6 +271,16 @@ pub struct KitchenDataReport {
     pub return_mean: f64,
 }
 
+/// A scripted kitchen dataset: its rows, and each episode's controls (MuJoCo's `data.ctrl`, the
+/// position targets) after the reset and after each step, as Minari's kitchen datasets record
+/// them in `infos/ctrl`.
+#[derive(Debug)]
+pub struct KitchenData {
+    pub data: Dataset,
+    pub ctrl: Vec<Array2<f64>>,
+    pub report: KitchenDataReport,
+}
+
 /// `episodes` episodes of the demonstrator in FrankaKitchen-v1 with `tasks` (each episode does
 /// them in a random order) and noise of standard deviation `action_noise` on its actions;
 /// an episode ends when the script does or at `max_episode_steps`.
@@ -279,7 +290,7 @@ pub fn generate_kitchen_data(
     episodes: usize,
     action_noise: f64,
     seed: u64,
-) -> Result<(Dataset, KitchenDataReport)> {
+) -> Result<KitchenData> {
     if let Some(t) = tasks.iter().find(|t| !SCRIPTED.contains(t)) {
         bail!(
             "the scripted demonstrator cannot do `{t}`; it does {}",
@@ -307,6 +318,7 @@ pub fn generate_kitchen_data(
     let mut rows = Rows::new(d, a);
     let mut completed = 0usize;
     let mut all_done = 0usize;
+    let mut ctrl = Vec::new();
     for episode in 0..episodes {
         let mut order = tasks.to_vec();
         order.shuffle(&mut rng);
@@ -314,6 +326,7 @@ pub fn generate_kitchen_data(
             env.reset_with_seed(Some(seed.wrapping_mul(1_000_003).wrapping_add(episode as u64)))?;
         demo.begin(&order, &o);
         let mut steps = 0;
+        let mut episode_ctrl = env.ctrl().to_vec();
         while let Some(clean) = demo.act(&o) {
             let u: Vec<f32> = clean
                 .iter()
@@ -321,6 +334,7 @@ pub fn generate_kitchen_data(
                 .collect();
             let step = env.step(&u)?;
             steps += 1;
+            episode_ctrl.extend_from_slice(env.ctrl());
             let end = step.truncated || step.terminated;
             rows.push(&o, &step.obs, &u, step.reward, end);
             o = step.obs;
@@ -331,6 +345,7 @@ pub fn generate_kitchen_data(
         if steps > 0 {
             // The script ended before the time limit: cut the episode there.
             rows.cut_last();
+            ctrl.push(Array2::from_shape_vec((steps + 1, a), episode_ctrl)?);
         }
         let kitchen = env.kitchen().expect("the kitchen");
         let done = kitchen.episode_completions().len();
@@ -348,7 +363,7 @@ pub fn generate_kitchen_data(
         all_tasks_rate: all_done as f64 / episodes as f64,
         return_mean,
     };
-    Ok((data, report))
+    Ok(KitchenData { data, ctrl, report })
 }
 
 #[cfg(test)]
@@ -382,7 +397,10 @@ mod tests {
 
     #[test]
     fn the_demonstrator_completes_kitchen_tasks() {
-        let (data, report) = generate_kitchen_data(&SCRIPTED, 450, 2, 0.0, 0).unwrap();
+        let KitchenData { data, ctrl, report } =
+            generate_kitchen_data(&SCRIPTED, 450, 2, 0.0, 0).unwrap();
+        let steps: usize = ctrl.iter().map(|c| c.nrows() - 1).sum();
+        assert_eq!((ctrl.len(), steps), (data.episodes().len(), data.len()));
         assert_eq!(data.obs_dim(), 59);
         assert_eq!(data.len(), report.transitions);
         assert_eq!(data.timeouts.iter().filter(|t| **t).count(), 2, "two episodes, each cut once");

@@ -108,6 +108,11 @@ fn generated_kitchen_data_is_a_minari_dataset() {
     let (mean, floor) = (&v["next_observations"]["mean_abs"], floor);
     let (mean, floor) = (mean.as_f64().unwrap(), floor.as_f64().unwrap());
     assert!(floor > 0.0 && mean < 1.5 * floor, "{v}");
+    // The recorded controls (infos/ctrl, as Minari's kitchen files have them) come from the
+    // observed robot positions, stored through float32 here: equal to that rounding.
+    let ctrl = &v["ctrl"];
+    assert_eq!(ctrl["rows"], g["transitions"]);
+    assert!(ctrl["max_abs"].as_f64().unwrap() < 1e-6, "{ctrl}");
     let again = ofql(&["dataset", "generate", "--env", "kitchen-partial", "--out", f]);
     assert!(!again.status.success(), "an existing folder is kept without --force");
     let episodes_elsewhere = ofql(&[

@@ -59,6 +59,9 @@ pub struct FullPrecision {
     pub rows: usize,
     pub qpos: Vec<f64>,
     pub qvel: Vec<f64>,
+    /// The controls after each step (MuJoCo's `data.ctrl`), when the file records them
+    /// (Minari's kitchen datasets: `infos/ctrl`); else empty.
+    pub ctrl: Vec<f64>,
     pub observations: Vec<f64>,
     pub next_observations: Option<Vec<f64>>,
     pub actions: Actions,
@@ -94,6 +97,7 @@ pub fn read_d4rl_full_precision(path: &Path) -> Result<FullPrecision> {
         rows: data.len(),
         qpos: f64s("infos/qpos")?,
         qvel: f64s("infos/qvel")?,
+        ctrl: Vec::new(),
         observations: f64s("observations")?,
         next_observations: data
             .next_observations

@@ -25,7 +25,10 @@ pub use dataset::{Dataset, Dtype, Episode};
 pub use error::DataError;
 pub use fetch::resolve;
 pub use load::{Format, detect, load};
-pub use minari::{read_minari, read_minari_full_precision, write_minari, write_minari_with_layout};
+pub use minari::{
+    read_minari, read_minari_full_precision, write_minari, write_minari_infos,
+    write_minari_with_layout,
+};
 pub use parquet::{read_parquet, write_parquet};
 pub use registry::{DatasetInfo, EnvSpec, lookup, normalized_score};
 pub use replay::{Batch, ReplayBuffer};

@@ -167,7 +167,8 @@ fn episode_groups(file: &hdf5::File, main: &Path) -> Result<Vec<(u64, String)>> 
 /// (`ofql dataset verify`): rows as `read_minari` makes them (dictionary observations in
 /// `DICT_OBSERVATION_ORDER`), and the simulator states from `infos/qpos`, `infos/qvel` when
 /// the episodes record them (else `qpos` and `qvel` are empty: the caller may know how to
-/// take them from the observation).
+/// take them from the observation), and the controls after each step from `infos/ctrl` (as
+/// Minari's kitchen datasets record them) when every episode has them.
 pub fn read_minari_full_precision(path: &Path) -> Result<FullPrecision> {
     // The checks (shapes, T + 1 observations, equal dictionaries) and the flags.
     let data = read_minari(path)?;
@@ -176,7 +177,8 @@ pub fn read_minari_full_precision(path: &Path) -> Result<FullPrecision> {
     let (mut observations, mut next) = (Vec::new(), Vec::new());
     let (mut qpos, mut qvel, mut rewards) = (Vec::new(), Vec::new(), Vec::new());
     let (mut actions32, mut actions64) = (Vec::new(), Vec::new());
-    let mut all_states = true;
+    let mut ctrl = Vec::new();
+    let (mut all_states, mut all_ctrl) = (true, true);
     for (_, name) in episode_groups(&file, &main)? {
         let group = file.group(&name)?;
         let episode = main.join(&name);
@@ -221,6 +223,21 @@ pub fn read_minari_full_precision(path: &Path) -> Result<FullPrecision> {
             }
             _ => all_states = false,
         }
+        if all_ctrl && group.link_exists("infos/ctrl") {
+            // T + 1 rows, the reset's first: row t + 1 holds the controls of step t.
+            let c = reader.raw::<f64>("infos/ctrl")?;
+            if c.len() % (steps + 1) != 0 {
+                bail!(
+                    "{}: infos/ctrl has {} values, not a multiple of the episode's {} infos rows",
+                    episode.display(),
+                    c.len(),
+                    steps + 1
+                );
+            }
+            ctrl.extend_from_slice(&c[c.len() / (steps + 1)..]);
+        } else {
+            all_ctrl = false;
+        }
     }
     if !actions32.is_empty() && !actions64.is_empty() {
         bail!("{}: some episodes store actions as float32, others as float64", main.display());
@@ -233,6 +250,7 @@ pub fn read_minari_full_precision(path: &Path) -> Result<FullPrecision> {
         rows: data.len(),
         qpos,
         qvel,
+        ctrl: if all_ctrl { ctrl } else { Vec::new() },
         observations,
         next_observations: Some(next),
         actions: if actions64.is_empty() {
@@ -350,6 +368,41 @@ pub fn write_minari_with_layout(
     meta.insert("data_format".into(), "hdf5".into());
     let json = serde_json::to_string_pretty(&serde_json::Value::Object(meta))?;
     std::fs::write(dir.join(METADATA_FILE), json)?;
+    Ok(())
+}
+
+/// Add `infos/<key>` to every episode of the Minari dataset at `root`, as `write_minari` wrote
+/// it: one array per episode, in order, of T + 1 rows (the reset's info first, then one per
+/// step), as Minari's `DataCollector` records an info, at float64.
+pub fn write_minari_infos(root: &Path, key: &str, episodes: &[Array2<f64>]) -> Result<()> {
+    let main = main_data_path(root);
+    let file = hdf5::File::open_rw(&main)
+        .with_context(|| format!("open HDF5 file {} to write", main.display()))?;
+    let groups = episode_groups(&file, &main)?;
+    if groups.len() != episodes.len() {
+        bail!(
+            "{}: {} episodes, but infos/{key} was given for {}",
+            main.display(),
+            groups.len(),
+            episodes.len()
+        );
+    }
+    for ((_, name), values) in groups.iter().zip(episodes) {
+        let group = file.group(name)?;
+        let steps = group.dataset("rewards")?.shape()[0];
+        if values.nrows() != steps + 1 {
+            bail!(
+                "{name}: infos/{key} has {} rows, expected {} (the reset's, then one per step)",
+                values.nrows(),
+                steps + 1
+            );
+        }
+        let infos = match group.group("infos") {
+            Ok(infos) => infos,
+            Err(_) => group.create_group("infos")?,
+        };
+        hdf5_io::write_array(&infos, key, values.view())?;
+    }
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use hdf5::types::{FloatSize, TypeDescriptor};
 use ndarray::{Array1, Array2, array};
 use ofql_data::{
     Dtype, Format, NextObs, TransitionOptions, Transitions, load, read_d4rl, read_minari,
-    read_parquet, write_d4rl, write_minari, write_minari_with_layout, write_parquet,
-    write_states_f64,
+    read_parquet, write_d4rl, write_minari, write_minari_infos, write_minari_with_layout,
+    write_parquet, write_states_f64,
 };
 
 fn descriptor(file: &hdf5::File, key: &str) -> TypeDescriptor {
@@ -143,6 +143,43 @@ fn file_without_timeouts_is_read_and_flagged() {
     let back = read_d4rl(&path).unwrap();
     assert!(!back.has_timeouts);
     assert_eq!(back, data);
+}
+
+/// `infos/ctrl` (Minari's kitchen datasets record the controls this way): T + 1 rows per
+/// episode, the reset's first; the replay reads the rows after each step, and only when every
+/// episode has them.
+#[test]
+fn minari_infos_ctrl_is_read_after_each_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("D4RL/kitchen/test-v2");
+    write_minari(&root, &sample_dataset(), "D4RL/kitchen/test-v2").unwrap();
+    // Episodes of 4, 5 and 3 steps; value = 100 x episode + 10 x row + column.
+    let ctrl: Vec<Array2<f64>> = [4, 5, 3]
+        .iter()
+        .enumerate()
+        .map(|(e, &t)| Array2::from_shape_fn((t + 1, 2), |(r, c)| (100 * e + 10 * r + c) as f64))
+        .collect();
+    write_minari_infos(&root, "ctrl", &ctrl).unwrap();
+    let full = ofql_data::read_minari_full_precision(&root).unwrap();
+    let expected: Vec<f64> = ctrl
+        .iter()
+        .flat_map(|c| c.slice(ndarray::s![1.., ..]).iter().copied().collect::<Vec<_>>())
+        .collect();
+    assert_eq!(full.ctrl, expected);
+    assert_eq!(full.ctrl.len(), 12 * 2);
+
+    let wrong_rows = write_minari_infos(&root, "other", &ctrl[..2]).unwrap_err().to_string();
+    assert!(wrong_rows.contains("3 episodes"), "{wrong_rows}");
+    let short: Vec<Array2<f64>> =
+        ctrl.iter().map(|c| c.slice(ndarray::s![1.., ..]).to_owned()).collect();
+    let err = write_minari_infos(&root, "short", &short).unwrap_err().to_string();
+    assert!(err.contains("expected 5"), "{err}");
+
+    // One episode without it: no controls at all.
+    let file = hdf5::File::open_rw(root.join("data/main_data.hdf5")).unwrap();
+    file.group("episode_1/infos").unwrap().unlink("ctrl").unwrap();
+    drop(file);
+    assert!(ofql_data::read_minari_full_precision(&root).unwrap().ctrl.is_empty());
 }
 
 #[test]

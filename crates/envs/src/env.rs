@@ -418,6 +418,11 @@ impl Env {
     pub fn qvel(&self) -> &[f64] {
         self.data.qvel()
     }
+    /// The controls of the last step (MuJoCo's `data.ctrl`: the action, or the kitchen's
+    /// position targets).
+    pub fn ctrl(&self) -> &[f64] {
+        self.data.ctrl()
+    }
     pub fn elapsed_steps(&self) -> usize {
         self.elapsed_steps
     }

@@ -28,6 +28,8 @@ pub struct Recorded<'a, A> {
     pub observations: &'a [f64],
     /// When absent, the next observation of row i is `observations[i + 1]` inside an episode.
     pub next_observations: Option<&'a [f64]>,
+    /// The controls after each step (`Env::ctrl`), when recorded (Minari's kitchen files).
+    pub ctrl: Option<&'a [f64]>,
     pub rewards: &'a [f64],
     pub terminals: &'a [bool],
     pub timeouts: Option<&'a [bool]>,
@@ -140,6 +142,10 @@ pub struct VerifyReport {
     /// The simulated next observation against the recorded one.
     pub next_observations: KeyError,
     pub rewards: KeyError,
+    /// The simulated controls after the step against the recorded ones (`None`: not
+    /// recorded). The kitchen computes them from the observed robot positions and the
+    /// action, so they match exactly when the file's actions mean what they mean here.
+    pub ctrl: Option<KeyError>,
     /// Rows whose simulated termination differs from `terminals` (the first few).
     pub termination_mismatch_rows: Vec<usize>,
     /// The rows with the largest next-observation error, worst first.
@@ -161,6 +167,7 @@ struct Partial {
     observations: KeyError,
     next_observations: KeyError,
     rewards: KeyError,
+    ctrl: KeyError,
     mismatches: Vec<usize>,
     rows: Vec<RowError>,
 }
@@ -265,6 +272,9 @@ pub fn verify<A: ActionScalar>(
             let next_obs_err = next_obs(i).map(|rec| part.next_observations.add(i, rec, &next));
             let reward = stored(vec![info.reward]);
             let reward_err = part.rewards.add(i, &data.rewards[i..=i], &reward);
+            if let Some(ctrl) = data.ctrl {
+                part.ctrl.add(i, &ctrl[i * act_dim..(i + 1) * act_dim], env.ctrl());
+            }
             if let Some(noisy) = noisy.as_mut() {
                 let (recorded, replayed) =
                     noisy_replay(noisy, &mut env, i, qpos(i), qvel(i), action(i))?;
@@ -310,6 +320,7 @@ pub fn verify<A: ActionScalar>(
         total.observations.merge(part.observations);
         total.next_observations.merge(part.next_observations);
         total.rewards.merge(part.rewards);
+        total.ctrl.merge(part.ctrl);
         total.mismatches.extend(part.mismatches);
         total.rows.extend(part.rows);
     }
@@ -319,6 +330,7 @@ pub fn verify<A: ActionScalar>(
         &mut total.observations,
         &mut total.next_observations,
         &mut total.rewards,
+        &mut total.ctrl,
     ] {
         key.finish();
     }
@@ -342,6 +354,7 @@ pub fn verify<A: ActionScalar>(
         observations: total.observations,
         next_observations: total.next_observations,
         rewards: total.rewards,
+        ctrl: data.ctrl.map(|_| total.ctrl),
         termination_mismatch_rows: total.mismatches,
     })
 }
@@ -399,6 +412,11 @@ fn check_shapes<A>(
         && next.len() != n * obs_dim
     {
         return Err(mismatch("next_observations", next.len(), obs_dim));
+    }
+    if let Some(ctrl) = data.ctrl
+        && ctrl.len() != n * act_dim
+    {
+        return Err(mismatch("infos/ctrl", ctrl.len(), act_dim));
     }
     if data.terminals.len() != n || data.timeouts.is_some_and(|t| t.len() != n) {
         return Err(mismatch("terminals/timeouts", data.terminals.len(), 1));

@@ -15,6 +15,8 @@ struct Data {
     actions: Vec<f64>,
     observations: Vec<f64>,
     next_observations: Vec<f64>,
+    /// The controls after each step (recorded for the kitchen only).
+    ctrl: Vec<f64>,
     rewards: Vec<f64>,
     terminals: Vec<bool>,
     timeouts: Vec<bool>,
@@ -69,6 +71,7 @@ impl Data {
             actions: &self.actions,
             observations: &self.observations,
             next_observations: with_next.then_some(&self.next_observations[..]),
+            ctrl: (!self.ctrl.is_empty()).then_some(&self.ctrl[..]),
             rewards: &self.rewards,
             terminals: &self.terminals,
             timeouts: Some(&self.timeouts),
@@ -118,6 +121,7 @@ fn corrupted_rows_are_found_and_named() {
     assert_eq!(report.next_observations.worst_row, Some(120));
     assert_eq!(report.termination_mismatches, 1);
     assert_eq!(report.termination_mismatch_rows, vec![200]);
+    assert_eq!(report.ctrl, None, "no controls recorded");
     let mean = report.rewards.mean_abs;
     assert!((mean - 0.5 / 300.0).abs() < 1e-12, "mean reward error {mean}");
 }
@@ -224,6 +228,7 @@ fn kitchen_recording(steps: usize) -> (Data, EnvConfig) {
         let state = state_from_observation(&obs).unwrap();
         let step = env.step(&action).unwrap();
         d.push(state, &obs, action, &step, t + 1 == steps);
+        d.ctrl.extend_from_slice(env.ctrl());
         obs = step.obs;
     }
     (d, config)
@@ -237,6 +242,8 @@ fn a_kitchen_recording_replays_at_its_noise_floor() {
     assert_eq!(report.recorded_noise_bound, 0.001); // 0.01 x the robot's amplitude 0.1
     assert_eq!(report.observations.max_abs, 0.0, "the state is read from the observation");
     assert_eq!((report.max_abs_reward_err, report.termination_mismatches), (0.0, 0));
+    // The position targets come from the observed robot positions and the action: exact.
+    assert_eq!(report.ctrl.as_ref().map(|c| (c.rows, c.max_abs)), Some((120, 0.0)));
     let floor = report.noise_floor.clone().expect("the kitchen's noise floor");
     assert_eq!(floor.rewards.rows, data.rewards.len());
     let floor = floor.next_observations.mean_abs;
@@ -259,5 +266,6 @@ fn a_kitchen_recording_replays_at_its_noise_floor() {
         let report = verify(config.clone(), &other.recorded(true), &options(2)).unwrap();
         let mean = report.next_observations.mean_abs;
         assert!(mean > 2.0 * floor, "change {change}: {mean} vs floor {floor}");
+        assert!(report.ctrl.unwrap().max_abs > 1e-3, "change {change}");
     }
 }

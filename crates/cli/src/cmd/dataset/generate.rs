@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ofql_behaviour::generate::{Kind, generate};
-use ofql_behaviour::kitchen_script::generate_kitchen_data;
+use ofql_behaviour::kitchen_script::{KitchenData, generate_kitchen_data};
 use ofql_behaviour::maze_data::{generate_maze_data, load_goal_reaching_actor, recording_env};
 use ofql_data::{Dtype, Stats, write_d4rl, write_states_f64};
 use ofql_envs::EnvId;
@@ -186,6 +186,7 @@ fn run_maze(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
         &format!("D4RL/antmaze/{name}-v1"),
         &[("achieved_goal", 2), ("observation", 27), ("desired_goal", 2)],
         [("success_rate", report.success_rate.into()), ("action_noise", action_noise.into())],
+        &[],
     )?;
     out.report(&report, || {
         format!(
@@ -209,6 +210,7 @@ fn write_generated_minari<const N: usize>(
     id: &str,
     layout: &[(&str, usize)],
     extra: [(&str, serde_json::Value); N],
+    infos: &[(&str, &[ndarray::Array2<f64>])],
 ) -> Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let tags = [
@@ -219,7 +221,8 @@ fn write_generated_minari<const N: usize>(
         data.metadata.insert(key.into(), value);
     }
     crate::replace::write_replacing(out, true, |path| {
-        ofql_data::write_minari_with_layout(path, data, id, Some(layout))
+        ofql_data::write_minari_with_layout(path, data, id, Some(layout))?;
+        infos.iter().try_for_each(|(key, values)| ofql_data::write_minari_infos(path, key, values))
     })
 }
 
@@ -268,7 +271,7 @@ fn run_kitchen(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
         names.join(", "),
         info.episode_length
     );
-    let (mut data, report) =
+    let KitchenData { mut data, ctrl, report } =
         generate_kitchen_data(&tasks, info.episode_length, episodes, action_noise, args.seed)?;
     write_generated_minari(
         &mut data,
@@ -280,6 +283,7 @@ fn run_kitchen(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
             ("all_tasks_rate", report.all_tasks_rate.into()),
             ("action_noise", action_noise.into()),
         ],
+        &[("ctrl", &ctrl)],
     )?;
     out.report(&report, || {
         format!(

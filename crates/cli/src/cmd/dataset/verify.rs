@@ -198,6 +198,7 @@ fn replay<A: ActionScalar>(
         actions,
         observations: &data.observations,
         next_observations: data.next_observations.as_deref(),
+        ctrl: (!data.ctrl.is_empty()).then_some(&data.ctrl[..]),
         rewards: &data.rewards,
         terminals: &data.terminals,
         timeouts: data.timeouts.as_deref(),
@@ -216,7 +217,10 @@ fn text(r: &Report) -> String {
         ("observations", &v.observations),
         ("next_observations", &v.next_observations),
         ("rewards", &v.rewards),
-    ] {
+    ]
+    .into_iter()
+    .chain(v.ctrl.as_ref().map(|k| ("ctrl", k)))
+    {
         let worst = k.worst_row.map_or("-".to_string(), |w| w.to_string());
         s.push_str(&format!(
             "{name:<18}  {:>8}  {:>12.3e}  {:>12.3e}  {worst}\n",
