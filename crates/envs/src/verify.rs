@@ -14,8 +14,7 @@
 //! simulator makes from each row's state with the kitchen's noise.
 
 use crate::action::ActionScalar;
-use crate::env::EnvConfig;
-use crate::env::{Env, Step};
+use crate::env::{Env, EnvConfig, Step};
 use crate::error::EnvError;
 use crate::id::{EnvId, Task};
 use crate::kitchen::{observation_noise_bound, state_from_observation};
