@@ -161,12 +161,16 @@ fn kitchen_recording_env(
     let width = data.observations.len() / data.rows.max(1);
     if width != OBS_DIM {
         anyhow::bail!(
-            "the data's rows have {width} numbers, but {id}'s observation has {OBS_DIM}: it was              not recorded in this environment (D4RL's kitchen-v0 files hold 60, from the              older kitchen, and cannot be replayed in {id})"
+            "the data's rows have {width} numbers, but {id}'s observation has {OBS_DIM}: it was \
+             not recorded in this environment (D4RL's kitchen-v0 files hold 60, from the \
+             older kitchen, and cannot be replayed in {id})"
         );
     }
     let info = info.filter(|i| i.kitchen_tasks.is_some()).with_context(|| {
         format!(
-            "replaying in {id} needs the dataset's tasks (they decide the rewards): name a              registered D4RL/kitchen dataset, or a Minari folder whose metadata.json holds its              dataset_id"
+            "replaying in {id} needs the dataset's tasks (they decide the rewards): name a \
+             registered D4RL/kitchen dataset, or a Minari folder whose metadata.json holds its \
+             dataset_id"
         )
     })?;
     if data.qpos.is_empty() {
