@@ -443,13 +443,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     });
 
     // A user's suite reports beside its runs; only --publish (or --results) writes into the
-    // project's own docs/results.
-    let results = results_dir(root, &o, &plan);
-    let mut report = Command::new(&ctx.ofql);
-    report.args(report_args(&plan, &results, args));
-    ctx.run_logged(&mut report, None).context("ofql report")?;
-    eprintln!("reproduce-d4rl: table in {}", results.join(format!("{}.md", plan.name)).display());
+    // project's own docs/results. With every run failed (or interrupted) there is nothing to
+    // report, and the report's own error would hide the runs' ones.
     let failures = failures.into_inner().expect("failures");
+    if failures.len() < plan.runs.len() {
+        let results = results_dir(root, &o, &plan);
+        let mut report = Command::new(&ctx.ofql);
+        report.args(report_args(&plan, &results, args));
+        ctx.run_logged(&mut report, None).context("ofql report")?;
+        eprintln!(
+            "reproduce-d4rl: table in {}",
+            results.join(format!("{}.md", plan.name)).display()
+        );
+    }
     if !failures.is_empty() {
         bail!(
             "{} run(s) failed (their logs are in their folders; rerun the same command to resume):\n  {}",

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use ofql_behaviour::online::{
-    BehaviourConfig, BehaviourObserver, Snapshot, export_policies, train_behaviour,
+    BehaviourConfig, BehaviourObserver, Snapshot, export_policies, read_snapshots, train_behaviour,
 };
 use ofql_behaviour::sac::SacLosses;
 
@@ -109,7 +109,10 @@ fn train(a: TrainArgs, out: &Output) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).context("Ctrl-C handler")?;
-    let mut bar = Bar { progress: Progress::new(cfg.steps), last_return: None };
+    // A resumed run's bar starts from its last snapshot, not from "no snapshot yet".
+    let last_return =
+        if a.resume { read_snapshots(&a.out)?.last().map(|s| s.return_mean) } else { None };
+    let mut bar = Bar { progress: Progress::new(cfg.steps), last_return };
     let summary = train_behaviour(&cfg, &a.out, a.resume, &stop, &mut bar)?;
     bar.progress.bar.finish_and_clear();
     out.report(&summary, || {
