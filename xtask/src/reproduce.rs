@@ -443,18 +443,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     });
 
     // A user's suite reports beside its runs; only --publish (or --results) writes into the
-    // project's own docs/results. With every run failed (or interrupted) there is nothing to
-    // report, and the report's own error would hide the runs' ones.
+    // project's own docs/results. Interrupted or failed runs are in the report as unfinished;
+    // where the report itself fails too, the runs' errors come first.
     let failures = failures.into_inner().expect("failures");
-    if failures.len() < plan.runs.len() {
-        let results = results_dir(root, &o, &plan);
-        let mut report = Command::new(&ctx.ofql);
-        report.args(report_args(&plan, &results, args));
-        ctx.run_logged(&mut report, None).context("ofql report")?;
-        eprintln!(
+    let results = results_dir(root, &o, &plan);
+    let mut report = Command::new(&ctx.ofql);
+    report.args(report_args(&plan, &results, args));
+    match ctx.run_logged(&mut report, None).context("ofql report") {
+        Ok(_) => eprintln!(
             "reproduce-d4rl: table in {}",
             results.join(format!("{}.md", plan.name)).display()
-        );
+        ),
+        Err(e) if !failures.is_empty() => eprintln!("reproduce-d4rl: no table: {e:#}"),
+        Err(e) => return Err(e),
     }
     if !failures.is_empty() {
         bail!(
@@ -671,6 +672,17 @@ impl Ctx {
             train.arg("--cache-dir").arg(dir);
         }
         train.arg("--json");
+        // Which run the folder holds, beside it (`seed0.plan.json`): `ofql report` lists the
+        // run by it until its run.json exists.
+        let kind = if matches!(data, DataFile::Generated { .. }) { "generated" } else { "d4rl" };
+        let run_plan = format!(
+            "{{\"dataset\":{},\"data\":{},\"variant\":{},\"seed\":{}}}\n",
+            quote(&r.dataset),
+            quote(kind),
+            quote(&r.variant),
+            r.seed
+        );
+        fs::write(r.dir.with_extension("plan.json"), run_plan)?;
         eprintln!(
             "reproduce-d4rl: {} {} seed {}: {}",
             r.dataset,
@@ -706,7 +718,7 @@ impl Ctx {
         let record = format!(
             "{{\"dataset\":{},\"data\":{},\"variant\":{},\"seed\":{},\"resumed\":{},\"train_seconds\":{:.1},\"wall_seconds\":{:.1},\"train\":{},\"eval_last\":{},\"eval_best\":{},\"eval_last_plain\":{},\"eval_best_plain\":{}}}\n",
             quote(&r.dataset),
-            quote(if matches!(data, DataFile::Generated { .. }) { "generated" } else { "d4rl" }),
+            quote(kind),
             quote(&r.variant),
             r.seed,
             resumed,

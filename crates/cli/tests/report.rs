@@ -93,3 +93,57 @@ fn report_aggregates_seeds_and_keeps_generated_data_apart() {
         ofql(&["report", "--runs", dir.path().join("nothing").to_str().unwrap(), "--name", "x"]);
     assert!(!empty.status.success());
 }
+
+/// Runs still training (no run.json) are listed with their in-training evaluations, named by
+/// the plan the xtask writes beside them (or by its folder layout), and a report of only
+/// unfinished runs works; a folder the xtask set aside is not one of them.
+#[test]
+fn report_lists_unfinished_runs_with_their_evaluations() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_dataset(dir.path());
+    let config = write_config(dir.path(), "");
+    let runs = dir.path().join("runs");
+    let run = runs.join("halfcheetah-medium-v2/actor.eta-0.1/seed4");
+    let run_s = run.to_str().unwrap();
+    let train = ["train", "--config", &config, "--dataset", &data, "--out", run_s, "--json"];
+    json_ok(&ofql(&[&train[..], &["--set", "actor.eta=0.1"]].concat()));
+    let aside = runs.join("halfcheetah-medium-v2/actor.eta-0.1/seed4.unfinished-17");
+    std::fs::create_dir_all(&aside).unwrap();
+    std::fs::copy(run.join("metrics.jsonl"), aside.join("metrics.jsonl")).unwrap();
+    // The in-training evaluations, as the run logged them.
+    let logged: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("score_mean").is_some())
+        .collect();
+    assert_eq!(logged.len(), 2, "evaluations at steps 20 and 40");
+
+    let runs_s = runs.to_str().unwrap();
+    let report =
+        |name: &str| json_ok(&ofql(&["report", "--runs", runs_s, "--name", name, "--json"]));
+    let r = report("a");
+    assert_eq!(r["runs"], 0);
+    assert_eq!(r["unfinished"].as_array().unwrap().len(), 1, "{r}");
+    let u = &r["unfinished"][0];
+    assert_eq!(u["dataset"], "halfcheetah-medium-v2");
+    assert_eq!(u["variant"], "actor.eta-0.1", "without a plan: the folder's name");
+    assert_eq!(u["seed"], 4);
+    assert_eq!(u["logged_steps"], 40);
+    for (e, want) in u["evaluations"].as_array().unwrap().iter().zip(&logged) {
+        assert_eq!(e["step"], want["step"]);
+        assert_eq!(e["score_mean"], want["score_mean"]);
+        assert_eq!(e["plain_score_mean"], want["plain_score_mean"]);
+    }
+    let md = std::fs::read_to_string(runs.join("a.md")).unwrap();
+    assert!(md.contains("No run has finished yet") && md.contains("## Unfinished runs"), "{md}");
+    let score = logged[1]["score_mean"].as_f64().unwrap();
+    assert!(md.contains(&format!("| 40 | {score:.1}")), "{md}");
+    assert!(runs.join("a/halfcheetah-medium-v2.png").is_file(), "its learning curve");
+
+    // The plan the xtask writes beside the folder names the run exactly.
+    let plan =
+        r#"{"dataset":"halfcheetah-medium-v2","data":"d4rl","variant":"actor.eta=0.1","seed":4}"#;
+    std::fs::write(run.with_file_name("seed4.plan.json"), plan).unwrap();
+    assert_eq!(report("b")["unfinished"][0]["variant"], "actor.eta=0.1");
+}

@@ -48,7 +48,10 @@ fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 
 fn fmt_tick(v: f64) -> String {
     if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-3) {
-        format!("{v:.0e}")
+        // As many digits as the tick has (150000 is 1.5e5, not 2e5), up to four.
+        let s = format!("{v:.3e}");
+        let (mantissa, exponent) = s.split_once('e').expect("an exponent");
+        format!("{}e{exponent}", mantissa.trim_end_matches('0').trim_end_matches('.'))
     } else {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -196,5 +199,7 @@ mod tests {
         assert_eq!(fmt_tick(0.5), "0.5");
         assert_eq!(fmt_tick(2000.0), "2000");
         assert_eq!(fmt_tick(1e6), "1e6");
+        assert_eq!(fmt_tick(1.5e5), "1.5e5");
+        assert_eq!(fmt_tick(-2.5e-4), "-2.5e-4");
     }
 }

@@ -5,6 +5,9 @@
 //! Per dataset and variant: mean and std over seeds of the last and the best checkpoint's
 //! score, the paper's OFQL / DQL / FQL / BC numbers beside ours with the difference (D4RL data
 //! only: generated data is never put beside D4RL numbers), steps per second and wall time.
+//! Run folders without a `run.json` (still training, stopped or failed: long runs outlive a
+//! session) get their own section with their in-training evaluations so far, and are in the
+//! learning curves.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -78,6 +81,38 @@ struct EvalPart {
     episodes: usize,
 }
 
+/// What `cargo xtask reproduce-d4rl` writes beside a run folder each time it starts or resumes
+/// it (`seed0.plan.json` beside `seed0/`): which run the folder holds before it has a
+/// `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunPlan {
+    pub dataset: String,
+    pub data: String,
+    pub variant: String,
+    pub seed: u64,
+}
+
+/// A run folder without a `run.json`: still training, stopped or failed.
+#[derive(Debug, Clone, Serialize)]
+struct Unfinished {
+    #[serde(flatten)]
+    plan: RunPlan,
+    /// The last step in its metrics.jsonl.
+    logged_steps: u64,
+    /// Its in-training evaluations so far.
+    evaluations: Vec<Evaluation>,
+    dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Evaluation {
+    step: u64,
+    score_mean: Option<f64>,
+    score_std: Option<f64>,
+    plain_score_mean: Option<f64>,
+    plain_score_std: Option<f64>,
+}
+
 /// One aggregated row (dataset x variant).
 #[derive(Debug, Clone, Serialize)]
 struct Row {
@@ -111,72 +146,236 @@ struct Report {
     csv: PathBuf,
     figures: Vec<PathBuf>,
     rows: Vec<Row>,
+    unfinished: Vec<Unfinished>,
 }
 
 pub fn run(args: ReportArgs, out: &Output) -> Result<()> {
     let dest = args.out.clone().unwrap_or_else(|| args.runs.clone());
-    let runs = find_runs(&args.runs)?;
-    if runs.is_empty() {
-        bail!("no finished runs (run.json) under {}", args.runs.display());
+    let (runs, unfinished) = find_runs(&args.runs)?;
+    if runs.is_empty() && unfinished.is_empty() {
+        bail!(
+            "no runs under {} (neither a run.json nor a run folder with metrics.jsonl)",
+            args.runs.display()
+        );
     }
-    let kinds: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.data.as_str()).collect();
+    let kinds: std::collections::BTreeSet<&str> = runs
+        .iter()
+        .map(|r| r.data.as_str())
+        .chain(unfinished.iter().map(|u| u.plan.data.as_str()))
+        .collect();
     if kinds.len() > 1 {
         bail!(
             "{} mixes D4RL and generated runs; report them separately (never in one table)",
             args.runs.display()
         );
     }
-    let data = runs[0].data.clone();
-    let mut rows = aggregate(&runs)?;
+    let data = kinds.first().expect("one kind at least").to_string();
+    let mut rows = if runs.is_empty() { vec![] } else { aggregate(&runs)? };
     for r in &mut rows {
-        let path = args.runs.join("data").join(format!("{}.json", r.dataset));
-        if let (Ok(text), Ok(info)) = (fs::read_to_string(&path), registry::lookup(&r.dataset)) {
-            let g: Generated = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a generated-dataset record", path.display()))?;
-            r.data_score = Some(info.normalized_score(g.return_mean));
-            r.data_transitions = Some(g.transitions);
+        if let Some(g) = generated_record(&args.runs, &r.dataset)? {
+            r.data_score = Some(g.0);
+            r.data_transitions = Some(g.1);
         }
     }
     fs::create_dir_all(dest.join(&args.name))
         .with_context(|| format!("cannot create {}", dest.display()))?;
-    let data_levels: Vec<(String, f64)> =
-        rows.iter().filter_map(|r| Some((r.dataset.clone(), r.data_score?))).collect();
-    let figures = curves(&runs, &data_levels, &dest, &args.name)?;
+    let mut data_levels: Vec<(String, f64)> = vec![];
+    let datasets =
+        runs.iter().map(|r| &r.dataset).chain(unfinished.iter().map(|u| &u.plan.dataset));
+    for d in datasets {
+        if !data_levels.iter().any(|(known, _)| known == d)
+            && let Some((score, _)) = generated_record(&args.runs, d)?
+        {
+            data_levels.push((d.clone(), score));
+        }
+    }
+    let sources: Vec<CurveSource> = runs
+        .iter()
+        .map(|r| CurveSource { dataset: &r.dataset, variant: &r.variant, dir: &r.dir })
+        .chain(unfinished.iter().map(|u| CurveSource {
+            dataset: &u.plan.dataset,
+            variant: &u.plan.variant,
+            dir: &u.dir,
+        }))
+        .collect();
+    let figures = curves(&sources, &data_levels, &dest, &args.name)?;
     let table = dest.join(format!("{}.md", args.name));
     let csv = dest.join(format!("{}.csv", args.name));
-    let md = markdown(&args.name, &data, &rows, &runs, &figures, &dest, args.command.as_deref());
+    let md = markdown(
+        &args.name,
+        &data,
+        &rows,
+        &runs,
+        &unfinished_markdown(&unfinished, &data_levels, data == "d4rl"),
+        &figures,
+        &dest,
+        args.command.as_deref(),
+    );
     fs::write(&table, md)?;
     fs::write(&csv, to_csv(&rows, data == "d4rl"))?;
-    let report = Report { name: args.name, data, runs: runs.len(), table, csv, figures, rows };
+    let report =
+        Report { name: args.name, data, runs: runs.len(), table, csv, figures, rows, unfinished };
     out.report(&report, || {
-        format!("{} runs -> {} and {}", report.runs, report.table.display(), report.csv.display())
+        let unfinished = match report.unfinished.len() {
+            0 => String::new(),
+            n => format!(" (and {n} unfinished)"),
+        };
+        format!(
+            "{} runs{unfinished} -> {} and {}",
+            report.runs,
+            report.table.display(),
+            report.csv.display()
+        )
     });
     Ok(())
 }
 
-fn find_runs(root: &Path) -> Result<Vec<RunRecord>> {
-    let mut found = vec![];
+/// Generated data: the dataset's own normalised score and its size, from what the xtask saved
+/// as `<runs>/data/<dataset>.json`.
+fn generated_record(runs: &Path, dataset: &str) -> Result<Option<(f64, usize)>> {
+    let path = runs.join("data").join(format!("{dataset}.json"));
+    let (Ok(text), Ok(info)) = (fs::read_to_string(&path), registry::lookup(dataset)) else {
+        return Ok(None);
+    };
+    let g: Generated = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a generated-dataset record", path.display()))?;
+    Ok(Some((info.normalized_score(g.return_mean), g.transitions)))
+}
+
+/// The finished runs (a `run.json`) and the unfinished ones (a `metrics.jsonl` and no
+/// `run.json`) below `root`, each in the paper's row order.
+fn find_runs(root: &Path) -> Result<(Vec<RunRecord>, Vec<Unfinished>)> {
+    let (mut found, mut unfinished) = (vec![], vec![]);
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries =
             fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
         for entry in entries {
             let path = entry?.path();
+            // The xtask sets aside a folder stopped before its first checkpoint as
+            // `seed0.unfinished-<time>`; its run started afresh in `seed0`.
+            let set_aside =
+                || path.file_name().is_some_and(|n| n.to_string_lossy().contains(".unfinished-"));
             if path.is_dir() {
-                stack.push(path);
+                if !set_aside() {
+                    stack.push(path);
+                }
             } else if path.file_name().is_some_and(|n| n == "run.json") {
                 let text = fs::read_to_string(&path)?;
                 let mut r: RunRecord = serde_json::from_str(&text)
                     .with_context(|| format!("{} is not a run record", path.display()))?;
                 r.dir = path.parent().expect("a file has a parent").to_path_buf();
                 found.push(r);
+            } else if path.file_name().is_some_and(|n| n == "metrics.jsonl")
+                && !dir.join("run.json").exists()
+            {
+                unfinished.push(read_unfinished(root, &dir)?);
             }
         }
     }
     found.sort_by(|a, b| {
         (order(&a.dataset), &a.variant, a.seed).cmp(&(order(&b.dataset), &b.variant, b.seed))
     });
-    Ok(found)
+    unfinished.sort_by(|a, b| {
+        let key = |u: &Unfinished| (order(&u.plan.dataset), u.plan.variant.clone(), u.plan.seed);
+        key(a).cmp(&key(b))
+    });
+    Ok((found, unfinished))
+}
+
+/// An unfinished run folder: which run it is (from the plan the xtask wrote beside it, or, for
+/// folders from before the plans, from the xtask's layout `<dataset>/<variant>/seed<N>`) and
+/// its in-training evaluations.
+fn read_unfinished(root: &Path, dir: &Path) -> Result<Unfinished> {
+    let folder = dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let plan_file = dir.with_file_name(format!("{folder}.plan.json"));
+    let plan = if plan_file.is_file() {
+        let text = fs::read_to_string(&plan_file)?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a run plan", plan_file.display()))?
+    } else {
+        let name = |p: Option<&Path>| {
+            p.and_then(Path::file_name).map_or(String::new(), |n| n.to_string_lossy().into_owned())
+        };
+        let variant_dir = dir.parent();
+        let dataset = name(variant_dir.and_then(Path::parent));
+        let generated = root.join("data").join(format!("{dataset}.json")).is_file();
+        RunPlan {
+            data: if generated { "generated" } else { "d4rl" }.into(),
+            variant: name(variant_dir),
+            seed: folder.trim_start_matches("seed").parse().unwrap_or(0),
+            dataset,
+        }
+    };
+    let metrics = read_metrics(&dir.join("metrics.jsonl"))?;
+    let evaluations = metrics
+        .iter()
+        .filter(|m| m.score_mean.is_some() || m.plain_score_mean.is_some())
+        .map(|m| Evaluation {
+            step: m.step,
+            score_mean: m.score_mean,
+            score_std: m.score_std,
+            plain_score_mean: m.plain_score_mean,
+            plain_score_std: m.plain_score_std,
+        })
+        .collect();
+    Ok(Unfinished {
+        plan,
+        logged_steps: metrics.last().map_or(0, |m| m.step),
+        evaluations,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// The unfinished runs' section: one row per in-training evaluation.
+fn unfinished_markdown(
+    unfinished: &[Unfinished],
+    data_levels: &[(String, f64)],
+    d4rl: bool,
+) -> String {
+    if unfinished.is_empty() {
+        return String::new();
+    }
+    let suffix = if d4rl { "" } else { " (generated)" };
+    let mut md = String::from(
+        "\n## Unfinished runs\n\nRun folders without a run.json (still training, stopped or \
+         failed; rerun the suite's command to resume them): their in-training evaluations so \
+         far, of the EMA actor (OFQL, DQL) or the one-step policy (FQL), under the paper's \
+         protocol and plainly. They are not in the tables above; the learning curves include \
+         them.\n\n| dataset | variant | seed | logged steps | step | protocol | plain |",
+    );
+    md += if d4rl { "" } else { " data |" };
+    md += " folder |\n|---|---|---|---|---|---|---|";
+    md += if d4rl { "" } else { "---|" };
+    md += "---|\n";
+    for u in unfinished {
+        let data = data_levels.iter().find(|(d, _)| *d == u.plan.dataset).map(|(_, s)| *s);
+        let mut write_row = |step: String, protocol: String, plain: String| {
+            let _ = write!(
+                md,
+                "| {}{suffix} | {} | {} | {} | {step} | {protocol} | {plain} |",
+                short_name(&u.plan.dataset),
+                u.plan.variant,
+                u.plan.seed,
+                u.logged_steps
+            );
+            if !d4rl {
+                let _ = write!(md, " {} |", opt(data, 1));
+            }
+            let _ = writeln!(md, " `{}` |", relative(&u.dir).display());
+        };
+        if u.evaluations.is_empty() {
+            write_row("-".into(), "-".into(), "-".into());
+        }
+        for e in &u.evaluations {
+            write_row(
+                e.step.to_string(),
+                pm(e.score_mean, e.score_std),
+                pm(e.plain_score_mean, e.plain_score_std),
+            );
+        }
+    }
+    md
 }
 
 /// The paper's row order; other datasets after it.
@@ -247,11 +446,15 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
+/// The report: the table of finished runs, each run, then `unfinished` (a section of its own)
+/// and the learning curves.
+#[allow(clippy::too_many_arguments)]
 fn markdown(
     name: &str,
     data: &str,
     rows: &[Row],
     runs: &[RunRecord],
+    unfinished: &str,
     figures: &[PathBuf],
     out: &Path,
     command: Option<&str>,
@@ -287,7 +490,27 @@ fn markdown(
     md += "\"plain\" columns: the same checkpoints acting with one sample per state (noise \
            temperature 1, no critic), so the difference to the protocol's columns is what the \
            critic's choice among 50 candidates adds.\n\n";
+    if rows.is_empty() {
+        md += "No run has finished yet.\n";
+    } else {
+        md += &tables(rows, runs, d4rl);
+    }
+    md += unfinished;
+    if !figures.is_empty() {
+        md += "\n## Learning curves\n\nScore of the in-training evaluations, mean over seeds \
+               with a ± std band.\n\n";
+        for f in figures {
+            let rel = f.strip_prefix(out).unwrap_or(f);
+            let _ = writeln!(md, "![{}]({})\n", rel.display(), rel.display());
+        }
+    }
+    md
+}
+
+/// The table of finished runs (mean over seeds, averages per variant), then one row per run.
+fn tables(rows: &[Row], runs: &[RunRecord], d4rl: bool) -> String {
     let suffix = if d4rl { "" } else { " (generated)" };
+    let mut md = String::new();
     md +=
         "| dataset | variant | seeds | steps | episodes | last | best | last plain | best plain |";
     if d4rl {
@@ -396,14 +619,6 @@ fn markdown(
     md += "\nSteps/s is that of the training process (evaluations during training included); \
            wall time includes training, the in-training evaluations and the final evaluation of \
            both checkpoints. A resumed run reports the time and speed of its last sitting.\n";
-    if !figures.is_empty() {
-        md += "\n## Learning curves\n\nScore of the in-training evaluations, mean over seeds \
-               with a ± std band.\n\n";
-        for f in figures {
-            let rel = f.strip_prefix(out).unwrap_or(f);
-            let _ = writeln!(md, "![{}]({})\n", rel.display(), rel.display());
-        }
-    }
     md
 }
 
@@ -477,9 +692,16 @@ fn to_csv(rows: &[Row], d4rl: bool) -> String {
     csv
 }
 
+/// A run whose in-training scores go into the learning curves.
+struct CurveSource<'a> {
+    dataset: &'a str,
+    variant: &'a str,
+    dir: &'a Path,
+}
+
 /// One PNG per dataset: the in-training scores, mean over seeds with a ± std band per variant.
 fn curves(
-    runs: &[RunRecord],
+    runs: &[CurveSource],
     data_levels: &[(String, f64)],
     out: &Path,
     name: &str,
@@ -493,7 +715,7 @@ fn curves(
             let plain = format!("{} (plain)", r.variant);
             for (label, s) in [(&protocol, row.score_mean), (&plain, row.plain_score_mean)] {
                 if let Some(s) = s {
-                    dataset.push(r.dataset.clone());
+                    dataset.push(r.dataset.to_string());
                     variant.push(label.clone());
                     step.push(row.step);
                     score.push(s);
@@ -585,7 +807,7 @@ mod tests {
             row("walker2d-medium-v2", "actor.eta=0.01", 30.0),
             row("walker2d-medium-v2", "actor.eta=0.1", 40.0),
         ];
-        let md = markdown("t", "generated", &rows, &[], &[], Path::new("."), None);
+        let md = markdown("t", "generated", &rows, &[], "", &[], Path::new("."), None);
         let averages: Vec<&str> = md.lines().filter(|l| l.contains("average of these")).collect();
         assert_eq!(averages.len(), 2, "{md}");
         assert!(averages[0].contains("actor.eta=0.01") && averages[0].contains("| 25.0 |"));
