@@ -89,6 +89,27 @@ fn train_then_eval_reports_json_and_writes_the_run() {
     assert_eq!(plain["protocol"], "plain");
     assert!(!common::stderr(&out).contains("was trained for"), "{}", common::stderr(&out));
 
+    // --set changes the run's [eval] values for one evaluation: its own w gives the same
+    // episodes, w = 0 (a uniform draw among the candidates) others; other keys are refused.
+    let run_s = run.to_str().unwrap();
+    let eval_with = |set: &str| {
+        ofql(&["eval", "--checkpoint", run_s, "--episodes", "3", "--set", set, "--json"])
+    };
+    let w = e["q_weight"].as_f64().expect("the protocol's w in the report");
+    assert_eq!(json_ok(&eval_with(&format!("eval.q_weight={w:?}")))["returns"], e["returns"]);
+    let uniform = json_ok(&eval_with("eval.q_weight=0.0"));
+    assert_eq!(uniform["q_weight"], 0.0);
+    assert_ne!(uniform["returns"], e["returns"], "w = 0 must choose other candidates");
+    for (bad, says) in [
+        ("actor.eta=0.3", "eval.* keys only"),
+        ("eval.protocol=\"plain\"", "--protocol"),
+        ("eval.q_weight=-1.0", "eval.q_weight"),
+    ] {
+        let out = eval_with(bad);
+        assert!(!out.status.success(), "{bad} accepted");
+        assert!(common::stderr(&out).contains(says), "{bad}: {}", common::stderr(&out));
+    }
+
     // Weights of the same sizes in another environment run, with a warning naming both.
     let other = ofql(&[
         "eval",

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
 use ofql_algo::agent;
-use ofql_algo::config::EvalProtocol;
+use ofql_algo::config::{Config, EvalProtocol};
 use ofql_algo::eval::{EnvEvaluator, eval_env};
 use ofql_algo::train::RunDir;
 use ofql_envs::{EnvConfig, EnvId};
@@ -53,6 +53,10 @@ pub struct EvalArgs {
     /// stores [default: $OFQL_DATA_DIR or data/cache].
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// Override a value of the run's [eval] section for this evaluation, e.g. --set
+    /// eval.q_weight=30 (repeatable; eval.* keys only: the rest is the trained agent's).
+    #[arg(long = "set", value_name = "eval.KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +66,13 @@ struct EvalOutput {
     env: String,
     protocol: EvalProtocol,
     episodes: usize,
+    /// The Q-softmax protocol's settings as used (the run's, or --set's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    q_weight: Option<f64>,
     score_mean: f64,
     score_std: f64,
     return_mean: f64,
@@ -115,8 +126,8 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
             cfg.data.dataset
         );
     }
-    // The run's [eval] section with this command's flags.
-    let mut eval_cfg = cfg.eval.clone();
+    // The run's [eval] section with this command's overrides and flags.
+    let mut eval_cfg = eval_overrides(&cfg, &args.set)?;
     eval_cfg.protocol = args.protocol;
     eval_cfg.episodes = args.episodes.unwrap_or(cfg.eval.episodes);
     eval_cfg.parallel_envs = args.num_envs.unwrap_or(cfg.eval.parallel_envs);
@@ -137,12 +148,16 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
     let evaluator = EnvEvaluator::new(env, dataset.as_deref(), &eval_cfg, args.seed, threads)?;
     eprintln!("{id}: {episodes} episodes of {} (step {})", file.display(), agent.step());
     let r = evaluator.evaluate_agent(agent.as_ref())?;
+    let q_softmax = args.protocol == EvalProtocol::Cleandiffuser;
     let report = EvalOutput {
         checkpoint: file,
         step: agent.step(),
         env: id.to_string(),
         protocol: args.protocol,
         episodes,
+        candidates: q_softmax.then_some(eval_cfg.candidates),
+        temperature: q_softmax.then_some(eval_cfg.temperature),
+        q_weight: q_softmax.then_some(eval_cfg.q_weight),
         score_mean: r.score_mean,
         score_std: r.score_std,
         return_mean: r.return_mean,
@@ -163,4 +178,34 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
         )
     });
     Ok(())
+}
+
+/// The run's [eval] section with `--set` overrides, checked as a config file's are. Only eval.*
+/// keys: the others describe the trained agent, which an evaluation cannot change; the
+/// protocol, the episode and environment counts have flags of their own.
+fn eval_overrides(cfg: &Config, overrides: &[String]) -> Result<ofql_algo::config::EvalConfig> {
+    for item in overrides {
+        let key = item.split_once('=').map_or(item.as_str(), |(k, _)| k).trim();
+        if !key.starts_with("eval.") {
+            bail!(
+                "--set {item}: ofql eval overrides eval.* keys only (eval.q_weight, \
+                 eval.candidates, eval.temperature); `{key}` belongs to the trained agent"
+            );
+        }
+        let flag = match key {
+            "eval.protocol" => Some("--protocol"),
+            "eval.episodes" => Some("--episodes"),
+            "eval.parallel_envs" => Some("--num-envs"),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            bail!("--set {item}: use {flag} for {key}");
+        }
+    }
+    if overrides.is_empty() {
+        return Ok(cfg.eval.clone());
+    }
+    Ok(Config::from_toml_with(&cfg.to_toml(), overrides)
+        .context("in the run's config with --set")?
+        .eval)
 }
