@@ -85,11 +85,11 @@ struct EvalPart {
 /// it (`seed0.plan.json` beside `seed0/`): which run the folder holds before it has a
 /// `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunPlan {
-    pub dataset: String,
-    pub data: String,
-    pub variant: String,
-    pub seed: u64,
+struct RunPlan {
+    dataset: String,
+    data: String,
+    variant: String,
+    seed: u64,
 }
 
 /// A run folder without a `run.json`: still training, stopped or failed.
