@@ -165,10 +165,9 @@ impl Dql {
 
         let eta = self.cfg.dql.eta;
         let pi = |s: &Tensor, e: &Tensor| self.sample(&self.actor, s, e);
-        let (parts, q) =
-            q_term(&self.critic, &pi, batch, &draw.policy_noise, draw.head_1, eta, &shards)?;
-        let total = (&bc + (&q * eta)?)?;
-        let mut grads: Vec<&GradStore> = parts.iter().collect();
+        let term = q_term(&self.critic, &pi, batch, &draw.policy_noise, draw.head_1, eta, &shards)?;
+        let total = (&bc + (&term.q * eta)?)?;
+        let mut grads: Vec<&GradStore> = term.grads.iter().collect();
         grads.push(&bc_grads);
         let actor_grad_norm =
             self.actor_opt.step_clipped(&grads, clip_norm(self.cfg.actor.grad_norm))?;
@@ -180,7 +179,8 @@ impl Dql {
             ("critic", scalar(&critic.loss)?),
             ("bc", scalar(&bc)?),
             ("q_mean", scalar(&(critic.q1_sum / n as f64)?)?),
-            ("q", scalar(&q)?),
+            ("q_policy", scalar(&term.q1_policy_mean)?),
+            ("q", scalar(&term.q)?),
             ("actor", scalar(&total)?),
             ("critic_grad_norm", critic.grad_norm),
             ("actor_grad_norm", actor_grad_norm),

@@ -182,6 +182,7 @@ impl Fql {
             ("critic", scalar(&critic.loss)?),
             ("bc", scalar(&actor.bc_loss)?),
             ("q_mean", scalar(&critic.q1_mean)?),
+            ("q_policy", scalar(&actor.q1_policy_mean)?),
             ("distill", scalar(&actor.distill)?),
             ("q", scalar(&actor.q_loss)?),
             ("actor", scalar(&actor.actor_loss)?),
@@ -225,13 +226,15 @@ impl Fql {
         let mu = self.onestep.forward(&Tensor::cat(&[s, z], 1)?)?;
         let distill = (&mu - target)?.sqr()?.mean_all()?;
         let (p1, p2) = self.critic.forward(s, &mu.clamp(-1.0, 1.0)?, true)?;
+        let q1_policy_mean = p1.mean_all()?.detach();
         let q = ((p1 + p2)? * 0.5)?;
         let mut q_loss = q.mean_all()?.neg()?;
         if f.normalize_q_loss {
             q_loss = (q_loss / q.abs()?.mean_all()?.detach())?;
         }
         let actor_loss = ((&bc_loss + (&distill * f.alpha)?)? + &q_loss)?;
-        Ok(ActorLoss { grads: actor_loss.backward()?, bc_loss, distill, q_loss, actor_loss })
+        let grads = actor_loss.backward()?;
+        Ok(ActorLoss { grads, bc_loss, distill, q_loss, actor_loss, q1_policy_mean })
     }
 }
 
@@ -246,6 +249,8 @@ struct ActorLoss {
     distill: Tensor,
     q_loss: Tensor,
     actor_loss: Tensor,
+    /// mean Q_1(s, mu(s, z)) on the one-step policy's actions.
+    q1_policy_mean: Tensor,
     grads: candle_core::backprop::GradStore,
 }
 

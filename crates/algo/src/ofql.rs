@@ -48,6 +48,8 @@ pub struct Losses {
     pub actor: f64,
     /// Mean of Q_1(s, a) on the dataset actions.
     pub q_mean: f64,
+    /// Mean of Q_1(s, pi(s)) on the actor's own actions (the critic after this step's update).
+    pub q_policy: f64,
     /// Global gradient norms before clipping.
     pub critic_grad_norm: f64,
     pub actor_grad_norm: f64,
@@ -62,6 +64,7 @@ impl Losses {
             ("critic", self.critic),
             ("flow", self.flow),
             ("q_mean", self.q_mean),
+            ("q_policy", self.q_policy),
             ("q", self.q),
             ("actor", self.actor),
             ("critic_grad_norm", self.critic_grad_norm),
@@ -189,6 +192,7 @@ impl Ofql {
             q: scalar(&actor.q)?,
             actor: scalar(&actor.total)?,
             q_mean: scalar(&(critic.q1_sum / n as f64)?)?,
+            q_policy: scalar(&actor.q1_policy_mean)?,
             critic_grad_norm: critic.grad_norm,
             actor_grad_norm: actor.grad_norm,
             actor_lr,
@@ -239,14 +243,14 @@ impl Ofql {
     ) -> Result<ActorStep> {
         let eta = self.cfg.actor.eta;
         let pi = |s: &Tensor, e: &Tensor| one_step(&self.actor, s, e);
-        let (parts, q) =
-            q_term(&self.critic, &pi, batch, &draw.policy_noise, draw.head_1, eta, shards)?;
-        let total = (&flow.loss + (&q * eta)?)?;
+        let term = q_term(&self.critic, &pi, batch, &draw.policy_noise, draw.head_1, eta, shards)?;
+        let total = (&flow.loss + (&term.q * eta)?)?;
         // The actor's gradient: the Q term's shards, then L_FBC's (added inside Adam's loop).
-        let mut grads: Vec<&GradStore> = parts.iter().collect();
+        let mut grads: Vec<&GradStore> = term.grads.iter().collect();
         grads.push(&flow.grads);
         let grad_norm = self.actor_opt.step_clipped(&grads, clip_norm(self.cfg.actor.grad_norm))?;
-        Ok(ActorStep { flow: flow.loss, q, total, grad_norm })
+        let q1_policy_mean = term.q1_policy_mean;
+        Ok(ActorStep { flow: flow.loss, q: term.q, total, grad_norm, q1_policy_mean })
     }
 
     /// Target step: the EMA actor on DQL's schedule (the target critics moved in the critic
@@ -368,6 +372,7 @@ struct ActorStep {
     q: Tensor,
     total: Tensor,
     grad_norm: f64,
+    q1_policy_mean: Tensor,
 }
 
 /// One step of a velocity network from noise, clamped to the action bounds.

@@ -41,8 +41,7 @@ pub(crate) struct CriticStep {
 /// DQL's normalised Q term on a random head of the critics (held constant: this loss trains
 /// the actor), -mean Q_head(s, pi(s)) / mean |Q_other(s, pi(s))|, with pi(s) =
 /// `actions(s, noise)` differentiable in the actor, by row shards: every shard's forward
-/// pass comes before any backward pass, since the normaliser is over the whole batch. The
-/// shards' gradients of eta times the term, and the term.
+/// pass comes before any backward pass, since the normaliser is over the whole batch.
 pub(crate) fn q_term(
     critic: &DoubleQ,
     actions: &(dyn Fn(&Tensor, &Tensor) -> Result<Tensor> + Sync),
@@ -51,7 +50,7 @@ pub(crate) fn q_term(
     head_1: bool,
     eta: f64,
     shards: &Shards,
-) -> Result<(Vec<GradStore>, Tensor)> {
+) -> Result<QTerm> {
     let n = batch.actions.dim(0)? as f64;
     let forward = shards.map(|_, rows| {
         let b = rows_of(batch, &rows)?;
@@ -59,16 +58,28 @@ pub(crate) fn q_term(
         let s = &b.observations;
         let a_pi = actions(s, &noise)?;
         let (q1_pi, q2_pi) = critic.forward_frozen(s, &a_pi)?;
+        let q1_sum = q1_pi.sum_all()?.detach();
         let (q_main, q_norm) = if head_1 { (q1_pi, q2_pi) } else { (q2_pi, q1_pi) };
-        Ok((q_main.sum_all()?, q_norm.abs()?.sum_all()?.detach()))
+        Ok((q_main.sum_all()?, q_norm.abs()?.sum_all()?.detach(), q1_sum))
     })?;
     let q_norm = (add_all(forward.iter().map(|f| &f.1))? / n)?;
+    let q1_policy_mean = (add_all(forward.iter().map(|f| &f.2))? / n)?;
     let parts = shards.map(|i, _| {
         let q = ((&forward[i].0 / n)?.neg()? / &q_norm)?;
         Ok(((&q * eta)?.backward()?, q))
     })?;
     let q = add_all(parts.iter().map(|(_, q)| q))?;
-    Ok((parts.into_iter().map(|(g, _)| g).collect(), q))
+    Ok(QTerm { grads: parts.into_iter().map(|(g, _)| g).collect(), q, q1_policy_mean })
+}
+
+pub(crate) struct QTerm {
+    /// The shards' gradients of eta times the term.
+    pub grads: Vec<GradStore>,
+    /// The term.
+    pub q: Tensor,
+    /// mean Q_1(s, pi(s)) over the batch: beside Q_1 on the data's actions it shows whether
+    /// the critic values the actor's own actions above the data's (over-estimation).
+    pub q1_policy_mean: Tensor,
 }
 
 /// The TD targets of a batch by row shards (`noise` has k rows per next state).

@@ -52,7 +52,18 @@ pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<
     )?;
     save(
         "curves_q.png",
-        chart("Q", "mean Q(s, a)", false, vec![series("Q1 on data", &|r| r.metrics.get("q_mean"))]),
+        chart(
+            "Q",
+            "mean Q(s, a)",
+            false,
+            vec![
+                series("Q1 on data", &|r| r.metrics.get("q_mean")),
+                series("Q1 on the policy's actions", &|r| r.metrics.get("q_policy")),
+            ]
+            .into_iter()
+            .filter(|s| !s.points.is_empty())
+            .collect(),
+        ),
     )?;
     if rows.iter().any(|r| r.score_mean.is_some()) {
         save(

@@ -41,6 +41,9 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Evaluate a trained agent in MuJoCo.
     Eval(cmd::eval::EvalArgs),
+    /// A checkpoint's critics on the run's dataset: Q at the data's actions against Q at the
+    /// policy's own (over-estimation, drift).
+    Critic(cmd::critic::CriticArgs),
     /// Training steps/s and decisions/s at HalfCheetah sizes, per thread count.
     Bench(cmd::bench::BenchArgs),
     /// Behaviour policies trained online with SAC (to generate D4RL-style datasets).
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Env(args) => cmd::env::run(args, &out),
         Command::Train(args) => cmd::train::run(args, &out),
         Command::Eval(args) => cmd::eval::run(args, &out),
+        Command::Critic(args) => cmd::critic::run(args, &out),
         Command::Bench(args) => cmd::bench::run(args, &out),
         Command::Behaviour(args) => cmd::behaviour::run(args, &out),
         Command::Toy(args) => cmd::toy::run(args, &out),

@@ -110,6 +110,20 @@ fn train_then_eval_reports_json_and_writes_the_run() {
         assert!(common::stderr(&out).contains(says), "{bad}: {}", common::stderr(&out));
     }
 
+    // `ofql critic`: the critics on the run's own data, seeded (300 states: two chunks).
+    let critic = || ofql(&["critic", "--checkpoint", run_s, "--states", "300", "--json"]);
+    let c = json_ok(&critic());
+    assert_eq!((c["step"].as_u64(), c["states"].as_u64()), (Some(40), Some(300)));
+    assert_eq!((c["method"].as_str(), c["candidates"].as_u64()), (Some("ofql"), Some(4)));
+    for key in ["q_data", "q_policy", "q_best_candidate"] {
+        assert!(c[key].as_f64().unwrap().is_finite(), "{key}: {c}");
+    }
+    for key in ["distance_policy", "distance_best_candidate"] {
+        let d = c[key].as_f64().unwrap();
+        // Actions lie in [-1, 1]: no rms distance exceeds 2.
+        assert!(d > 0.0 && d <= 2.0, "{key}: {c}");
+    }
+    assert_eq!(json_ok(&critic()), c, "a seed fixes the numbers");
     // Weights of the same sizes in another environment run, with a warning naming both.
     let other = ofql(&[
         "eval",
@@ -129,6 +143,14 @@ fn train_then_eval_reports_json_and_writes_the_run() {
             && warning.contains("Walker2d"),
         "{warning}"
     );
+
+    // Other data under the run's dataset path: refused, not silently measured.
+    let mut moved = ofql_data::load(Path::new(&data)).unwrap().0;
+    moved.observations.mapv_inplace(|x| x + 1.0);
+    ofql_data::write_d4rl(Path::new(&data), &moved, ofql_data::Dtype::F32).unwrap();
+    let out = critic();
+    assert!(!out.status.success());
+    assert!(common::stderr(&out).contains("not the data the run trained on"), "{:?}", out);
 }
 
 /// Diffusion-QL through the same commands: `--set algo.name=dql` trains (T = 3 here), its
@@ -232,7 +254,7 @@ fn resume_after_kill_9_gives_the_uninterrupted_losses() {
     assert_eq!(a.len(), 150);
     assert_eq!(b.len(), 150);
     for (x, y) in a.iter().zip(&b) {
-        for key in ["step", "critic", "flow", "q", "actor", "q_mean"] {
+        for key in ["step", "critic", "flow", "q", "actor", "q_mean", "q_policy"] {
             assert_eq!(x[key], y[key], "{key} at step {} (killed after {at_kill} rows)", x["step"]);
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod behaviour;
 pub mod bench;
+pub mod critic;
 pub mod dataset;
 pub mod env;
 pub mod eval;
