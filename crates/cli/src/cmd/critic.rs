@@ -5,17 +5,16 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{D, DType, Tensor};
 use clap::Args;
-use ofql_algo::agent::{self, Agent};
+use ofql_algo::agent::Agent;
 use ofql_algo::prepare::prepare;
-use ofql_algo::train::RunDir;
-use ofql_nets::{Checkpoint, gaussian};
+use ofql_nets::gaussian;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::cmd::eval::Which;
+use crate::cmd::eval::{Which, load_agent};
 use crate::output::Output;
 
 #[derive(Args)]
@@ -66,22 +65,7 @@ pub fn run(args: CriticArgs, out: &Output) -> Result<()> {
     if args.states == 0 {
         bail!("--states must be at least 1");
     }
-    let file = if args.checkpoint.is_dir() {
-        let dir = RunDir::new(&args.checkpoint);
-        match args.which {
-            Which::Last => dir.last(),
-            Which::Best => dir.best(),
-        }
-    } else {
-        args.checkpoint.clone()
-    };
-    if !file.is_file() {
-        bail!("checkpoint {} does not exist (train first, or pass --which last)", file.display());
-    }
-    let ck = Checkpoint::load(&file, &Device::Cpu)
-        .with_context(|| format!("cannot load checkpoint {}", file.display()))?;
-    let agent = agent::from_checkpoint(&ck, &Device::Cpu)
-        .with_context(|| format!("{} is not a checkpoint of a run", file.display()))?;
+    let (file, agent) = load_agent(&args.checkpoint, args.which)?;
     let cfg = agent.config().clone();
 
     // The run's dataset with the run's own data handling; it must be the file it trained on.

@@ -1,11 +1,11 @@
 //! `ofql eval`: evaluate a trained agent in MuJoCo with the paper's protocol or plainly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
-use ofql_algo::agent;
+use ofql_algo::agent::{self, Agent};
 use ofql_algo::config::{Config, EvalProtocol};
 use ofql_algo::eval::{EnvEvaluator, eval_env};
 use ofql_algo::train::RunDir;
@@ -80,15 +80,16 @@ struct EvalOutput {
     lengths: Vec<usize>,
 }
 
-pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
-    let file = if args.checkpoint.is_dir() {
-        let dir = RunDir::new(&args.checkpoint);
-        match args.which {
+/// The agent in `checkpoint`: a checkpoint file, or a run directory's last or best one.
+pub fn load_agent(checkpoint: &Path, which: Which) -> Result<(PathBuf, Box<dyn Agent>)> {
+    let file = if checkpoint.is_dir() {
+        let dir = RunDir::new(checkpoint);
+        match which {
             Which::Last => dir.last(),
             Which::Best => dir.best(),
         }
     } else {
-        args.checkpoint.clone()
+        checkpoint.to_path_buf()
     };
     if !file.is_file() {
         bail!("checkpoint {} does not exist (train first, or pass --which last)", file.display());
@@ -97,6 +98,11 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
         .with_context(|| format!("cannot load checkpoint {}", file.display()))?;
     let agent = agent::from_checkpoint(&ck, &Device::Cpu)
         .with_context(|| format!("{} is not a checkpoint of a run", file.display()))?;
+    Ok((file, agent))
+}
+
+pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
+    let (file, agent) = load_agent(&args.checkpoint, args.which)?;
     let cfg = agent.config().clone();
 
     // The environment the run trained for (its data.env, or the one its dataset implies).
