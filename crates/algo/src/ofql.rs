@@ -249,8 +249,13 @@ impl Ofql {
         let mut grads: Vec<&GradStore> = term.grads.iter().collect();
         grads.push(&flow.grads);
         let grad_norm = self.actor_opt.step_clipped(&grads, clip_norm(self.cfg.actor.grad_norm))?;
-        let q1_policy_mean = term.q1_policy_mean;
-        Ok(ActorStep { flow: flow.loss, q: term.q, total, grad_norm, q1_policy_mean })
+        Ok(ActorStep {
+            flow: flow.loss,
+            q: term.q,
+            total,
+            grad_norm,
+            q1_policy_mean: term.q1_policy_mean,
+        })
     }
 
     /// Target step: the EMA actor on DQL's schedule (the target critics moved in the critic

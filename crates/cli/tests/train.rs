@@ -110,10 +110,10 @@ fn train_then_eval_reports_json_and_writes_the_run() {
         assert!(common::stderr(&out).contains(says), "{bad}: {}", common::stderr(&out));
     }
 
-    // `ofql critic`: the critics on the run's own data, seeded (300 states: two chunks).
-    let critic = || ofql(&["critic", "--checkpoint", run_s, "--states", "300", "--json"]);
+    // `ofql critic`: the critics on the run's own data, seeded (250 states: two chunks).
+    let critic = || ofql(&["critic", "--checkpoint", run_s, "--states", "250", "--json"]);
     let c = json_ok(&critic());
-    assert_eq!((c["step"].as_u64(), c["states"].as_u64()), (Some(40), Some(300)));
+    assert_eq!((c["step"].as_u64(), c["states"].as_u64()), (Some(40), Some(250)));
     assert_eq!((c["method"].as_str(), c["candidates"].as_u64()), (Some("ofql"), Some(4)));
     for key in ["q_data", "q_policy", "q_best_candidate"] {
         assert!(c[key].as_f64().unwrap().is_finite(), "{key}: {c}");
@@ -124,6 +124,9 @@ fn train_then_eval_reports_json_and_writes_the_run() {
         assert!(d > 0.0 && d <= 2.0, "{key}: {c}");
     }
     assert_eq!(json_ok(&critic()), c, "a seed fixes the numbers");
+    let out = ofql(&["critic", "--checkpoint", run_s, "--states", "1000000000"]);
+    assert!(!out.status.success(), "more states than the data's transitions accepted");
+    assert!(common::stderr(&out).contains("at most"), "{}", common::stderr(&out));
     // Weights of the same sizes in another environment run, with a warning naming both.
     let other = ofql(&[
         "eval",

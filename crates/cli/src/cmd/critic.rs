@@ -36,7 +36,7 @@ pub struct CriticArgs {
 }
 
 /// Means over the sampled states. Q is min_i Q_i of the critics the Q-softmax protocol weighs
-/// candidates with (OFQL's and DQL's target critics), in the run's reward units.
+/// candidates with (every method's target critics), in the run's reward units.
 #[derive(Serialize)]
 struct CriticReport {
     checkpoint: PathBuf,
@@ -78,6 +78,15 @@ pub fn run(args: CriticArgs, out: &Output) -> Result<()> {
         bail!(
             "{} is not the data the run trained on (its sizes or observation statistics differ): \
              the critic's values would mean nothing on it",
+            data.path.display()
+        );
+    }
+
+    if args.states > t.len() {
+        bail!(
+            "--states {} is more than the {} transitions of {}: pass at most that many",
+            args.states,
+            t.len(),
             data.path.display()
         );
     }
