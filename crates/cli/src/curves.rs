@@ -39,15 +39,12 @@ pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<
             "losses",
             "loss",
             true,
-            vec![
+            drawn(vec![
                 series("critic", &|r| r.metrics.get("critic")),
                 // The method's behaviour-cloning loss (only one of them is in a run).
                 series("MeanFlow (L_FBC)", &|r| r.metrics.get("flow")),
                 series("BC (DQL: noise prediction, FQL: flow matching)", &|r| r.metrics.get("bc")),
-            ]
-            .into_iter()
-            .filter(|s| !s.points.is_empty())
-            .collect(),
+            ]),
         ),
     )?;
     save(
@@ -56,13 +53,10 @@ pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<
             "Q",
             "mean Q(s, a)",
             false,
-            vec![
+            drawn(vec![
                 series("Q1 on data", &|r| r.metrics.get("q_mean")),
                 series("Q1 on the policy's actions", &|r| r.metrics.get("q_policy")),
-            ]
-            .into_iter()
-            .filter(|s| !s.points.is_empty())
-            .collect(),
+            ]),
         ),
     )?;
     if rows.iter().any(|r| r.score_mean.is_some()) {
@@ -72,15 +66,17 @@ pub fn write_curves(rows: &[MetricsRow], dir: &Path, title: &str) -> Result<Vec<
                 "score",
                 "D4RL normalised score",
                 false,
-                vec![
+                drawn(vec![
                     series("protocol (Q-softmax)", &|r| r.score_mean),
                     series("plain (one sample)", &|r| r.plain_score_mean),
-                ]
-                .into_iter()
-                .filter(|s| !s.points.is_empty())
-                .collect(),
+                ]),
             ),
         )?;
     }
     Ok(written)
+}
+
+/// The series that have points: a run logs only its own method's metrics.
+fn drawn(series: Vec<Series>) -> Vec<Series> {
+    series.into_iter().filter(|s| !s.points.is_empty()).collect()
 }
