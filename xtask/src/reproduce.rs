@@ -583,6 +583,21 @@ impl Ctx {
                 fs::create_dir_all(&dir)?;
                 let file =
                     dir.join(format!("{}-{kind}-generated.hdf5", env.trim_end_matches("-v4")));
+                // Two suites sharing an --out (one lane per run, as docs/reproduce.md shows)
+                // must not generate the same file at once: the second waits for the first.
+                // The OS drops the lock when its holder dies, so a killed suite blocks no one.
+                let lock = fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(false)
+                    .open(file.with_extension("hdf5.lock"))?;
+                if !file.is_file() && lock.try_lock().is_err() {
+                    eprintln!(
+                        "reproduce-d4rl: waiting for another suite that is generating {}",
+                        file.display()
+                    );
+                }
+                lock.lock()?;
                 if !file.is_file() {
                     let policy = self.root.join(&self.o.policies).join(&env);
                     let part = file.with_extension("hdf5.tmp");
@@ -612,6 +627,7 @@ impl Ctx {
                     fs::write(dir.join(format!("{name}.json")), json)?;
                     fs::rename(&part, &file)?;
                 }
+                drop(lock);
                 Ok(DataFile::Generated { file, env })
             }
         }
