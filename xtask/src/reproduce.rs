@@ -591,13 +591,13 @@ impl Ctx {
                     .write(true)
                     .truncate(false)
                     .open(file.with_extension("hdf5.lock"))?;
-                if !file.is_file() && lock.try_lock().is_err() {
+                if lock.try_lock().is_err() {
                     eprintln!(
                         "reproduce-d4rl: waiting for another suite that is generating {}",
                         file.display()
                     );
+                    lock.lock()?;
                 }
-                lock.lock()?;
                 if !file.is_file() {
                     let policy = self.root.join(&self.o.policies).join(&env);
                     let part = file.with_extension("hdf5.tmp");
