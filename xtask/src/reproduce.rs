@@ -864,4 +864,61 @@ mod tests {
             ("walker2d-v4".to_string(), "medium-replay".to_string())
         );
     }
+
+    /// Two suites sharing an --out (one lane per run) generate a dataset once: the second
+    /// waits on the lock and then finds the file. Without the lock both would see no file
+    /// during the first's generation (it takes a second here) and both would generate it.
+    #[cfg(unix)]
+    #[test]
+    fn two_suites_generate_a_shared_dataset_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("xtask-data-lock-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        // A stand-in for `ofql dataset generate`: it counts its calls, takes a second, then
+        // writes the file named by --out and prints its JSON record.
+        let calls = dir.join("calls");
+        let fake = dir.join("ofql");
+        fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho call >> '{}'\nsleep 1\nwhile [ $# -gt 0 ]; do\n  \
+                 [ \"$1\" = --out ] && out=\"$2\"\n  shift\ndone\necho hdf5 > \"$out\"\n\
+                 echo \"{{\\\"path\\\": \\\"$out\\\"}}\"\n",
+                calls.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+        let ctx = |_: usize| Ctx {
+            ofql: fake.clone(),
+            root: dir.clone(),
+            o: parse(&args("--suite paper --data generated")).unwrap(),
+            threads: 1,
+        };
+        let out = dir.join("runs");
+        let files: Vec<PathBuf> = std::thread::scope(|s| {
+            let lanes: Vec<_> = (0..2)
+                .map(|i| {
+                    let (c, out) = (ctx(i), &out);
+                    s.spawn(move || match c.dataset("hopper-medium-v2", out).unwrap() {
+                        DataFile::Generated { file, env } => {
+                            assert_eq!(env, "hopper-v4");
+                            file
+                        }
+                        other => panic!("not generated: {other:?}"),
+                    })
+                })
+                .collect();
+            lanes.into_iter().map(|l| l.join().unwrap()).collect()
+        });
+        assert_eq!(fs::read_to_string(&calls).unwrap().lines().count(), 1, "generated twice");
+        assert_eq!(files[0], files[1]);
+        assert_eq!(fs::read_to_string(&files[0]).unwrap(), "hdf5\n");
+        assert!(!files[0].with_extension("hdf5.tmp").exists());
+        // The record names the final file, not the temporary one.
+        let record = fs::read_to_string(out.join("data/hopper-medium-v2.json")).unwrap();
+        assert!(record.contains(&*files[0].to_string_lossy()), "{record}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
