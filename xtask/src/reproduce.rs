@@ -890,7 +890,7 @@ mod tests {
         )
         .unwrap();
         fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
-        let ctx = |_: usize| Ctx {
+        let ctx = || Ctx {
             ofql: fake.clone(),
             root: dir.clone(),
             o: parse(&args("--suite paper --data generated")).unwrap(),
@@ -899,8 +899,8 @@ mod tests {
         let out = dir.join("runs");
         let files: Vec<PathBuf> = std::thread::scope(|s| {
             let lanes: Vec<_> = (0..2)
-                .map(|i| {
-                    let (c, out) = (ctx(i), &out);
+                .map(|_| {
+                    let (c, out) = (ctx(), &out);
                     s.spawn(move || match c.dataset("hopper-medium-v2", out).unwrap() {
                         DataFile::Generated { file, env } => {
                             assert_eq!(env, "hopper-v4");
