@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use ndarray::{Array1, Array2};
 use ofql_data::{Dataset, Stats};
 use ofql_envs::{Env, EnvId};
@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 use crate::online::{Snapshot, buffer_from, pick_snapshots, read_snapshots, state_log_from};
-use crate::sac::{SacActor, SacConfig};
+use crate::sac::{FrozenSacActor, SacActor, SacConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -52,19 +52,16 @@ impl std::str::FromStr for Kind {
 /// Something that picks an action for one observation.
 enum Actor {
     Random(Vec<(f64, f64)>),
-    Sac(SacActor),
+    Sac(FrozenSacActor),
 }
 
 impl Actor {
-    fn act(&self, obs: &[f32], rng: &mut ChaCha8Rng) -> Result<Vec<f32>> {
+    fn act(&mut self, obs: &[f32], rng: &mut ChaCha8Rng) -> Result<Vec<f32>> {
         match self {
             Actor::Random(bounds) => {
                 Ok(bounds.iter().map(|&(lo, hi)| rng.random_range(lo as f32..=hi as f32)).collect())
             }
-            Actor::Sac(actor) => {
-                let s = Tensor::from_slice(obs, (1, obs.len()), &Device::Cpu)?;
-                Ok(actor.sample(&s, rng)?.0.flatten_all()?.to_vec1()?)
-            }
+            Actor::Sac(actor) => Ok(actor.sample(obs, rng)),
         }
     }
 }
@@ -76,7 +73,7 @@ fn load_actor(run: &Path, snap: &Snapshot, obs_dim: usize, act_dim: usize) -> Re
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let actor = SacActor::new(obs_dim, act_dim, &cfg, &mut rng)?;
     ck.restore_vars("actor", &actor)?;
-    Ok(Actor::Sac(actor))
+    Ok(Actor::Sac(FrozenSacActor::new(&actor)?))
 }
 
 /// The exact (float64) simulator state before each row of a generated dataset. They are
@@ -95,7 +92,12 @@ pub struct Generated {
 }
 
 /// `steps` transitions of `actor`, in episodes of at most 1000 steps.
-fn rollout(env: &mut Env, actor: &Actor, steps: usize, rng: &mut ChaCha8Rng) -> Result<Generated> {
+fn rollout(
+    env: &mut Env,
+    actor: &mut Actor,
+    steps: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Generated> {
     let (d, a, nq, nv) = (env.obs_dim(), env.act_dim(), env.nq(), env.nv());
     let mut obs = Vec::with_capacity(steps * d);
     let mut next = Vec::with_capacity(steps * d);
@@ -163,14 +165,14 @@ pub fn generate(
     ];
     // The random policy's level, recorded in every file beside the medium and expert returns
     // (D4RL's normalisation puts 0 there): 10 episodes from their own seeded stream.
-    let random = Actor::Random(sim.action_bounds());
+    let mut random = Actor::Random(sim.action_bounds());
     let mut random_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7A2D_0A11);
-    let probe = rollout(&mut sim, &random, 10 * 1000, &mut random_rng)?;
+    let probe = rollout(&mut sim, &mut random, 10 * 1000, &mut random_rng)?;
     meta.push(("policy/random_return", json!(Stats::of(&probe.data).return_mean)));
     let mut out = match kind {
         Kind::Random => {
-            let random = Actor::Random(sim.action_bounds());
-            rollout(&mut sim, &random, steps, &mut rng)?
+            let mut random = Actor::Random(sim.action_bounds());
+            rollout(&mut sim, &mut random, steps, &mut rng)?
         }
         _ => {
             let run = policy_run.context("this kind needs --policy DIR: a behaviour run (`ofql behaviour train --out DIR`), or for medium, expert and medium-expert a folder of shipped policies such as data/behaviour/hopper-v4")?;
@@ -178,7 +180,7 @@ pub fn generate(
             meta.push(("policy/medium_return", json!(medium.return_mean)));
             meta.push(("policy/expert_return", json!(expert.return_mean)));
             let roll = |snap: &Snapshot, n: usize, sim: &mut Env, rng: &mut ChaCha8Rng| {
-                rollout(sim, &load_actor(run, snap, d, a)?, n, rng)
+                rollout(sim, &mut load_actor(run, snap, d, a)?, n, rng)
             };
             match kind {
                 Kind::MediumReplay => replay_until(run, medium.step, &sim)?,

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use ofql_data::Dataset;
 use ofql_envs::maze::{Cell, Maze, heading_offset};
 use ofql_envs::{EnvConfig, EnvId, MazeMap, MazeOptions};
@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::online::{GOAL_FRAME, read_snapshots};
 use crate::rows::Rows;
-use crate::sac::{SacActor, SacConfig};
+use crate::sac::{FrozenSacActor, SacActor, SacConfig};
 
 /// The datasets Minari made, by the part of their id after `D4RL/antmaze/`.
 pub const MAZE_DATASETS: [&str; 6] =
@@ -162,6 +162,8 @@ pub fn generate_maze_data(
     seed: u64,
 ) -> Result<(Dataset, MazeDataReport)> {
     let mut env = config.make_one()?;
+    // Frozen, so that the same snapshot and seed give the same file on every host.
+    let mut actor = FrozenSacActor::new(actor)?;
     let maze = match &config.maze.cells_map {
         Some(rows) => Maze::from_rows(rows, 4.0, 0.5)?,
         None => match config.id.task {
@@ -192,8 +194,7 @@ pub fn generate_maze_data(
         let offset = heading_offset(&o[..15], w);
         policy_obs[27] = offset[0] as f32;
         policy_obs[28] = offset[1] as f32;
-        let s = Tensor::from_slice(&policy_obs, (1, 29), &Device::Cpu)?;
-        let mean: Vec<f32> = actor.mean_action(&s)?.flatten_all()?.to_vec1()?;
+        let mean = actor.mean_action(&policy_obs);
         let u: Vec<f32> =
             mean.iter().map(|m| (m + noise.sample(&mut rng) as f32).clamp(-1.0, 1.0)).collect();
         let step = env.step(&u)?;

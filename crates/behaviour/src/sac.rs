@@ -8,9 +8,10 @@
 use anyhow::{Context, Result};
 use candle_core::{D, DType, Device, Tensor, Var};
 use ofql_data::replay::Batch;
-use ofql_nets::{Adam, AdamConfig, Checkpoint, DoubleQ, Mlp, NamedVars, soft_update};
-use rand::SeedableRng;
+use ofql_nets::{Adam, AdamConfig, Checkpoint, CompiledMlp, DoubleQ, Mlp, NamedVars, soft_update};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use ofql_nets::gaussian;
@@ -96,6 +97,43 @@ impl SacActor {
     /// The deterministic action tanh(mean): what the evaluated (and saved) policy does.
     pub fn mean_action(&self, obs: &Tensor) -> Result<Tensor> {
         Ok(self.mean_log_std(obs)?.0.tanh()?)
+    }
+}
+
+/// The actor frozen for rolling out. [`CompiledMlp`] sums every product in one fixed order
+/// (input by input into each output), where candle's gemm blocks its sums by the CPU's cache
+/// sizes; so the policy acts bit for bit alike on every x86-64 host with FMA and a generated
+/// dataset is the same file on every such machine. (Through candle, hopper-medium regenerated
+/// on another host came out different: 1283 episodes instead of the run's, and the run could
+/// not be resumed on it.)
+pub struct FrozenSacActor {
+    mlp: CompiledMlp,
+    act_dim: usize,
+}
+
+impl FrozenSacActor {
+    pub fn new(actor: &SacActor) -> Result<Self> {
+        Ok(FrozenSacActor {
+            mlp: CompiledMlp::new(actor.mlp.layers(), &[])?,
+            act_dim: actor.act_dim,
+        })
+    }
+
+    /// tanh(mean), as [`SacActor::mean_action`].
+    pub fn mean_action(&mut self, obs: &[f32]) -> Vec<f32> {
+        self.mlp.forward_one(obs)[..self.act_dim].iter().map(|m| m.tanh()).collect()
+    }
+
+    /// A tanh-Gaussian sample, its noise drawn from `rng` as [`SacActor::sample`] draws it.
+    pub fn sample(&mut self, obs: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
+        let (mean, log_std) = self.mlp.forward_one(obs).split_at(self.act_dim);
+        mean.iter()
+            .zip(log_std)
+            .map(|(m, l)| {
+                let eps: f32 = rng.sample(StandardNormal);
+                (m + (l.clamp(LOG_STD_MIN as f32, LOG_STD_MAX as f32).exp() * eps)).tanh()
+            })
+            .collect()
     }
 }
 
@@ -261,5 +299,27 @@ mod tests {
             }
             assert!((logp[i][0] as f64 - want).abs() < 1e-3, "row {i}: {} vs {want}", logp[i][0]);
         }
+    }
+
+    /// The frozen actor acts as the candle one does, to float rounding, and draws the same
+    /// noise from the same stream.
+    #[test]
+    fn frozen_actor_matches_the_trained_one() {
+        let cfg = SacConfig { hidden: 24, ..SacConfig::default() };
+        let actor = SacActor::new(5, 3, &cfg, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+        let mut frozen = FrozenSacActor::new(&actor).unwrap();
+        let obs = [0.3f32, -1.2, 0.5, 2.0, -0.1];
+        let t = Tensor::new(&[obs], &Device::Cpu).unwrap();
+        let want: Vec<f32> =
+            actor.mean_action(&t).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let (mut r1, mut r2) = (ChaCha8Rng::seed_from_u64(9), ChaCha8Rng::seed_from_u64(9));
+        let sample: Vec<f32> =
+            actor.sample(&t, &mut r1).unwrap().0.flatten_all().unwrap().to_vec1().unwrap();
+        let got_mean = frozen.mean_action(&obs);
+        let got_sample = frozen.sample(&obs, &mut r2);
+        for (g, w) in got_mean.iter().chain(&got_sample).zip(want.iter().chain(&sample)) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+        assert_eq!(r1.random::<u64>(), r2.random::<u64>(), "the same noise drawn");
     }
 }
