@@ -195,10 +195,11 @@ impl KitchenTask {
         self.qpos_indices().iter().map(|&i| qpos[i]).collect()
     }
 
-    /// `np.linalg.norm(achieved_goal - desired_goal)` as NumPy computes it: the dot product of
-    /// the difference with itself is OpenBLAS's `ddot`, whose loop for fewer than 16 numbers
-    /// accumulates with fused multiply-adds on x86-64 CPUs with FMA (measured: bit-identical on
-    /// 60 000 random vectors of 1, 2 and 7 numbers, a plain sum of squares is not), then sqrt.
+    /// `np.linalg.norm(achieved_goal - desired_goal)` as NumPy computes it on AVX-512 hosts: the
+    /// dot product of the difference with itself is OpenBLAS's `ddot`, whose loop for fewer than
+    /// 16 numbers accumulates with fused multiply-adds there (measured: bit-identical on 60 000
+    /// random vectors of 1, 2 and 7 numbers), then sqrt. OpenBLAS's AVX2 kernel adds plainly, so
+    /// NumPy's last bit depends on the host; this is one fixed choice (docs/envs.md).
     pub fn distance(self, qpos: &[f64]) -> f64 {
         let sq = self
             .qpos_indices()
@@ -585,7 +586,8 @@ mod tests {
     #[test]
     fn distance_is_numpys_norm() {
         // np.linalg.norm(np.array([-0.041, -0.707]) - np.array([-0.88, -0.01])) etc., NumPy
-        // 2.4.6 (a plain sum of squares gives 1.0907474501459997 here).
+        // 2.4.6 on an AVX-512 host (a plain sum of squares, and NumPy on an AVX2-only host,
+        // give 1.0907474501459997).
         let mut qpos = [0.0; NQ];
         qpos[11] = -0.041;
         qpos[12] = -0.707;

@@ -3,8 +3,9 @@
 //! whole episodes under several option sets, through `gym.make(...)` in the pinned Python
 //! (tests/parity/kitchen_rollout.py) and through this crate; states with tasks at their goals
 //! exercise the reward, the removal of completed tasks and termination. Goal: identical
-//! reward/terminated/truncated/success/tasks left at every step, identical achieved goals and
-//! task distances, max abs observation difference < 1e-9 (measured: 0).
+//! reward/terminated/truncated/success/tasks left at every step, identical achieved goals, task
+//! distances within 2 ulps (NumPy's last bit depends on the CPU's OpenBLAS kernel), max abs
+//! observation difference < 1e-9 (measured: 0).
 
 mod common;
 
@@ -300,6 +301,7 @@ fn franka_kitchen_matches_gymnasium_robotics() {
 
     let rust = Instant::now();
     let mut failures = Vec::new();
+    let (mut distances_compared, mut distances_in_last_bit) = (0, 0);
     for (case, gym) in cases.iter().zip(&gym) {
         let ours = rust_rollout(case, &model);
         let label = &case.name;
@@ -343,12 +345,23 @@ fn franka_kitchen_matches_gymnasium_robotics() {
                 max_diff(&ours.achieved, &gym.achieved)
             ));
         }
-        if ours.distances != gym.distances {
+        // NumPy's norm is OpenBLAS's `ddot`, whose kernel OpenBLAS picks by CPU: with fused
+        // multiply-adds on AVX-512 hosts (our `mul_add`), without on AVX2-only ones, so the last
+        // bit of NumPy's distance depends on the host. The rewards above must still match.
+        let off_by_an_ulp = ours.distances.iter().zip(&gym.distances).filter(|(a, b)| a != b);
+        let far = ours
+            .distances
+            .iter()
+            .zip(&gym.distances)
+            .filter(|&(a, b)| (a - b).abs() > 2.0 * f64::EPSILON * a.abs().max(b.abs()));
+        if ours.distances.len() != gym.distances.len() || far.count() > 0 {
             failures.push(format!(
-                "{label}: task distances differ (max {:e})",
+                "{label}: task distances differ by more than 2 ulps (max {:e})",
                 max_diff(&ours.distances, &gym.distances)
             ));
         }
+        distances_compared += ours.distances.len();
+        distances_in_last_bit += off_by_an_ulp.count();
 
         // The cases must do what they claim.
         let max_steps = case.actions.len() / ACT;
@@ -400,6 +413,10 @@ fn franka_kitchen_matches_gymnasium_robotics() {
             todo.clone_from(&gym.remaining[k]);
         }
     }
+    eprintln!(
+        "task distances: {distances_in_last_bit} of {distances_compared} differ from NumPy's in \
+         the last bits (0 where OpenBLAS's ddot uses FMA)"
+    );
     eprintln!("Rust side: {:.1?}; whole test {:.1?}", rust.elapsed(), started.elapsed());
     assert!(failures.is_empty(), "kitchen parity failures:\n{}", failures.join("\n"));
 }
