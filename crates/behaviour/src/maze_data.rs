@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use ofql_data::Dataset;
-use ofql_envs::maze::{Cell, Maze, heading_offset};
+use ofql_envs::maze::{ANT_MAZE_HEIGHT, ANT_MAZE_SCALING, Cell, Maze, heading_offset};
 use ofql_envs::{EnvConfig, EnvId, MazeMap, MazeOptions};
 use ofql_nets::Checkpoint;
 use rand::SeedableRng;
@@ -61,37 +61,83 @@ pub fn recording_env(name: &str) -> Result<EnvConfig> {
     })
 }
 
-/// The next point to walk to: the centre of the next cell on a shortest path of free cells
-/// from `from` to `goal`, or the goal in its own cell (or when no path exists).
-pub fn waypoint(maze: &Maze, from: [f64; 2], goal: [f64; 2]) -> [f64; 2] {
-    let (start, target) = (maze.xy_cell(from), maze.xy_cell(goal));
-    if start == target || !maze.is_free(start.0, start.1) {
-        return goal;
-    }
+/// Breadth-first search over free cells (4-neighbours) from `target`: for each cell its next
+/// step towards `target` and the number of cells still to walk (None where unreachable).
+fn search_from(maze: &Maze, target: (i64, i64)) -> Vec<Option<((i64, i64), usize)>> {
     let rows = maze.cells().len() as i64;
     let cols = maze.cells()[0].len() as i64;
     let index = |(i, j): (i64, i64)| (i * cols + j) as usize;
-    let mut parent = vec![None; (rows * cols) as usize];
+    let mut found = vec![None; (rows * cols) as usize];
+    if !maze.is_free(target.0, target.1) {
+        return found;
+    }
     let mut queue = VecDeque::from([target]);
-    parent[index(target)] = Some(target);
-    // Search from the goal, so each cell's parent is its next step towards the goal.
+    found[index(target)] = Some((target, 0));
     while let Some(cell) = queue.pop_front() {
-        if cell == start {
-            break;
-        }
+        let cells_left = found[index(cell)].map_or(0, |(_, n)| n);
         for (di, dj) in [(-1, 0), (1, 0), (0, -1), (0, 1)] {
             let next = (cell.0 + di, cell.1 + dj);
-            if maze.is_free(next.0, next.1) && parent[index(next)].is_none() {
-                parent[index(next)] = Some(cell);
+            if maze.is_free(next.0, next.1) && found[index(next)].is_none() {
+                found[index(next)] = Some((cell, cells_left + 1));
                 queue.push_back(next);
             }
         }
     }
-    match parent[index(start)] {
-        Some(step) if step == target => goal,
-        Some((i, j)) => maze.cell_xy(i as usize, j as usize),
+    found
+}
+
+/// What `search_from` found for `cell` (None outside the maze or where unreachable).
+fn lookup(
+    maze: &Maze,
+    found: &[Option<((i64, i64), usize)>],
+    (i, j): (i64, i64),
+) -> Option<((i64, i64), usize)> {
+    let cols = maze.cells()[0].len() as i64;
+    (maze.is_free(i, j)).then(|| found[(i * cols + j) as usize]).flatten()
+}
+
+/// Cells to walk from `from`'s cell to `to`'s on a shortest path of free cells (0 in the same
+/// cell), or None when no path exists.
+pub fn path_cells(maze: &Maze, from: [f64; 2], to: [f64; 2]) -> Option<usize> {
+    let found = search_from(maze, maze.xy_cell(to));
+    lookup(maze, &found, maze.xy_cell(from)).map(|(_, n)| n)
+}
+
+/// The next point to walk to: the centre of the next cell on a shortest path of free cells
+/// from `from` to `goal`, or the goal in its own cell (or when no path exists).
+pub fn waypoint(maze: &Maze, from: [f64; 2], goal: [f64; 2]) -> [f64; 2] {
+    let (start, target) = (maze.xy_cell(from), maze.xy_cell(goal));
+    if start == target {
+        return goal;
+    }
+    match lookup(maze, &search_from(maze, target), start) {
+        Some((step, _)) if step == target => goal,
+        Some(((i, j), _)) => maze.cell_xy(i as usize, j as usize),
         None => goal,
     }
+}
+
+/// The evaluation's own path of `D4RL/antmaze/<name>-v1`: cells from the start `r` to the goal
+/// `g` of the dataset's evaluation map (Minari's `eval_env_spec`), and the time limit.
+pub fn evaluation_path(name: &str) -> Result<(usize, usize)> {
+    let info = ofql_data::registry::lookup(&format!("D4RL/antmaze/{name}-v1"))?;
+    let map = info.eval_maze_map.with_context(|| format!("{} has no evaluation map", info.name))?;
+    let maze = Maze::from_rows(map, ANT_MAZE_SCALING, ANT_MAZE_HEIGHT)?;
+    let (start, goal) = (maze.reset_locations()[0], maze.goal_locations()[0]);
+    let cells = path_cells(&maze, start, goal)
+        .with_context(|| format!("{}'s evaluation map has no path to its goal", info.name))?;
+    Ok((cells, info.episode_length))
+}
+
+/// The data's episodes whose goal was `cells` cells of path from their start.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReachByPath {
+    pub cells: usize,
+    pub episodes: usize,
+    /// Of those episodes, the share that reached the goal.
+    pub success_rate: f64,
+    /// Median steps from the reset to the goal's first reach, over the ones that reached it.
+    pub median_steps_to_goal: Option<f64>,
 }
 
 /// How a generation went.
@@ -104,7 +150,45 @@ pub struct MazeDataReport {
     pub success_rate: f64,
     /// Mean sparse return (steps at the goal) per episode.
     pub return_mean: f64,
+    /// Mean planar speed of the torso over every step (m/s; time at the goal included).
+    pub speed_mean: f64,
+    /// Success by the length of the path from each episode's start to its goal: the data can
+    /// only teach paths about as long as the ones its ant walked within the time limit.
+    pub by_path: Vec<ReachByPath>,
     pub policy_snapshot: String,
+}
+
+/// One recorded episode, for `ReachByPath`.
+struct EpisodeReach {
+    cells: Option<usize>,
+    steps_to_goal: Option<usize>,
+}
+
+fn reach_by_path(episodes: &[EpisodeReach]) -> Vec<ReachByPath> {
+    let longest = episodes.iter().filter_map(|e| e.cells).max().unwrap_or(0);
+    (0..=longest)
+        .filter_map(|cells| {
+            let these: Vec<&EpisodeReach> =
+                episodes.iter().filter(|e| e.cells == Some(cells)).collect();
+            if these.is_empty() {
+                return None;
+            }
+            let mut steps: Vec<f64> =
+                these.iter().filter_map(|e| e.steps_to_goal.map(|s| s as f64)).collect();
+            steps.sort_by(f64::total_cmp);
+            let median = match steps.len() {
+                0 => None,
+                n if n % 2 == 1 => Some(steps[n / 2]),
+                n => Some(0.5 * (steps[n / 2 - 1] + steps[n / 2])),
+            };
+            Some(ReachByPath {
+                cells,
+                episodes: these.len(),
+                success_rate: steps.len() as f64 / these.len() as f64,
+                median_steps_to_goal: median,
+            })
+        })
+        .collect()
 }
 
 /// The goal-reaching ant of a behaviour run: the snapshot of training step `step`, or the
@@ -183,6 +267,10 @@ pub fn generate_maze_data(
     let (mut episodes, mut successes, mut episode_success) = (0usize, 0usize, false);
     let mut o = env.reset_with_seed(Some(episode_seed))?;
     let mut policy_obs = vec![0f32; 29];
+    let mut reach = Vec::new();
+    let path_of = |o: &[f64]| path_cells(&maze, [o[0], o[1]], [o[29], o[30]]);
+    let (mut episode_cells, mut episode_step, mut steps_to_goal) = (path_of(&o), 0, None);
+    let mut travelled = 0.0;
     for _ in 0..steps {
         // The low-level policy sees the ant's own observation and the waypoint's offset in its
         // heading frame (the rows start with x, y, so `o[..15]` is qpos).
@@ -199,13 +287,21 @@ pub fn generate_maze_data(
             mean.iter().map(|m| (m + noise.sample(&mut rng) as f32).clamp(-1.0, 1.0)).collect();
         let step = env.step(&u)?;
         rows.push(&o, &step.obs, &u, step.reward, step.truncated);
+        travelled += (step.obs[0] - o[0]).hypot(step.obs[1] - o[1]);
+        episode_step += 1;
         episode_success |= step.success;
+        if step.success && steps_to_goal.is_none() {
+            steps_to_goal = Some(episode_step);
+        }
         o = if step.truncated || step.terminated {
             episodes += 1;
             successes += usize::from(episode_success);
+            reach.push(EpisodeReach { cells: episode_cells, steps_to_goal });
             episode_success = false;
             episode_seed = episode_seed.wrapping_add(1);
-            env.reset_with_seed(Some(episode_seed))?
+            let o = env.reset_with_seed(Some(episode_seed))?;
+            (episode_cells, episode_step, steps_to_goal) = (path_of(&o), 0, None);
+            o
         } else {
             step.obs
         };
@@ -214,6 +310,7 @@ pub fn generate_maze_data(
     if rows.cut_last() {
         episodes += 1;
         successes += usize::from(episode_success);
+        reach.push(EpisodeReach { cells: episode_cells, steps_to_goal });
     }
     let return_mean = rows.reward_sum() / episodes.max(1) as f64;
     let data = rows.into_dataset()?;
@@ -224,6 +321,8 @@ pub fn generate_maze_data(
         episodes,
         success_rate: successes as f64 / episodes.max(1) as f64,
         return_mean,
+        speed_mean: travelled / (n as f64 * env.dt()),
+        by_path: reach_by_path(&reach),
         policy_snapshot: String::new(),
     };
     Ok((data, report))
@@ -244,6 +343,39 @@ mod tests {
         assert_eq!(waypoint(&maze, maze.cell_xy(1, 2), goal), goal, "next to the goal's cell");
         let near_goal = [goal[0] + 0.3, goal[1] - 0.2];
         assert_eq!(waypoint(&maze, near_goal, goal), goal, "in the goal's cell");
+    }
+
+    #[test]
+    fn path_lengths_count_cells_along_the_corridors() {
+        let maze = Maze::ant(MazeMap::UMaze);
+        assert_eq!(
+            path_cells(&maze, maze.cell_xy(3, 1), maze.cell_xy(1, 1)),
+            Some(6),
+            "round the U"
+        );
+        assert_eq!(path_cells(&maze, maze.cell_xy(1, 1), [-6.0, 5.9]), Some(0), "same cell");
+        assert_eq!(path_cells(&maze, maze.cell_xy(2, 2), maze.cell_xy(1, 1)), None, "a wall");
+        // Minari's medium evaluation: (1, 1) to (6, 6), 10 cells in 1000 steps.
+        assert_eq!(evaluation_path("medium-play").unwrap(), (10, 1000));
+        assert_eq!(evaluation_path("umaze").unwrap(), (6, 700));
+        let episodes = [
+            EpisodeReach { cells: Some(2), steps_to_goal: Some(300) },
+            EpisodeReach { cells: Some(2), steps_to_goal: Some(100) },
+            EpisodeReach { cells: Some(2), steps_to_goal: None },
+            EpisodeReach { cells: Some(5), steps_to_goal: None },
+            EpisodeReach { cells: None, steps_to_goal: None },
+        ];
+        let rows = reach_by_path(&episodes);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].cells, rows[0].episodes, rows[0].median_steps_to_goal),
+            (2, 3, Some(200.0))
+        );
+        assert!((rows[0].success_rate - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(
+            (rows[1].cells, rows[1].success_rate, rows[1].median_steps_to_goal),
+            (5, 0.0, None)
+        );
     }
 
     #[test]
@@ -274,5 +406,7 @@ mod tests {
         // The goal (the last two numbers) stays for the episode and changes with the next.
         assert_eq!(data.observations[[0, 29]], data.observations[[699, 29]]);
         assert!((0.0..=1.0).contains(&report.success_rate));
+        assert_eq!(report.by_path.iter().map(|r| r.episodes).sum::<usize>(), 2);
+        assert!(report.speed_mean.is_finite() && report.speed_mean > 0.0);
     }
 }

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ofql_behaviour::generate::{Kind, generate};
 use ofql_behaviour::kitchen_script::{KitchenData, generate_kitchen_data};
-use ofql_behaviour::maze_data::{generate_maze_data, load_goal_reaching_actor, recording_env};
+use ofql_behaviour::maze_data::{
+    evaluation_path, generate_maze_data, load_goal_reaching_actor, recording_env,
+};
 use ofql_data::{Dtype, Stats, write_d4rl, write_states_f64};
 use ofql_envs::EnvId;
 use serde::Serialize;
@@ -188,18 +190,53 @@ fn run_maze(name: &str, args: &GenerateArgs, out: &Output) -> Result<()> {
         [("success_rate", report.success_rate.into()), ("action_noise", action_noise.into())],
         &[],
     )?;
+    let (eval_cells, eval_steps) = evaluation_path(name)?;
+    let report = MazeGenerated { report, evaluation_path_cells: eval_cells };
     out.report(&report, || {
-        format!(
-            "{}: {} transitions in {}, {} episodes, success rate {:.1} %, mean return {:.1}",
+        let r = &report.report;
+        let mut text = format!(
+            "{}: {} transitions in {}, {} episodes, success rate {:.1} %, mean return {:.1}, \
+             mean speed {:.2} m/s\nsuccess by the path's length from start to goal:",
             args.out.display(),
-            report.transitions,
-            report.env,
-            report.episodes,
-            100.0 * report.success_rate,
-            report.return_mean
-        )
+            r.transitions,
+            r.env,
+            r.episodes,
+            100.0 * r.success_rate,
+            r.return_mean,
+            r.speed_mean
+        );
+        for row in &r.by_path {
+            let steps = row.median_steps_to_goal.map_or("-".into(), |s| format!("{s:.0}"));
+            text += &format!(
+                "\n  {:>2} cells: {:>5} episodes, {:5.1} % reached, median {steps} steps",
+                row.cells,
+                row.episodes,
+                100.0 * row.success_rate
+            );
+        }
+        let far = r.by_path.iter().filter(|row| row.cells >= eval_cells);
+        let (n, reached) = far.fold((0.0, 0.0), |(n, k), row| {
+            (n + row.episodes as f64, k + row.episodes as f64 * row.success_rate)
+        });
+        text += &format!(
+            "\nthe evaluation walks {eval_cells} cells in {eval_steps} steps; the data's episodes \
+             with a path that long reached their goal in {reached:.0} of {n:.0}"
+        );
+        if reached == 0.0 {
+            text += ": no episode shows the way that far in time, so expect a score near 0 \
+                     there (the ant must walk faster)";
+        }
+        text
     });
     Ok(())
+}
+
+/// The AntMaze generation's report, with the evaluation's own path length beside it.
+#[derive(serde::Serialize)]
+struct MazeGenerated {
+    #[serde(flatten)]
+    report: ofql_behaviour::maze_data::MazeDataReport,
+    evaluation_path_cells: usize,
 }
 
 /// Tag generated data as this project's (with the command that made it and `extra`), then
