@@ -264,7 +264,6 @@ pub fn generate_maze_data(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut episode_seed = seed.wrapping_mul(1_000_003);
     let mut rows = Rows::new(d, a);
-    let (mut episodes, mut successes, mut episode_success) = (0usize, 0usize, false);
     let mut o = env.reset_with_seed(Some(episode_seed))?;
     let mut policy_obs = vec![0f32; 29];
     let mut reach = Vec::new();
@@ -289,15 +288,11 @@ pub fn generate_maze_data(
         rows.push(&o, &step.obs, &u, step.reward, step.truncated);
         travelled += (step.obs[0] - o[0]).hypot(step.obs[1] - o[1]);
         episode_step += 1;
-        episode_success |= step.success;
         if step.success && steps_to_goal.is_none() {
             steps_to_goal = Some(episode_step);
         }
         o = if step.truncated || step.terminated {
-            episodes += 1;
-            successes += usize::from(episode_success);
             reach.push(EpisodeReach { cells: episode_cells, steps_to_goal });
-            episode_success = false;
             episode_seed = episode_seed.wrapping_add(1);
             let o = env.reset_with_seed(Some(episode_seed))?;
             (episode_cells, episode_step, steps_to_goal) = (path_of(&o), 0, None);
@@ -308,10 +303,10 @@ pub fn generate_maze_data(
     }
     // The last row ends the data: cut there.
     if rows.cut_last() {
-        episodes += 1;
-        successes += usize::from(episode_success);
         reach.push(EpisodeReach { cells: episode_cells, steps_to_goal });
     }
+    let episodes = reach.len();
+    let successes = reach.iter().filter(|e| e.steps_to_goal.is_some()).count();
     let return_mean = rows.reward_sum() / episodes.max(1) as f64;
     let data = rows.into_dataset()?;
     let n = data.len();
