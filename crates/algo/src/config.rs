@@ -49,6 +49,10 @@ pub struct DataConfig {
     pub normalize_obs: bool,
     /// Use the file's `next_observations` instead of obs[i + 1] when it has them.
     pub use_next_observations: bool,
+    /// A maze dataset's goals: "recorded" (each episode's own, as the file holds them) or
+    /// "evaluation" (D4RL's task: every episode's goal drawn as the evaluation draws its goal,
+    /// the rewards recomputed for it; `ofql_data::goals`).
+    pub goal: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,6 +217,7 @@ impl Default for Config {
                 reward_scale: 1.0,
                 normalize_obs: true,
                 use_next_observations: false,
+                goal: "recorded".into(),
             },
             train: TrainConfig {
                 steps: 2_000_000,
@@ -385,6 +390,7 @@ impl Config {
         let (d, t, a, c, e) = (&self.data, &self.train, &self.actor, &self.critic, &self.eval);
         one_of("algo.name", &self.algo.name, &crate::agent::METHODS)?;
         one_of("data.reward_norm", &d.reward_norm, &["return_range", "none"])?;
+        one_of("data.goal", &d.goal, &["recorded", "evaluation"])?;
         within("data.reward_shift", d.reward_shift, (-1e6, false), 1e6)?;
         within("data.reward_scale", d.reward_scale, (0.0, true), 1e6)?;
         within("train.steps", t.steps, (0, true), STEPS)?;

@@ -8,6 +8,7 @@ pub mod d4rl;
 pub mod dataset;
 pub mod error;
 pub mod fetch;
+pub mod goals;
 pub mod hdf5_io;
 pub mod hub;
 pub mod load;

@@ -78,6 +78,12 @@ pub fn run(args: TrainArgs, out: &Output) -> Result<()> {
         data.rewards.norm,
         if data.obs_norm.is_some() { "normalised" } else { "raw" }
     );
+    if let Some(rewarded) = data.relabelled_rewards {
+        eprintln!(
+            "goals relabelled to the evaluation maze's goal (data.goal = \"evaluation\"): \
+             {rewarded} rows rewarded"
+        );
+    }
 
     let env = if args.no_eval || cfg.train.eval_every == 0 {
         None
