@@ -92,8 +92,11 @@ impl EnvEvaluator {
         let mut report = self.evaluate_with(agent, self.protocol)?;
         if self.also_plain && self.protocol != Protocol::Plain {
             let plain = self.evaluate_with(agent, Protocol::Plain)?;
-            report.plain =
-                Some(PlainScore { score_mean: plain.score_mean, score_std: plain.score_std });
+            report.plain = Some(PlainScore {
+                score_mean: plain.score_mean,
+                score_std: plain.score_std,
+                closest_goal_distance_mean: mean(&plain.closest_goal_distances),
+            });
         }
         Ok(report)
     }
@@ -112,9 +115,19 @@ impl EnvEvaluator {
             return_mean: r.returns.mean,
             returns,
             lengths: r.episodes.iter().map(|e| e.length).collect(),
+            closest_goal_distances: r
+                .episodes
+                .iter()
+                .filter_map(|e| e.closest_goal_distance)
+                .collect(),
             plain: None,
         })
     }
+}
+
+/// The mean of `values`, None when there are none.
+pub fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 impl Evaluator for EnvEvaluator {

@@ -33,6 +33,9 @@ pub struct EvalReport {
     pub return_mean: f64,
     pub returns: Vec<f64>,
     pub lengths: Vec<usize>,
+    /// A maze's closest approach (m) to the goal in each episode; empty elsewhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closest_goal_distances: Vec<f64>,
     /// One plain sample per state (temperature 1, no critic), when the evaluator measured it
     /// beside the configured protocol (`eval.also_plain`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +47,9 @@ pub struct EvalReport {
 pub struct PlainScore {
     pub score_mean: f64,
     pub score_std: f64,
+    /// A maze's mean closest approach (m) to the goal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closest_goal_distance_mean: Option<f64>,
 }
 
 /// Evaluates an agent (in the simulator, for example). Optional: a dataset without a
@@ -79,6 +85,11 @@ pub struct MetricsRow {
     pub plain_score_mean: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plain_score_std: Option<f64>,
+    /// A maze's mean closest approach (m) to the goal, under the protocol and plainly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closest_goal_distance_mean: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_closest_goal_distance_mean: Option<f64>,
     pub wall_seconds: f64,
 }
 
@@ -327,6 +338,8 @@ pub fn train(
             score_std: None,
             plain_score_mean: None,
             plain_score_std: None,
+            closest_goal_distance_mean: None,
+            plain_closest_goal_distance_mean: None,
             wall_seconds: started.elapsed().as_secs_f64(),
         };
         if let (true, Some(ev)) = (eval_now, evaluator.as_deref_mut()) {
@@ -336,6 +349,9 @@ pub fn train(
             row.score_std = Some(report.score_std);
             row.plain_score_mean = report.plain.map(|p| p.score_mean);
             row.plain_score_std = report.plain.map(|p| p.score_std);
+            row.closest_goal_distance_mean = crate::eval::mean(&report.closest_goal_distances);
+            row.plain_closest_goal_distance_mean =
+                report.plain.and_then(|p| p.closest_goal_distance_mean);
             if best_score.is_none_or(|b| report.score_mean > b) {
                 best_score = Some(report.score_mean);
                 save(agent, &sampler, best_score, &dir.best())?;

@@ -7,6 +7,7 @@ mod common;
 use common::{json_ok, ofql, record_episodes, stderr};
 
 use ofql_data::{Dataset, write_minari_with_layout};
+use ofql_envs::maze::GOAL_RADIUS;
 use ofql_envs::{EnvConfig, EnvId, MazeMap, MazeOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -58,6 +59,10 @@ fn minari_antmaze_trains_by_id_and_scores_in_its_evaluation_maze() {
     let log = stderr(&out);
     assert!(log.contains("obs 31 / act 8"), "{log}");
     assert!(log.contains("step 20: score"), "{log}");
+    assert!(log.contains("closest to the goal"), "{log}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert!(last["closest_goal_distance_mean"].as_f64().unwrap() > GOAL_RADIUS, "{last}");
     // A random policy does not cross the maze: every episode runs to the 1000-step limit and
     // scores 0 (success would end it with return 1, score 100).
     assert_eq!(v["score_mean"].as_f64(), Some(0.0), "{v}");
@@ -73,6 +78,12 @@ fn minari_antmaze_trains_by_id_and_scores_in_its_evaluation_maze() {
     assert_eq!(e["env"], "AntMaze_Medium-v4");
     assert_eq!(e["lengths"], serde_json::json!([1000, 1000]));
     assert_eq!(e["returns"], serde_json::json!([0.0, 0.0]));
+    // Neither episode came within the goal's radius; the mean is the episodes' mean.
+    let closest: Vec<f64> = serde_json::from_value(e["closest_goal_distances"].clone()).unwrap();
+    assert_eq!(closest.len(), 2);
+    assert!(closest.iter().all(|&d| d > GOAL_RADIUS), "{closest:?}");
+    let mean = e["closest_goal_distance_mean"].as_f64().unwrap();
+    assert!((mean - (closest[0] + closest[1]) / 2.0).abs() < 1e-12);
 
     // `ofql dataset verify` replays the rows (states and goals from the rows themselves, no
     // infos/qpos): they were recorded here, rounded to f32 by the recording, so the replay

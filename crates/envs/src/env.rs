@@ -30,6 +30,8 @@ pub struct StepInfo {
     /// A maze's `info["success"]`: the ant ended the step at the goal it had; the kitchen's:
     /// every task of the episode has been completed so far. Always false for locomotion.
     pub success: bool,
+    /// A maze's distance (m) from the ant's torso to its goal after the step; None elsewhere.
+    pub goal_distance: Option<f64>,
 }
 
 /// One `step`'s result with its observation.
@@ -688,7 +690,7 @@ impl Env {
         };
         self.observe_into(obs);
         let truncated = self.elapsed_steps >= MAX_EPISODE_STEPS;
-        Ok(StepInfo { reward, terminated, truncated, success: false })
+        Ok(StepInfo { reward, terminated, truncated, success: false, goal_distance: None })
     }
 }
 
@@ -721,7 +723,13 @@ impl MazeState {
             };
             (reward, !self.options.continuing_task && success)
         };
-        StepInfo { reward, terminated, truncated: elapsed_steps >= self.max_episode_steps, success }
+        StepInfo {
+            reward,
+            terminated,
+            truncated: elapsed_steps >= self.max_episode_steps,
+            success,
+            goal_distance: Some(d),
+        }
     }
 
     /// `update_goal`: in a continuing task with `reset_target`, a reached goal is replaced by

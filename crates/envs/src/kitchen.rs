@@ -482,6 +482,7 @@ impl KitchenState {
             terminated: self.options.terminate_on_tasks_completed && success,
             truncated: elapsed_steps >= self.options.max_episode_steps,
             success,
+            goal_distance: None,
         }
     }
 

@@ -42,6 +42,9 @@ pub struct Episode {
     pub length: usize,
     /// Ended by a fall rather than by the time limit.
     pub terminated: bool,
+    /// A maze's closest approach (m) of the ant's torso to the goal over the episode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closest_goal_distance: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -204,6 +207,7 @@ struct Slot {
     episode: Option<usize>,
     ret: f64,
     length: usize,
+    closest_goal_distance: Option<f64>,
 }
 
 /// Run `config.episodes` episodes of `policy` in `env` (an `EnvId` or an `EnvConfig` with a
@@ -286,7 +290,8 @@ fn run_episodes(
     policy: &mut dyn Policy,
     total: usize,
 ) -> Result<Vec<Episode>, EvalError> {
-    let mut slots = vec![Slot { episode: None, ret: 0.0, length: 0 }; num_envs];
+    let mut slots =
+        vec![Slot { episode: None, ret: 0.0, length: 0, closest_goal_distance: None }; num_envs];
     let mut obs = vec![0.0f64; num_envs * obs_dim];
     let mut done: Vec<Option<Episode>> = vec![None; total];
     let mut next_episode = 0;
@@ -301,7 +306,12 @@ fn run_episodes(
         let mut order = Vec::new();
         for s in free {
             if next_episode < total {
-                slots[s] = Slot { episode: Some(next_episode), ret: 0.0, length: 0 };
+                slots[s] = Slot {
+                    episode: Some(next_episode),
+                    ret: 0.0,
+                    length: 0,
+                    closest_goal_distance: None,
+                };
                 commands[s / per_lane].push((s % per_lane, next_episode));
                 order.push(s);
                 next_episode += 1;
@@ -371,6 +381,10 @@ fn run_episodes(
             let slot = &mut slots[s];
             slot.ret += info.reward;
             slot.length += 1;
+            if let Some(d) = info.goal_distance {
+                slot.closest_goal_distance =
+                    Some(slot.closest_goal_distance.map_or(d, |c| c.min(d)));
+            }
             if info.terminated || info.truncated {
                 let index = slot.episode.take().expect("active slot");
                 done[index] = Some(Episode {
@@ -378,6 +392,7 @@ fn run_episodes(
                     ret: slot.ret,
                     length: slot.length,
                     terminated: info.terminated,
+                    closest_goal_distance: slot.closest_goal_distance,
                 });
                 finished.push(s);
             }

@@ -157,3 +157,33 @@ fn non_finite_actions_and_bad_settings_are_errors() {
     let err = evaluate(id("Hopper-v4"), &mut Failing, &config(0, 2, 2), None).unwrap_err();
     assert!(err.to_string().contains("episodes (0)"), "{err}");
 }
+
+#[test]
+fn a_maze_episode_reports_its_closest_approach_to_the_goal() {
+    let maze = id("AntMaze_UMaze-v4");
+    let mut policy = linear("AntMaze_UMaze-v4");
+    let report = evaluate(maze, &mut policy, &config(2, 2, 1), None).unwrap();
+    let mut env = Env::new(maze).unwrap();
+    for episode in &report.episodes {
+        // The flat observation starts with achieved_goal: the torso's x, y.
+        let mut obs = env.reset(&mut episode_rng(42, episode.index));
+        let mut closest = f64::INFINITY;
+        loop {
+            let obs32: Vec<f32> = obs.iter().map(|&x| x as f32).collect();
+            let mut action = vec![0.0f32; env.act_dim()];
+            policy.act(&obs32, 1, &mut action).unwrap();
+            let step = env.step(&action).unwrap();
+            let goal = env.goal().expect("a maze has a goal");
+            closest = closest.min((step.obs[0] - goal[0]).hypot(step.obs[1] - goal[1]));
+            obs = step.obs;
+            if step.terminated || step.truncated {
+                break;
+            }
+        }
+        let reported = episode.closest_goal_distance.expect("a maze reports it");
+        assert!((reported - closest).abs() < 1e-12, "{reported} vs {closest}");
+    }
+    // Environments without a goal report none.
+    let hopper = evaluate(id("Hopper-v4"), &mut linear("Hopper-v4"), &config(1, 1, 1), None);
+    assert!(hopper.unwrap().episodes.iter().all(|e| e.closest_goal_distance.is_none()));
+}

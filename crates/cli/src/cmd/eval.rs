@@ -78,6 +78,11 @@ struct EvalOutput {
     return_mean: f64,
     returns: Vec<f64>,
     lengths: Vec<usize>,
+    /// A maze's closest approach (m) of the ant to the goal, per episode and on average.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    closest_goal_distances: Vec<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closest_goal_distance_mean: Option<f64>,
 }
 
 /// The agent in `checkpoint`: a checkpoint file, or a run directory's last or best one.
@@ -169,9 +174,14 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
         return_mean: r.return_mean,
         returns: r.returns,
         lengths: r.lengths,
+        closest_goal_distance_mean: ofql_algo::eval::mean(&r.closest_goal_distances),
+        closest_goal_distances: r.closest_goal_distances,
     };
     out.report(&report, || {
-        format!(
+        let join = |xs: &[f64], digits: usize| {
+            xs.iter().map(|x| format!("{x:.digits$}")).collect::<Vec<_>>().join(" ")
+        };
+        let mut text = format!(
             "{} step {} on {}: score {:.1} +- {:.1} (return {:.1} over {} episodes)\nreturns: {}",
             report.checkpoint.display(),
             report.step,
@@ -180,8 +190,15 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
             report.score_std,
             report.return_mean,
             report.episodes,
-            report.returns.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(" ")
-        )
+            join(&report.returns, 1)
+        );
+        if let Some(mean) = report.closest_goal_distance_mean {
+            text.push_str(&format!(
+                "\nclosest to the goal (m), {mean:.2} on average: {}",
+                join(&report.closest_goal_distances, 2)
+            ));
+        }
+        text
     });
     Ok(())
 }

@@ -249,8 +249,11 @@ impl Observer for Bar {
             .plain
             .map(|p| format!("; plain {:.1} +- {:.1}", p.score_mean, p.score_std))
             .unwrap_or_default();
+        let closest = ofql_algo::eval::mean(&r.closest_goal_distances)
+            .map(|d| format!("; closest to the goal {d:.2} m on average"))
+            .unwrap_or_default();
         self.progress.println(&format!(
-            "step {step}: score {:.1} +- {:.1} (return {:.1}){plain}",
+            "step {step}: score {:.1} +- {:.1} (return {:.1}){plain}{closest}",
             r.score_mean, r.score_std, r.return_mean
         ));
     }
