@@ -95,7 +95,7 @@ impl EnvEvaluator {
             report.plain = Some(PlainScore {
                 score_mean: plain.score_mean,
                 score_std: plain.score_std,
-                closest_goal_distance_mean: mean(&plain.closest_goal_distances),
+                closest_goal_distance_mean: plain.closest_goal_distance_mean,
             });
         }
         Ok(report)
@@ -120,14 +120,10 @@ impl EnvEvaluator {
                 .iter()
                 .filter_map(|e| e.closest_goal_distance)
                 .collect(),
+            closest_goal_distance_mean: r.closest_goal_distance.as_ref().map(|s| s.mean),
             plain: None,
         })
     }
-}
-
-/// The mean of `values`, None when there are none.
-pub fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 impl Evaluator for EnvEvaluator {

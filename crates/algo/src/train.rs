@@ -36,6 +36,9 @@ pub struct EvalReport {
     /// A maze's closest approach (m) to the goal in each episode; empty elsewhere.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub closest_goal_distances: Vec<f64>,
+    /// Their mean, None when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closest_goal_distance_mean: Option<f64>,
     /// One plain sample per state (temperature 1, no critic), when the evaluator measured it
     /// beside the configured protocol (`eval.also_plain`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -349,7 +352,7 @@ pub fn train(
             row.score_std = Some(report.score_std);
             row.plain_score_mean = report.plain.map(|p| p.score_mean);
             row.plain_score_std = report.plain.map(|p| p.score_std);
-            row.closest_goal_distance_mean = crate::eval::mean(&report.closest_goal_distances);
+            row.closest_goal_distance_mean = report.closest_goal_distance_mean;
             row.plain_closest_goal_distance_mean =
                 report.plain.and_then(|p| p.closest_goal_distance_mean);
             if best_score.is_none_or(|b| report.score_mean > b) {

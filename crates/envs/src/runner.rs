@@ -73,6 +73,9 @@ pub struct EvalReport {
     pub lengths: Summary,
     /// D4RL normalised score of the returns, when reference returns were given.
     pub normalized: Option<Summary>,
+    /// A maze's closest approach (m) to the goal over the episodes; None elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closest_goal_distance: Option<Summary>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,7 +280,17 @@ pub fn evaluate(
         let lengths = Summary::of(episodes.iter().map(|e| e.length as f64));
         let normalized =
             score.map(|s| Summary::of(episodes.iter().map(move |e| s.normalize(e.ret))));
-        EvalReport { env: id.to_string(), config: *config, episodes, returns, lengths, normalized }
+        let closest = episodes.iter().filter_map(|e| e.closest_goal_distance);
+        let closest_goal_distance = (closest.clone().count() > 0).then(|| Summary::of(closest));
+        EvalReport {
+            env: id.to_string(),
+            config: *config,
+            episodes,
+            returns,
+            lengths,
+            normalized,
+            closest_goal_distance,
+        }
     })
 }
 

@@ -174,7 +174,7 @@ pub fn run(args: EvalArgs, out: &Output) -> Result<()> {
         return_mean: r.return_mean,
         returns: r.returns,
         lengths: r.lengths,
-        closest_goal_distance_mean: ofql_algo::eval::mean(&r.closest_goal_distances),
+        closest_goal_distance_mean: r.closest_goal_distance_mean,
         closest_goal_distances: r.closest_goal_distances,
     };
     out.report(&report, || {

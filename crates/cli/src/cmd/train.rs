@@ -249,7 +249,8 @@ impl Observer for Bar {
             .plain
             .map(|p| format!("; plain {:.1} +- {:.1}", p.score_mean, p.score_std))
             .unwrap_or_default();
-        let closest = ofql_algo::eval::mean(&r.closest_goal_distances)
+        let closest = r
+            .closest_goal_distance_mean
             .map(|d| format!("; closest to the goal {d:.2} m on average"))
             .unwrap_or_default();
         self.progress.println(&format!(
